@@ -1,0 +1,30 @@
+# Two commands on a fresh machine:  `make run` (venv + install + default job)  and  `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Where mnist.npz lives: your own data/ folder if it has it, else the shared folder next to the checkout.
+export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(abspath ../shared/data))
+ARGS ?=
+
+.PHONY: install run test bench data-preview clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## train the default population (conf/train.yaml); extra overrides via ARGS="..."
+	$(PY) src/train.py $(ARGS)
+
+test: install  ## the whole test suite (a few minutes on 2 cores)
+	$(PY) -m pytest -q $(ARGS)
+
+bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP floor
+	$(PY) bench/population_speed.py $(ARGS)
+
+data-preview: install  ## PNG grids of samples per dataset, in previews/
+	$(PY) -m nncompress.data.preview $(ARGS)
+
+clean:
+	rm -rf outputs multirun previews .pytest_cache

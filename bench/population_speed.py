@@ -1,0 +1,113 @@
+"""Seconds per model-epoch: the population trainer (R = 1 and R = 70) vs a naive Lightning loop vs the FLOP floor.
+
+All on the same synthetic MNIST-shaped data (50,000 x 784, batch 100, 784-100-10, fast protocol), in one run:
+
+    python bench/population_speed.py [--replicas 70] [--epochs 2]
+"""
+import argparse
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nncompress.data.datasets import Splits
+from nncompress.data.module import PopulationData
+from nncompress.models.mlp import PopulationMLP
+from nncompress.population import Population
+from nncompress.training.module import PopulationClassifier
+
+N, D, H, C, BATCH = 50_000, 784, 100, 10, 100
+PROTOCOL = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "protocol" / "fast.yaml")
+
+
+class EpochTimer(pl.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.last = time.perf_counter() - self.start
+
+
+def fit(module, timer, epochs, **data):
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", logger=False, callbacks=[timer], enable_progress_bar=False,
+        enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, **data)
+    return timer.last  # the last epoch: warm caches, no first-call overhead
+
+
+def population_epoch(x, y, replicas: int, epochs: int, crn: bool = False) -> float:
+    pop = Population.build(list(range(replicas)) if not crn else [0], [1.0] if not crn else [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
+    model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], PROTOCOL.activation)
+    model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], PROTOCOL.init)
+    empty = torch.empty(0, D), torch.empty(0, dtype=torch.long)
+    data = PopulationData(Splits("synthetic", "synthetic", x, y, *empty, *empty), BATCH, pop.seeds("data"))
+    module = PopulationClassifier(model, pop, PROTOCOL, math.ceil(N / BATCH), regularizer=None)
+    return fit(module, EpochTimer(), epochs, datamodule=data) / replicas
+
+
+class NaiveMLP(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, C))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=PROTOCOL.lr, momentum=PROTOCOL.momentum, nesterov=True)
+
+
+def naive_epoch(x, y, epochs: int) -> float:
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    return fit(NaiveMLP(), EpochTimer(), epochs, train_dataloaders=loader)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def floor_epoch(peak_gflops: float) -> float:
+    """Dense FLOPs of one model-epoch: forward and weight gradients of both layers, input gradient of the
+    second (the first layer's input needs none), divided by the measured matmul peak."""
+    weights = D * H + H * C
+    flops = N * (2 * weights + 2 * weights + 2 * H * C)
+    return flops / (peak_gflops * 1e9)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=70)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    x, y = torch.rand(N, D), torch.randint(0, C, (N,))
+    peak = matmul_peak_gflops()
+    rows = {
+        "dense FLOP floor": floor_epoch(peak),
+        f"population R={args.replicas}": population_epoch(x, y, args.replicas, args.epochs),
+        f"population R={args.replicas}, common random numbers": population_epoch(x, y, args.replicas, args.epochs, crn=True),
+        "population R=1": population_epoch(x, y, 1, args.epochs),
+        "naive Lightning + DataLoader": naive_epoch(x, y, args.epochs),
+    }
+    naive, floor = rows["naive Lightning + DataLoader"], rows["dense FLOP floor"]
+    print(f"\nthreads {torch.get_num_threads()}, matmul peak {peak:.0f} GFLOP/s, {N} x {D}, batch {BATCH}, {D}-{H}-{C}")
+    print(f"{'trainer':<48} {'s / model-epoch':>16} {'vs naive':>9} {'vs floor':>9}")
+    for name, sec in rows.items():
+        print(f"{name:<48} {sec:>16.4f} {naive / sec:>8.1f}x {sec / floor:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

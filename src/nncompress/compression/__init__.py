@@ -1,0 +1,1 @@
+"""Compression methods: regularizers now; saliencies, masks and pruning schedules plug in here."""

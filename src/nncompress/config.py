@@ -1,0 +1,60 @@
+"""Checks of the composed config that turn bad input into one-line errors before any work starts."""
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig
+
+from .data.datasets import DATASETS, SPLITS
+from .errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+
+
+def ratios(cfg: DictConfig) -> list[float]:
+    return [float(r) for r in as_list(cfg.ratio)]
+
+
+def seeds(cfg: DictConfig) -> list[int]:
+    return [int(s) for s in as_list(cfg.seeds)]
+
+
+def validate(cfg: DictConfig) -> None:
+    for r in ratios(cfg):
+        if not 0.0 < r <= 1.0:
+            raise UserError(f"ratio must be in (0, 1] (fraction of weights kept), got {r}")
+    if not seeds(cfg) or len(set(seeds(cfg))) != len(seeds(cfg)):
+        raise UserError(f"seeds must be a non-empty list of distinct integers, got {list(as_list(cfg.seeds))}")
+    if len(set(ratios(cfg))) != len(ratios(cfg)):
+        raise UserError(f"ratio list has duplicates: {ratios(cfg)}")
+    if int(cfg.hidden) <= 0:
+        raise UserError(f"hidden must be a positive number of units, got {cfg.hidden}")
+    d = cfg.dataset
+    if d.name not in DATASETS:
+        raise UserError(f"unknown dataset '{d.name}' (choose from: {', '.join(DATASETS)})")
+    if d.split not in SPLITS:
+        raise UserError(f"unknown dataset.split '{d.split}' (choose from: {', '.join(SPLITS)})")
+    if d.get("source", "auto") not in ("auto", "original", "regenerated"):
+        raise UserError(f"unknown dataset.source '{d.source}' (choose from: auto, original, regenerated)")
+    if cfg.method.name == "none" and any(r < 1.0 for r in ratios(cfg)):
+        raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
+    if int(cfg.protocol.epochs) <= 0 or int(cfg.protocol.batch_size) <= 0:
+        raise UserError("protocol.epochs and protocol.batch_size must be positive")
+
+
+def check_choices(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Reject `group=option` overrides naming no config file, listing the valid options.
+
+    Hydra reports these too, but as a multi-line message; this catches them first to keep it one line.
+    """
+    for arg in overrides:
+        key, sep, value = arg.lstrip("+~").partition("=")
+        group = conf_dir / key
+        if not sep or not group.is_dir() or "(" in value:
+            continue
+        options = sorted(p.stem for p in group.glob("*.yaml"))
+        for v in value.split(","):
+            if v not in options:
+                raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")

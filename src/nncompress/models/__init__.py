@@ -1,0 +1,1 @@
+"""Batched populations of models: weights carry a leading replica dimension."""

@@ -1,0 +1,69 @@
+"""Linear layers of a whole population, computed as batched matmuls.
+
+Hand-written because no library batches independent small nets: R separate `nn.Linear` would cost R
+kernel launches and Python calls per layer per step, which dominates at these sizes.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+class PopulationLinear(nn.Module):
+    """R = G * P independent linear maps (in -> out).
+
+    Weights are stored (G, in, P * out): the P replicas of one input stream sit side by side, so when they
+    read the same batch (common random numbers) they run as one wide GEMM instead of P narrow ones.
+    """
+
+    def __init__(self, streams: int, per_stream: int, in_features: int, out_features: int):
+        super().__init__()
+        self.streams, self.per_stream = streams, per_stream
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(streams, in_features, per_stream * out_features))
+        self.bias = nn.Parameter(torch.empty(streams, 1, per_stream * out_features))
+
+    @property
+    def replicas(self) -> int:
+        return self.streams * self.per_stream
+
+    def weight_slots(self) -> torch.Tensor:
+        """View (G, P, in, out) of the weight: slot [g, p] is replica g * P + p."""
+        G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
+        return self.weight.view(G, i, P, o).permute(0, 2, 1, 3)
+
+    def replica_weight(self) -> torch.Tensor:
+        """Per-replica weights (R, in, out), a copy when P > 1."""
+        return self.weight_slots().reshape(self.replicas, self.in_features, self.out_features)
+
+    def replica_bias(self) -> torch.Tensor:
+        return self.bias.view(self.replicas, self.out_features)
+
+    @torch.no_grad()
+    def init_(self, generators: list[torch.Generator], scheme: str) -> None:
+        """Draw one (in, out) matrix and bias per generator; replica r gets draw r // (R / len(generators)).
+
+        `paper`: weights N(0, 1/fan_in), biases N(0, 1) (the authors' code); `kaiming`: weights
+        N(0, 2/fan_in), biases 0 (He et al., for ReLU).
+        """
+        i, o = self.in_features, self.out_features
+        w_std = {"paper": 1.0, "kaiming": math.sqrt(2.0)}[scheme] / math.sqrt(i)
+        w = torch.stack([torch.randn(i, o, generator=g) for g in generators]) * w_std
+        if scheme == "paper":
+            b = torch.stack([torch.randn(o, generator=g) for g in generators])
+        else:
+            b = torch.zeros(len(generators), o)
+        copies = self.replicas // len(generators)
+        self.weight_slots().copy_(w.repeat_interleave(copies, 0).view(self.streams, self.per_stream, i, o))
+        self.bias.view(self.replicas, o).copy_(b.repeat_interleave(copies, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (G, B, in), one batch per stream, or (B, in) shared by all; returns (R, B, out)."""
+        G, P, o = self.streams, self.per_stream, self.out_features
+        if x.dim() == 2:
+            w = self.weight.permute(1, 0, 2).reshape(self.in_features, G * P * o)
+            return torch.addmm(self.bias.reshape(-1), x, w).view(-1, G * P, o).transpose(0, 1)
+        out = torch.baddbmm(self.bias, x, self.weight)
+        if P == 1:
+            return out
+        return out.view(G, -1, P, o).transpose(1, 2).reshape(G * P, -1, o)

@@ -1,0 +1,1 @@
+"""Training a population with Lightning: the module, its metrics and protocols."""

@@ -1,0 +1,26 @@
+"""Per-replica accuracy as a torchmetrics Metric.
+
+torchmetrics' classification metrics reduce over every dimension but the sample one (and `samplewise`
+concatenates per update), so none keeps one running count per replica; this one does, with torchmetrics'
+state handling (reset, device moves, distributed sum).
+"""
+import torch
+from torchmetrics import Metric
+
+
+class ReplicaAccuracy(Metric):
+    full_state_update = False
+
+    def __init__(self, replicas: int):
+        super().__init__()
+        self.add_state("correct", default=torch.zeros(replicas, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros(replicas, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """logits (R, B, C); target (B,) shared or (R, B)."""
+        hits = logits.argmax(-1) == target
+        self.correct += hits.sum(-1)
+        self.total += hits.shape[-1]
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.float() / self.total.clamp(min=1)

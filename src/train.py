@@ -1,0 +1,107 @@
+"""Train a population of networks (every seed x ratio of the config) and record one result per replica.
+
+    python src/train.py                                  # defaults: conf/train.yaml
+    python src/train.py protocol=paper seeds=[0,1,2] hidden=30
+    python src/train.py -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
+"""
+import math
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from nncompress import config, results
+from nncompress.compression.regularizers import build_regularizer
+from nncompress.data.datasets import load_dataset
+from nncompress.data.module import PopulationData
+from nncompress.errors import exit_on_user_error
+from nncompress.loggers import build_logger
+from nncompress.models.mlp import PopulationMLP
+from nncompress.population import Population
+from nncompress.training.module import PopulationClassifier
+from nncompress.training.progress import progress_callback
+
+N_CLASSES = 10
+
+
+def train(cfg: DictConfig) -> list[dict]:
+    config.validate(cfg)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    splits = load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    population = Population.build(config.seeds(cfg), config.ratios(cfg), cfg.common_random_numbers)
+    n_train, protocol = len(splits.x_train), cfg.protocol
+
+    model = PopulationMLP(
+        population.streams, population.per_stream, [splits.x_train.shape[1], cfg.hidden, N_CLASSES], protocol.activation
+    )
+    model.init_([torch.Generator().manual_seed(s) for s in population.seeds("init")], protocol.init)
+    data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size)
+    module = PopulationClassifier(
+        model,
+        population,
+        protocol,
+        steps_per_epoch=math.ceil(n_train / protocol.batch_size),
+        regularizer=build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train),
+    )
+    trainer = pl.Trainer(
+        max_epochs=protocol.epochs,
+        accelerator=cfg.accelerator,
+        devices=1,
+        logger=build_logger(cfg, run_dir, resolved),
+        callbacks=[progress_callback()],
+        deterministic=cfg.deterministic,
+        default_root_dir=run_dir,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if len(splits.x_val) else 0,
+        log_every_n_steps=50,
+    )
+    start = time.time()
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data, verbose=False)
+    wall = time.time() - start
+
+    records = []
+    for replica, counts in zip(population.replicas, results.weight_counts(model)):
+        replica_cfg = results.replica_config(resolved, replica)
+        acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
+        records.append(
+            {
+                "key": results.config_key(replica_cfg),
+                "seed": replica.seed,
+                "ratio": replica.ratio,
+                "dataset": splits.name,
+                "source": splits.source,
+                **counts,
+                **acc,
+                "epochs": trainer.current_epoch,
+                "population_size": population.size,
+                "wall_time_s": wall,
+                "config": replica_cfg,
+            }
+        )
+    if cfg.save_model:
+        torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
+    results.write_jsonl(run_dir / "results.jsonl", records)
+    print(f"\n{splits.name} ({splits.source}), {population.size} replica(s), {wall:.1f} s -> {run_dir}")
+    print(results.format_table(records))
+    return records
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        train(cfg)
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        config.check_choices(sys.argv[1:])
+    main()

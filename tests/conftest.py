@@ -1,0 +1,30 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
+os.environ.setdefault("NNCOMPRESS_DATA_DIR", str(SHARED_DATA))
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """A fresh cache per test session, so tests never read what an earlier run left behind."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["NNCOMPRESS_CACHE_DIR"] = str(path)
+    return path
+
+
+def run_train(*overrides, cwd=ROOT, env=None):
+    """Run `src/train.py` in a subprocess; returns the CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), *overrides],
+        cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600,
+    )  # fmt: skip
+
+
+TINY = ["dataset.train_size=1000", "dataset.test_size=500", "protocol.epochs=2", "logger=none"]

@@ -1,0 +1,85 @@
+"""The command line as a user meets it: one-line errors, a full run, determinism, the README command."""
+import subprocess
+
+import pytest
+import torch
+
+from nncompress.results import read_jsonl
+
+from conftest import ROOT, SHARED_DATA, TINY, run_train
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["dataset=mnist_foo"], "unknown dataset 'mnist_foo' (choose from: mnist, mnist_back_image"),
+        (["-m", "protocol=fast,slow"], "unknown protocol 'slow'"),
+        (["ratio=0"], "ratio must be in (0, 1]"),
+        (["ratio=1.5"], "ratio must be in (0, 1]"),
+        (["ratio=[0.5,-0.1]"], "ratio must be in (0, 1]"),
+        (["hidden=0"], "hidden must be a positive number"),
+        (["data_dir=/nonexistent/dir"], "data_dir '/nonexistent/dir' does not exist"),
+        (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
+    ],
+)
+def test_bad_input_is_one_line_error(tmp_path, overrides, message):
+    proc = run_train(*overrides, *TINY, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert lines == [lines[0]] and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not list(tmp_path.rglob("results.jsonl"))
+
+
+def test_checksum_mismatch_is_one_line_error(tmp_path):
+    data = bytearray((SHARED_DATA / "mnist.npz").read_bytes())
+    data[1000] ^= 0xFF
+    (tmp_path / "mnist.npz").write_bytes(bytes(data))
+    proc = run_train(*TINY, f"data_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1 and "checksum mismatch" in lines[0]
+    assert not list(tmp_path.rglob("results.jsonl"))
+
+
+def train_tiny(run_dir, *extra):
+    proc = run_train(*TINY, "seeds=[0,1]", "save_model=true", f"hydra.run.dir={run_dir}", *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_end_to_end_run_writes_results_per_replica(tmp_path):
+    proc = train_tiny(tmp_path / "a", "dataset.val_size=200")
+    records = read_jsonl(tmp_path / "a" / "results.jsonl")
+    assert [(r["seed"], r["ratio"]) for r in records] == [(0, 1.0), (1, 1.0)]
+    for r in records:
+        assert r["dataset"] == "mnist" and r["source"] == "original"
+        assert r["nonzero_weights"] == r["total_weights"] == 784 * 100 + 100 * 10 and r["biases"] == 110
+        assert 0.5 < r["test_acc"] <= 1 and 0.5 < r["train_acc"] <= 1 and 0 <= r["val_acc"] <= 1
+        assert r["epochs"] == 2 and r["population_size"] == 2 and r["wall_time_s"] > 0
+        assert r["config"]["seeds"] == [r["seed"]] and r["config"]["dataset"]["train_size"] == 1000
+        assert len(r["key"]) == 16
+    assert records[0]["key"] != records[1]["key"]
+    assert "seed=1 ratio=1" in proc.stdout  # the per-replica table
+    state = torch.load(tmp_path / "a" / "model.pt")["state_dict"]
+    assert state["layers.0.weight"].shape == (2, 784, 100)
+
+
+def test_same_seed_gives_bit_identical_results(tmp_path):
+    train_tiny(tmp_path / "a", "common_random_numbers=true", "ratio=[1.0]")
+    train_tiny(tmp_path / "b", "common_random_numbers=true", "ratio=[1.0]")
+    a, b = (torch.load(tmp_path / d / "model.pt")["state_dict"] for d in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ra, rb = (read_jsonl(tmp_path / d / "results.jsonl") for d in "ab")
+    assert [r["test_acc"] for r in ra] == [r["test_acc"] for r in rb]
+    assert not torch.equal(a["layers.0.weight"][0], a["layers.0.weight"][1])  # the two seeds differ
+
+
+def test_readme_run_command_with_default_wandb_logger(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    args = "dataset.train_size=1000 dataset.test_size=500 protocol.epochs=1 " f"hydra.run.dir={tmp_path}/run"
+    proc = subprocess.run(["make", "run", f"ARGS={args}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(read_jsonl(tmp_path / "run" / "results.jsonl")) == 1
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))  # W&B offline by default

@@ -1,0 +1,35 @@
+import math
+
+import torch
+
+from nncompress.compression.regularizers import build_regularizer
+from nncompress.training.metrics import ReplicaAccuracy
+from nncompress.training.module import lr_factor
+
+
+def test_regularized_sgd_step_is_the_authors_update():
+    lam, n, lr = 1.0, 500, 0.3
+    for name, derivative in (("l2", lambda w: w), ("l1", torch.sign)):
+        w = torch.randn(3, 4, 5, requires_grad=True)
+        w.grad = torch.randn_like(w)
+        expected = w.detach() - lam * lr * derivative(w.detach()) / n - lr * w.grad
+        build_regularizer(name, lam, n).add_to_grad([w])
+        torch.optim.SGD([w], lr=lr).step()
+        torch.testing.assert_close(w.detach(), expected)
+    assert build_regularizer("none", lam, n) is None
+
+
+def test_inverse_sqrt_schedule_is_per_epoch():
+    steps = 500
+    assert lr_factor("inv_sqrt", 0, steps, 10**6) == 2.0  # epoch j = 1
+    assert lr_factor("inv_sqrt", steps - 1, steps, 10**6) == 2.0
+    assert math.isclose(lr_factor("inv_sqrt", 3 * steps, steps, 10**6), 2.0 / math.sqrt(4))
+    assert lr_factor("cosine", 0, steps, 1000) == 1.0 and abs(lr_factor("cosine", 1000, steps, 1000)) < 1e-12
+
+
+def test_replica_accuracy_accumulates_per_replica():
+    m = ReplicaAccuracy(2)
+    logits = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]])  # (R=2, B=2, C=2)
+    m.update(logits, torch.tensor([0, 0]))
+    m.update(logits[:, :1], torch.tensor([1]))
+    torch.testing.assert_close(m.compute(), torch.tensor([2 / 3, 2 / 3]))
