@@ -22,19 +22,41 @@ class PopulationLinear(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.weight = nn.Parameter(torch.empty(streams, in_features, per_stream * out_features))
         self.bias = nn.Parameter(torch.empty(streams, 1, per_stream * out_features))
+        self.register_buffer("mask", None)  # bool, weight layout; None while dense
 
     @property
     def replicas(self) -> int:
         return self.streams * self.per_stream
 
-    def weight_slots(self) -> torch.Tensor:
-        """View (G, P, in, out) of the weight: slot [g, p] is replica g * P + p."""
+    def slots(self, t: torch.Tensor) -> torch.Tensor:
+        """View (G, P, in, out) of a tensor in weight layout: slot [g, p] is replica g * P + p."""
         G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
-        return self.weight.view(G, i, P, o).permute(0, 2, 1, 3)
+        return t.view(G, i, P, o).permute(0, 2, 1, 3)
+
+    def weight_slots(self) -> torch.Tensor:
+        return self.slots(self.weight)
+
+    def per_replica(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor in weight layout as (R, in, out); a copy when P > 1."""
+        return self.slots(t).reshape(self.replicas, self.in_features, self.out_features)
 
     def replica_weight(self) -> torch.Tensor:
         """Per-replica weights (R, in, out), a copy when P > 1."""
-        return self.weight_slots().reshape(self.replicas, self.in_features, self.out_features)
+        return self.per_replica(self.weight)
+
+    def replica_mask(self) -> torch.Tensor:
+        """Per-replica kept-weight mask (R, in, out), all True while dense."""
+        if self.mask is None:
+            return torch.ones(self.replicas, self.in_features, self.out_features, dtype=torch.bool, device=self.weight.device)
+        return self.per_replica(self.mask)
+
+    @torch.no_grad()
+    def set_replica_mask_(self, mask: torch.Tensor) -> None:
+        """Store a per-replica mask (R, in, out) in weight layout and zero the weights it removes."""
+        if self.mask is None:
+            self.mask = torch.ones_like(self.weight, dtype=torch.bool)
+        self.slots(self.mask).copy_(mask.view(self.streams, self.per_stream, self.in_features, self.out_features))
+        self.weight.mul_(self.mask)
 
     def replica_bias(self) -> torch.Tensor:
         return self.bias.view(self.replicas, self.out_features)

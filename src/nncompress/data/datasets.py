@@ -1,0 +1,90 @@
+"""Dataset registry: which files or recipe give each dataset, its splits, and where it came from."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from . import larochelle, variants
+from .cache import save_atomic
+from .mnist import NPZ_SHA256, load_mnist
+
+DATASETS = ("mnist",) + variants.VARIANTS
+SPLITS = {"paper": "50,000 train / 12,000 test", "official": "the source's own train / test"}
+
+
+@dataclass
+class Splits:
+    """Flattened float32 images in [0, 1] and int64 labels, already split."""
+
+    name: str
+    source: str  # "original" or "regenerated"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def paper_pool(m: dict) -> tuple[np.ndarray, ...]:
+    """MNIST cut the paper's way: the first 50,000 training images to train, and 12,000 to test: the
+    official test set plus training images 50,000..51,999 (digits never seen in training)."""
+    x_test = np.concatenate([m["x_test"], m["x_train"][50000:52000]])
+    y_test = np.concatenate([m["y_test"], m["y_train"][50000:52000]])
+    return m["x_train"][:50000], m["y_train"][:50000], x_test, y_test
+
+
+def regenerated(name: str, data_dir: Path, cache_dir: Path, seed: int) -> tuple[np.ndarray, ...]:
+    """The paper pool passed through the variant recipe, generated once per (recipe, seed, MNIST) and cached."""
+    path = cache_dir / f"{name}-recipe{variants.RECIPE_VERSION}-seed{seed}-{NPZ_SHA256[:12]}.npz"
+    if not path.exists():
+        x_tr, y_tr, x_te, y_te = paper_pool(load_mnist(data_dir))
+        x = variants.regenerate(name, np.concatenate([x_tr, x_te]), seed)
+        save_atomic(path, {"x_train": x[: len(x_tr)], "y_train": y_tr, "x_test": x[len(x_tr) :], "y_test": y_te})
+    with np.load(path) as d:
+        return d["x_train"], d["y_train"], d["x_test"], d["y_test"]
+
+
+def load_arrays(cfg, data_dir: Path, cache_dir: Path) -> tuple[str, tuple]:
+    """(source, (x_train, y_train, x_test, y_test)) for the configured dataset and split."""
+    name, split, source = cfg.name, cfg.split, cfg.get("source", "auto")
+    if name == "mnist":
+        m = load_mnist(data_dir)
+        arrays = paper_pool(m) if split == "paper" else (m["x_train"], m["y_train"], m["x_test"], m["y_test"])
+        return "original", arrays
+    have_original = (data_dir / larochelle.ORIGINALS[name].filename).exists()
+    if source == "original" and not have_original:
+        raise UserError(f"{name}: source=original needs {larochelle.ORIGINALS[name].filename} in {data_dir}")
+    if source == "original" or (source == "auto" and have_original):
+        a = larochelle.load_original(name, data_dir, cache_dir)
+        arrays = (a["x_large"], a["y_large"], a["x_small"], a["y_small"])
+        source = "original"
+    else:
+        arrays, source = regenerated(name, data_dir, cache_dir, cfg.regen_seed), "regenerated"
+    # The paper trains on the 50,000 set and tests on the 12,000 one; `official` keeps Larochelle's way round.
+    return source, (arrays if split == "paper" else arrays[2:] + arrays[:2])
+
+
+def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), 28 * 28)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    return x, torch.from_numpy(y.astype(np.int64))
+
+
+def load_dataset(cfg, data_dir: str | Path, cache_dir: str | Path) -> Splits:
+    """Load, split and limit the dataset described by the `dataset` config group."""
+    data_dir, cache_dir = Path(data_dir).expanduser(), Path(cache_dir).expanduser()
+    if not data_dir.is_dir():
+        raise UserError(f"data_dir '{data_dir}' does not exist (set data_dir=... or NNCOMPRESS_DATA_DIR)")
+    source, (x_tr, y_tr, x_te, y_te) = load_arrays(cfg, data_dir, cache_dir)
+    val = cfg.get("val_size", 0) or 0
+    if not 0 <= val < len(x_tr):
+        raise UserError(f"dataset.val_size must be in [0, {len(x_tr)}), got {val}")
+    x_va, y_va = x_tr[len(x_tr) - val :], y_tr[len(y_tr) - val :]
+    x_tr, y_tr = x_tr[: len(x_tr) - val], y_tr[: len(y_tr) - val]
+    n_tr, n_te = cfg.get("train_size") or len(x_tr), cfg.get("test_size") or len(x_te)
+    return Splits(
+        cfg.name, source, *as_tensors(x_tr[:n_tr], y_tr[:n_tr]), *as_tensors(x_va, y_va), *as_tensors(x_te[:n_te], y_te[:n_te])
+    )
