@@ -16,7 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from nncompress import config, results
-from nncompress.compression.regularizers import build_regularizer
+from nncompress.compression.pruning import build_pruning
+from nncompress.compression.regularizers import Regularization, build_regularizer
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import exit_on_user_error
@@ -42,19 +43,21 @@ def train(cfg: DictConfig) -> list[dict]:
     )
     model.init_([torch.Generator().manual_seed(s) for s in population.seeds("init")], protocol.init)
     data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size)
-    module = PopulationClassifier(
-        model,
-        population,
-        protocol,
-        steps_per_epoch=math.ceil(n_train / protocol.batch_size),
-        regularizer=build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train),
-    )
+    callbacks = [progress_callback()]
+    regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train)
+    if regularizer is not None:
+        callbacks.append(Regularization(regularizer))  # before pruning, which masks the gradients
+    pruning = build_pruning(cfg.method, protocol, population, run_dir, cfg.eval_batch_size)
+    if pruning is not None:
+        callbacks.append(pruning)
+    epochs = pruning.max_epochs if pruning else protocol.epochs
+    module = PopulationClassifier(model, population, protocol, math.ceil(n_train / protocol.batch_size), epochs)
     trainer = pl.Trainer(
-        max_epochs=protocol.epochs,
+        max_epochs=epochs,
         accelerator=cfg.accelerator,
         devices=1,
         logger=build_logger(cfg, run_dir, resolved),
-        callbacks=[progress_callback()],
+        callbacks=callbacks,
         deterministic=cfg.deterministic,
         default_root_dir=run_dir,
         enable_checkpointing=False,
@@ -82,6 +85,7 @@ def train(cfg: DictConfig) -> list[dict]:
                 **counts,
                 **acc,
                 "epochs": trainer.current_epoch,
+                **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
                 "population_size": population.size,
                 "wall_time_s": wall,
                 "config": replica_cfg,

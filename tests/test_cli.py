@@ -1,6 +1,7 @@
 """The command line as a user meets it: one-line errors, a full run, determinism, the README command."""
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,28 @@ def test_readme_run_command_with_default_wandb_logger(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(read_jsonl(tmp_path / "run" / "results.jsonl")) == 1
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))  # W&B offline by default
+
+
+@pytest.mark.parametrize("method", ["obd", "magl1", "magl2"])
+def test_pruning_run_end_to_end(tmp_path, method):
+    schedule = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "method.schedule.steps=3"]
+    proc = run_train(*TINY, f"method={method}", "ratio=[0.1,0.01]", "method.histogram_epochs=[2]", *schedule,
+                     f"hydra.run.dir={tmp_path}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = read_jsonl(tmp_path / "results.jsonl")
+    total = 784 * 100 + 100 * 10
+    assert [r["ratio"] for r in records] == [0.1, 0.01]
+    for r in records:
+        assert r["nonzero_weights"] == round(r["ratio"] * total) and r["achieved_ratio"] == r["nonzero_weights"] / total
+        assert r["pruning_steps"] == 3 and r["epochs"] == 1 + 2 + 1 and r["config"]["method"]["name"] == method
+    steps = read_jsonl(tmp_path / "pruning.jsonl")
+    assert [(s["ratio"], s["step"], s["epoch"]) for s in steps] == [(q, i, i) for i in (1, 2, 3) for q in (0.1, 0.01)]
+    assert steps[-1]["sparsity"] == pytest.approx(0.99, abs=1 / total)
+    assert all({"train_acc_before", "train_acc_after", "saliency_time_s"} <= set(s) for s in steps)
+    hist = np.load(tmp_path / "histograms" / "epoch2.npz")
+    assert hist["counts"].shape == (2, 200) and hist["counts"][1].sum() < hist["counts"][0].sum()
+
+
+def test_method_none_refuses_compression_ratios(tmp_path):
+    proc = run_train(*TINY, "ratio=0.5", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0 and "method=none keeps every weight" in proc.stderr

@@ -40,6 +40,13 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown dataset.source '{d.source}' (choose from: auto, original, regenerated)")
     if cfg.method.name == "none" and any(r < 1.0 for r in ratios(cfg)):
         raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
+    m = cfg.method
+    if m.get("scope", "global") not in ("global", "layer"):
+        raise UserError(f"unknown method.scope '{m.scope}' (choose from: global, layer)")
+    if m.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):
+        raise UserError(f"unknown method.hessian '{m.hessian}' (choose from: abs, exact, gauss_newton)")
+    if m.get("schedule") is not None and int(m.schedule.steps) < 1:
+        raise UserError(f"method.schedule.steps must be at least 1, got {m.schedule.steps}")
     if int(cfg.protocol.epochs) <= 0 or int(cfg.protocol.batch_size) <= 0:
         raise UserError("protocol.epochs and protocol.batch_size must be positive")
 

@@ -23,7 +23,9 @@ def weight_counts(model) -> list[dict]:
     nonzero = sum((layer.replica_weight() != 0).sum((1, 2)) for layer in model.layers).tolist()
     total = sum(layer.in_features * layer.out_features for layer in model.layers)
     biases = sum(layer.out_features for layer in model.layers)
-    return [{"nonzero_weights": n, "total_weights": total, "biases": biases} for n in nonzero]
+    return [
+        {"nonzero_weights": n, "total_weights": total, "biases": biases, "achieved_ratio": n / total} for n in nonzero
+    ]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:

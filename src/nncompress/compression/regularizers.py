@@ -3,6 +3,7 @@
 Adding lambda * R'(w) / n to the gradient before the optimizer step gives exactly that update with plain
 SGD; biases are never regularized.
 """
+import pytorch_lightning as pl
 import torch
 
 
@@ -38,3 +39,13 @@ REGULARIZERS = {"l1": L1, "l2": L2}
 def build_regularizer(name: str, lam: float, n_train: int) -> Regularizer | None:
     """`name` in none | l1 | l2; the strength is lambda / n with n the training-set size."""
     return None if name == "none" or lam == 0 else REGULARIZERS[name](lam / n_train)
+
+
+class Regularization(pl.Callback):
+    """Applies a regularizer to the weights of every layer before each optimizer step (biases never)."""
+
+    def __init__(self, regularizer: Regularizer):
+        self.regularizer = regularizer
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.regularizer.add_to_grad(layer.weight for layer in pl_module.model.layers)

@@ -18,7 +18,7 @@ class PopulationMLP(nn.Module):
             [PopulationLinear(streams, per_stream, sizes[0], sizes[1])]
             + [PopulationLinear(replicas, 1, a, b) for a, b in zip(sizes[1:-1], sizes[2:])]
         )
-        self.activation = ACTIVATIONS[activation]
+        self.activation_name, self.activation = activation, ACTIVATIONS[activation]
 
     @property
     def replicas(self) -> int:

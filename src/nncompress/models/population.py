@@ -50,12 +50,17 @@ class PopulationLinear(nn.Module):
             return torch.ones(self.replicas, self.in_features, self.out_features, dtype=torch.bool, device=self.weight.device)
         return self.per_replica(self.mask)
 
+    def from_replicas(self, t: torch.Tensor) -> torch.Tensor:
+        """A per-replica tensor (R, in, out) (or (R, 1, 1), broadcast) in weight layout."""
+        out = torch.empty_like(self.weight, dtype=t.dtype)
+        G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
+        self.slots(out).copy_(t.expand(self.replicas, i, o).reshape(G, P, i, o))
+        return out
+
     @torch.no_grad()
     def set_replica_mask_(self, mask: torch.Tensor) -> None:
         """Store a per-replica mask (R, in, out) in weight layout and zero the weights it removes."""
-        if self.mask is None:
-            self.mask = torch.ones_like(self.weight, dtype=torch.bool)
-        self.slots(self.mask).copy_(mask.view(self.streams, self.per_stream, self.in_features, self.out_features))
+        self.mask = self.from_replicas(mask)
         self.weight.mul_(self.mask)
 
     def replica_bias(self) -> torch.Tensor:

@@ -24,3 +24,12 @@ class ReplicaAccuracy(Metric):
 
     def compute(self) -> torch.Tensor:
         return self.correct.float() / self.total.clamp(min=1)
+
+
+@torch.no_grad()
+def replica_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4000) -> torch.Tensor:
+    """Accuracy (R,) of every replica on (x, y)."""
+    metric = ReplicaAccuracy(model.replicas).to(x.device)
+    for i in range(0, len(x), batch_size):
+        metric.update(model(x[i : i + batch_size]), y[i : i + batch_size])
+    return metric.compute().reshape(-1)

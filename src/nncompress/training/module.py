@@ -9,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from ..compression.regularizers import Regularizer
 from ..data.module import PopulationData
 from ..population import Population
 from .metrics import ReplicaAccuracy
@@ -41,18 +40,15 @@ def lr_factor(schedule: str, step: int, steps_per_epoch: int, total_steps: int) 
 
 
 class PopulationClassifier(pl.LightningModule):
-    def __init__(self, model, population: Population, protocol, steps_per_epoch: int, regularizer: Regularizer | None):
+    def __init__(self, model, population: Population, protocol, steps_per_epoch: int, epochs: int):
         super().__init__()
         self.model, self.population, self.protocol = model, population, protocol
-        self.steps_per_epoch, self.regularizer = steps_per_epoch, regularizer
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.loss_fn = LOSSES[protocol.loss]
         R = population.size
         self.val_acc = ReplicaAccuracy(R)
         self.eval_acc = torch.nn.ModuleList(ReplicaAccuracy(R) for _ in PopulationData.EVAL_SETS)
         self.accuracy: dict[str, torch.Tensor] = {}
-
-    def weights(self):
-        return [layer.weight for layer in self.model.layers]
 
     def replica_targets(self, y: torch.Tensor) -> torch.Tensor:
         """Stream labels (G, B) -> replica labels (R, B)."""
@@ -65,15 +61,11 @@ class PopulationClassifier(pl.LightningModule):
         self.log("train/loss", loss / self.population.size, prog_bar=True)
         return loss
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        if self.regularizer is not None:
-            self.regularizer.add_to_grad(self.weights())
-
     def configure_optimizers(self):
         p = self.protocol
         # fused: one kernel over all replicas' weights; the optimizer step is memory-bound at these sizes
         opt = torch.optim.SGD(self.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, fused=True)
-        total = max(1, self.steps_per_epoch * p.epochs)
+        total = max(1, self.steps_per_epoch * self.epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: lr_factor(p.lr_schedule, step, self.steps_per_epoch, total)
         )

@@ -1,0 +1,76 @@
+"""Diagonal of the Hessian of the training loss by second-order backpropagation (LeCun et al. 1989).
+
+Hand-written because autograd gives Hessian-vector products, not the diagonal: the exact diagonal by autograd
+costs one backward pass per weight. This recursion costs about one forward and one backward pass over the
+data, batched over replicas, and is exact for one hidden layer (the paper's networks): a hidden pre-activation
+z_j reaches the loss only through the linear map to the outputs, so per sample
+    d2L/dz_j2 = f'(z_j)^2 * w_j^T H_out w_j + f''(z_j) * dL/da_j,     d2L/dW_ij2 = a_i^2 * d2L/dz_j2,
+with w_j the weights leaving unit j and H_out the Hessian of the loss in the output pre-activations
+(diagonal for sigmoid + squared error, diag(p) - p p^T for softmax + cross-entropy). Layers further down
+get LeCun's diagonal approximation.
+"""
+import torch
+import torch.nn.functional as F
+
+from ..data.module import EvalBatches
+
+
+def activation_derivatives(name: str, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(f'(z), f''(z)) given a = f(z)."""
+    if name == "sigmoid":
+        d1 = a * (1 - a)
+        return d1, d1 * (1 - 2 * a)
+    if name == "relu":
+        return (z > 0).to(z.dtype), torch.zeros_like(z)
+    raise ValueError(name)
+
+
+def output_terms(loss: str, z: torch.Tensor, y: torch.Tensor, gauss_newton: bool):
+    """Per sample: dL/dz (R, B, C), diag(H_out) (R, B, C), and w -> (w_j^T H_out w_j)_j for w (R, in, C)."""
+    onehot = F.one_hot(y, z.shape[-1]).to(z.dtype)
+    if loss == "mse":  # L = 1/2 ||sigmoid(z) - y||^2: outputs independent, H_out diagonal
+        a = torch.sigmoid(z)
+        d1 = a * (1 - a)
+        h = d1 * d1 if gauss_newton else d1 * d1 + (a - onehot) * d1 * (1 - 2 * a)
+        return (a - onehot) * d1, h, lambda w: h @ (w * w).transpose(1, 2)
+    if loss == "cross_entropy":  # H_out = diag(p) - p p^T, already positive semi-definite
+        p = torch.softmax(z, -1)
+        return p - onehot, p * (1 - p), lambda w: p @ (w * w).transpose(1, 2) - (p @ w.transpose(1, 2)) ** 2
+    raise ValueError(loss)
+
+
+def sum_outer(a2: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """sum_b a2[b, i] * s[r, b, j] -> (R, in, out); a2 is (B, in) when shared by all replicas, else (R, B, in)."""
+    if a2.dim() == 2:  # one wide GEMM for all replicas
+        R, B, out = s.shape
+        return (a2.T @ s.transpose(0, 1).reshape(B, R * out)).view(-1, R, out).transpose(0, 1)
+    return torch.bmm(a2.transpose(1, 2), s)
+
+
+@torch.no_grad()
+def hessian_diagonal(model, x: torch.Tensor, y: torch.Tensor, loss: str, batch_size: int = 4000,
+                     gauss_newton: bool = False) -> list[torch.Tensor]:  # fmt: skip
+    """Per layer, d2L/dW2 (R, in, out) of the training loss averaged over (x, y), for every replica.
+
+    `gauss_newton` drops the terms in second derivatives of the activations (the result is then >= 0).
+    """
+    layers, last = model.layers, len(model.layers) - 1
+    sums = [torch.zeros(lay.replicas, lay.in_features, lay.out_features, device=x.device) for lay in layers]
+    for xb, yb in EvalBatches(x, y, batch_size):
+        inputs, pre = [xb], []
+        for i, layer in enumerate(layers):
+            pre.append(layer(inputs[-1]))
+            if i < last:
+                inputs.append(model.activation(pre[-1]))
+        grad, s, quad = output_terms(loss, pre[-1], yb, gauss_newton)
+        for i in reversed(range(len(layers))):
+            sums[i] += sum_outer(inputs[i] * inputs[i], s)
+            if i == 0:
+                break
+            w = layers[i].replica_weight()
+            d1, d2 = activation_derivatives(model.activation_name, pre[i - 1], inputs[i])
+            grad_a = grad @ w.transpose(1, 2)
+            second_a = quad(w) if i == last else s @ (w * w).transpose(1, 2)
+            s = d1 * d1 * second_a if gauss_newton else d1 * d1 * second_a + d2 * grad_a
+            grad = grad_a * d1
+    return [h / len(x) for h in sums]

@@ -1,0 +1,166 @@
+"""The Lightning callback that prunes every replica of a population on the paper's iterative schedule.
+
+Each replica keeps its own schedule state: it is pruned by its own saliencies to its own target, its steps fire
+on its own training accuracy, and once it has trained `final_epochs` after its last step it is frozen
+(gradients and optimizer state zeroed) while slower replicas finish.
+"""
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from ..population import Population
+from ..training.metrics import replica_accuracy
+from .masks import prune_masks
+from .saliency import OBD, SALIENCIES
+from .schedules import SCHEDULES, Timing
+
+
+class Pruning(pl.Callback):
+    def __init__(self, saliency, schedule, timing: Timing, population: Population, scope: str = "global",
+                 run_dir: Path | None = None, histogram_epochs=(), eval_batch_size: int = 4000):  # fmt: skip
+        self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
+        self.population, self.run_dir = population, run_dir
+        self.histogram_epochs, self.eval_batch_size = set(histogram_epochs), eval_batch_size
+        R = population.size
+        self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)
+        self.steps_done = torch.zeros(R, dtype=torch.long)
+        self.last_step = torch.full((R,), -(10**9))
+        self.end_epoch = torch.full((R,), 10**9)
+        self.active = torch.ones(R, dtype=torch.bool)
+        self.history: list[dict] = []  # one entry per pruning step and replica
+        self.grad_masks: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (weights, biases) to update
+
+    @property
+    def max_epochs(self) -> int:
+        return self.timing.max_epochs(self.schedule.steps)
+
+    def train_accuracy(self, trainer, model) -> torch.Tensor:
+        s = trainer.datamodule.splits
+        return replica_accuracy(model, s.x_train, s.y_train, self.eval_batch_size).cpu()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        epoch, t = trainer.current_epoch, self.timing
+        finished = self.active & (self.end_epoch <= epoch)
+        if finished.any():
+            self.active &= ~finished
+            self.zero_frozen(pl_module, trainer.optimizers[0])
+        pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
+        due = pending & (epoch - self.last_step >= t.every)
+        accuracy = None
+        if t.threshold is not None and (pending & ~due).any():
+            accuracy = self.train_accuracy(trainer, pl_module.model)
+            due |= pending & (accuracy >= t.threshold)
+        if due.any():
+            self.prune(trainer, pl_module, due, accuracy)
+
+    @torch.no_grad()
+    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor | None) -> None:
+        model, epoch, splits = pl_module.model, trainer.current_epoch, trainer.datamodule.splits
+        before = self.train_accuracy(trainer, model) if before is None else before
+        start = time.perf_counter()
+        scores = self.saliency.scores(model, splits.x_train, splits.y_train)
+        saliency_s = time.perf_counter() - start
+        fractions = torch.tensor(
+            [self.schedule.fraction(int(i) + 1, float(s)) for i, s in zip(self.steps_done, self.targets)]
+        )
+        old = [layer.replica_mask() for layer in model.layers]
+        new = prune_masks(scores, old, fractions.to(scores[0].device, scores[0].dtype), self.scope)
+        dev_due = due.to(old[0].device).view(-1, 1, 1)
+        for layer, m_old, m_new in zip(model.layers, old, new):
+            layer.set_replica_mask_(torch.where(dev_due, m_new, m_old))
+        self.zero_frozen(pl_module, trainer.optimizers[0])
+        after = self.train_accuracy(trainer, model)
+        self.steps_done += due.long()
+        self.last_step[due] = epoch
+        self.end_epoch[due & (self.steps_done == self.schedule.steps)] = epoch + self.timing.final_epochs
+        kept = sum(m.sum((1, 2)) for m in (layer.replica_mask() for layer in model.layers)).cpu()
+        total = sum(layer.in_features * layer.out_features for layer in model.layers)
+        for r in self.population.replicas:
+            if due[r.index]:
+                self.record(trainer, {
+                    "replica": r.name, "seed": r.seed, "ratio": r.ratio, "epoch": epoch,
+                    "step": int(self.steps_done[r.index]), "sparsity": 1.0 - float(kept[r.index]) / total,
+                    "train_acc_before": float(before[r.index]), "train_acc_after": float(after[r.index]),
+                    "saliency_time_s": saliency_s,
+                })  # fmt: skip
+
+    def record(self, trainer, entry: dict) -> None:
+        self.history.append(entry)
+        if self.run_dir is not None:
+            with open(self.run_dir / "pruning.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        if trainer.logger:
+            name = entry["replica"]
+            trainer.logger.log_metrics(
+                {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]},
+                step=trainer.global_step,
+            )
+
+    @torch.no_grad()
+    def zero_frozen(self, pl_module, optimizer) -> None:
+        """Recompute the gradient masks (kept weights of active replicas) and clear optimizer state outside them,
+        so momentum cannot move a pruned weight or a frozen replica."""
+        active = self.active.to(pl_module.device)
+        self.grad_masks = []
+        for layer in pl_module.model.layers:
+            mask = layer.from_replicas(active.view(-1, 1, 1))
+            if layer.mask is not None:
+                mask &= layer.mask
+            bias_mask = active.view(layer.streams, 1, layer.per_stream, 1).expand(-1, -1, -1, layer.out_features)
+            bias_mask = bias_mask.reshape(layer.bias.shape)
+            self.grad_masks.append((mask, bias_mask))
+            for param, m in ((layer.weight, mask), (layer.bias, bias_mask)):
+                for state in optimizer.state.get(param, {}).values():
+                    if torch.is_tensor(state) and state.shape == param.shape:
+                        state.mul_(m)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        for layer, (mask, bias_mask) in zip(pl_module.model.layers, self.grad_masks):
+            if layer.weight.grad is not None:
+                layer.weight.grad.mul_(mask)
+                layer.bias.grad.mul_(bias_mask)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trained = trainer.current_epoch + 1
+        if trained in self.histogram_epochs and self.run_dir is not None:
+            self.save_histograms(pl_module.model, trained)
+        if bool((self.end_epoch <= trained).all()):
+            trainer.should_stop = True
+
+    def save_histograms(self, model, epoch: int, bins: int = 200) -> None:
+        """Histogram of each replica's kept weights (all layers), for the paper's Figure 6."""
+        weights = torch.cat([layer.replica_weight().detach().flatten(1) for layer in model.layers], 1).cpu().numpy()
+        counts, edges = [], []
+        for w in weights:
+            c, e = np.histogram(w[w != 0], bins=bins)
+            counts.append(c)
+            edges.append(e)
+        path = self.run_dir / "histograms" / f"epoch{epoch}.npz"
+        path.parent.mkdir(exist_ok=True)
+        np.savez(path, counts=np.stack(counts), edges=np.stack(edges), replicas=[r.name for r in self.population.replicas])
+
+    def replica_summary(self, index: int, epochs_trained: int) -> dict:
+        return {
+            "target_ratio": self.population.replicas[index].ratio,
+            "pruning_steps": int(self.steps_done[index]),
+            "epochs": int(min(self.end_epoch[index], epochs_trained)),
+        }
+
+
+def build_pruning(method, protocol, population: Population, run_dir: Path | None, eval_batch_size: int = 4000):
+    """The Pruning callback a `method` config describes, or None for methods that do not prune."""
+    if method.get("saliency") is None:
+        return None
+    if method.saliency == "obd":
+        saliency = OBD(protocol.loss, method.hessian, eval_batch_size)
+    else:
+        saliency = SALIENCIES[method.saliency]()
+    schedule = SCHEDULES[method.schedule.kind](method.schedule.steps, method.schedule.c)
+    return Pruning(
+        saliency, schedule, Timing(**protocol.pruning), population, method.scope, run_dir, method.histogram_epochs,
+        eval_batch_size,
+    )  # fmt: skip

@@ -1,0 +1,141 @@
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from nncompress.compression.masks import prune_masks
+from nncompress.compression.pruning import Pruning
+from nncompress.compression.regularizers import L1, L2, Regularization
+from nncompress.compression.saliency import OBD, Magnitude
+from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timing
+from nncompress.data.datasets import Splits
+from nncompress.data.module import PopulationData
+from nncompress.training.module import PopulationClassifier
+
+from conftest import ROOT
+from test_population_model import make
+
+FAST = OmegaConf.load(ROOT / "conf" / "protocol" / "fast.yaml")
+
+
+@pytest.mark.parametrize("schedule", [PowerSchedule(15, 16), CubicSchedule(15), PowerSchedule(4, 1)])
+@pytest.mark.parametrize("target", [0.0, 0.5, 0.998])
+def test_schedule_is_monotone_and_hits_the_target_at_step_k(schedule, target):
+    fractions = [schedule.fraction(i, target) for i in range(schedule.steps + 1)]
+    assert fractions[0] == 0 and fractions[-1] == pytest.approx(target, abs=1e-15)
+    assert all(a <= b for a, b in zip(fractions, fractions[1:]))
+
+
+def test_power_schedule_front_loads():
+    s = PowerSchedule(15, 16)
+    assert s.fraction(1, 1.0) == pytest.approx(15 ** (-1 / 16))  # about 84 % of the target at the first step
+    assert CubicSchedule(15).fraction(1, 1.0) == pytest.approx(1 - (14 / 15) ** 3)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5, 0.01, 0.002])
+def test_achieved_ratio_matches_target(ratio):
+    sizes = [(784, 100), (100, 10)]
+    scores = [torch.rand(3, *s) for s in sizes]
+    masks = [torch.ones(3, *s, dtype=torch.bool) for s in sizes]
+    total = sum(a * b for a, b in sizes)
+    fractions = torch.full((3,), 1.0 - ratio, dtype=torch.float64)
+    kept = sum(m.sum((1, 2)) for m in prune_masks(scores, masks, fractions, "global"))
+    assert (kept == round(ratio * total)).all()
+    layer = prune_masks(scores, masks, fractions, "layer")
+    for m, (a, b) in zip(layer, sizes):
+        assert ((m.sum((1, 2)) - ratio * a * b).abs() <= 1).all()  # within one weight per layer
+
+
+def test_global_and_layer_scope_rank_as_specified():
+    big, small = torch.full((1, 4, 5), 10.0), torch.full((1, 5, 2), 1.0)  # 20 + 10 weights
+    big[0, 0, 0] = 0.5  # the single lowest score overall
+    masks = [torch.ones_like(big, dtype=torch.bool), torch.ones_like(small, dtype=torch.bool)]
+    g = prune_masks([big, small], masks, torch.tensor([11 / 30]), "global")  # remove 11 of 30
+    assert (~g[0]).sum() == 1 and not g[0][0, 0, 0] and (~g[1]).sum() == 10  # lowest first, across layers
+    lay = prune_masks([big, small], masks, torch.tensor([0.4]), "layer")  # 40 % of each layer
+    assert (~lay[0]).sum() == 8 and (~lay[1]).sum() == 4 and not lay[0][0, 0, 0]
+
+
+def test_removed_weights_stay_removed_even_with_higher_scores():
+    s = torch.arange(10.0).view(1, 2, 5)
+    first = prune_masks([s], [torch.ones(1, 2, 5, dtype=torch.bool)], torch.tensor([0.3]))[0]
+    second = prune_masks([s.flip(-1)], [first], torch.tensor([0.5]))[0]
+    assert not (second & ~first).any() and (~second).sum() == 5
+
+
+def test_obd_saliency_is_w2_times_hessian():
+    torch.manual_seed(0)
+    _, model = make([0, 1], [1.0], False, "sigmoid", "paper", sizes=(6, 5, 4))
+    x, y = torch.randn(20, 6), torch.randint(0, 4, (20,))
+    from nncompress.compression.hessian import hessian_diagonal
+
+    h = hessian_diagonal(model, x, y, "mse")
+    w = model.layers[0].replica_weight()
+    torch.testing.assert_close(OBD("mse", "abs").scores(model, x, y)[0], w**2 * h[0].abs())
+    torch.testing.assert_close(OBD("mse", "exact").scores(model, x, y)[0], 0.5 * w**2 * h[0])
+    torch.testing.assert_close(Magnitude().scores(model, x, y)[0], w.abs())
+
+
+class Snapshots(pl.Callback):
+    """Weights of the first layer after every training epoch."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.weights.append(pl_module.model.layers[0].replica_weight().detach().clone())
+
+
+def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False):
+    torch.manual_seed(0)
+    pop, model = make([0], ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
+    x = torch.randn(400, 20)
+    y = (x[:, :3].argmax(1)).long()  # learnable
+    empty = torch.empty(0, 20), torch.empty(0, dtype=torch.long)
+    data = PopulationData(Splits("toy", "synthetic", x, y, *empty, *empty), 20, pop.seeds("data"))
+    pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
+    snaps = Snapshots()
+    callbacks = ([Regularization(regularizer)] if regularizer else []) + [pruning, snaps]
+    module = PopulationClassifier(model, pop, FAST, math.ceil(len(x) / 20), pruning.max_epochs)
+    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=callbacks, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
+    return model, pruning, snaps
+
+
+@pytest.mark.parametrize("regularizer", [None, L1(0.05), L2(0.05)])
+def test_masks_survive_momentum_and_regularizers(regularizer):
+    timing = Timing(first_epoch=1, every=1, threshold=None, final_epochs=6)  # 3 steps, then 120 steps of training
+    model, pruning, snaps = tiny_fit([0.5, 0.1], timing, regularizer)
+    for layer in model.layers:
+        w, m = layer.replica_weight(), layer.replica_mask()
+        assert torch.equal(w[~m], torch.zeros_like(w[~m]))  # bit-exactly zero
+        assert (w[m] != 0).all()
+    # the pruned set after the last step (end of epoch 3) is the same at the very end
+    assert torch.equal(snaps.weights[3] == 0, snaps.weights[-1] == 0)
+    assert not torch.equal(snaps.weights[3], snaps.weights[-1])  # the kept weights kept training
+    kept = [sum(int(layer.replica_mask()[r].sum()) for layer in model.layers) for r in range(2)]
+    total = 20 * 16 + 16 * 3
+    assert kept == [round(0.5 * total), round(0.1 * total)]
+    assert [e["step"] for e in pruning.history] == [1, 1, 2, 2, 3, 3]
+
+
+def test_replicas_trigger_on_their_own_accuracy_and_freeze_when_done():
+    timing = Timing(first_epoch=1, every=3, threshold=0.9, final_epochs=2)
+    model, pruning, snaps = tiny_fit([1.0, 0.002], timing)
+    steps = {r: [e for e in pruning.history if e["ratio"] == r] for r in (1.0, 0.002)}
+    for history in steps.values():
+        assert len(history) == 3 and history[0]["epoch"] == timing.first_epoch
+        for prev, step in zip(history, history[1:]):
+            gap = step["epoch"] - prev["epoch"]
+            assert 1 <= gap <= timing.every
+            assert gap == timing.every or step["train_acc_before"] >= timing.threshold  # early only when accurate
+    assert [e["epoch"] for e in steps[1.0]] != [e["epoch"] for e in steps[0.002]]  # each on its own accuracy
+    ends = [history[-1]["epoch"] + timing.final_epochs for history in steps.values()]
+    first, last = (0, 1) if ends[0] < ends[1] else (1, 0)
+    assert pruning.replica_summary(first, len(snaps.weights))["epochs"] == ends[first]
+    assert torch.equal(snaps.weights[ends[first] - 1][first], snaps.weights[-1][first])  # frozen once done
+    assert not torch.equal(snaps.weights[ends[first] - 1][last], snaps.weights[-1][last])  # the other trains on
+    assert len(snaps.weights) == ends[last]  # the run stops when the last replica is done
