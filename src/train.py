@@ -22,12 +22,10 @@ from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import exit_on_user_error
 from nncompress.loggers import build_logger
-from nncompress.models.mlp import PopulationMLP
-from nncompress.population import Population
+from nncompress.models.factory import build_model
+from nncompress.population import Population, stable_seed
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.progress import progress_callback
-
-N_CLASSES = 10
 
 
 def train(cfg: DictConfig) -> list[dict]:
@@ -35,13 +33,12 @@ def train(cfg: DictConfig) -> list[dict]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    if cfg.protocol.normalize:
+        splits.standardize_()
     population = Population.build(config.seeds(cfg), config.ratios(cfg), cfg.common_random_numbers)
     n_train, protocol = len(splits.x_train), cfg.protocol
 
-    model = PopulationMLP(
-        population.streams, population.per_stream, [splits.x_train.shape[1], cfg.hidden, N_CLASSES], protocol.activation
-    )
-    model.init_([torch.Generator().manual_seed(s) for s in population.seeds("init")], protocol.init)
+    model = build_model(cfg, population, splits.x_train.shape[1])
     data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size)
     callbacks = [progress_callback()]
     regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train)
@@ -66,13 +63,14 @@ def train(cfg: DictConfig) -> list[dict]:
         limit_val_batches=1.0 if len(splits.x_val) else 0,
         log_every_n_steps=50,
     )
+    torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
     start = time.time()
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, verbose=False)
     wall = time.time() - start
 
     records = []
-    for replica, counts in zip(population.replicas, results.weight_counts(model)):
+    for replica, counts in zip(population.replicas, model.replica_counts()):
         replica_cfg = results.replica_config(resolved, replica)
         acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
         records.append(
@@ -100,9 +98,13 @@ def train(cfg: DictConfig) -> list[dict]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> tuple[float, float]:
+    """Returns (mean validation accuracy, or test accuracy without a validation set; mean parameters): the
+    objectives a Hydra sweeper such as Optuna's optimizes."""
     with exit_on_user_error():
-        train(cfg)
+        records = train(cfg)
+    accuracy = "val_acc" if "val_acc" in records[0] else "test_acc"
+    return sum(r[accuracy] for r in records) / len(records), sum(r["parameters"] for r in records) / len(records)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The command line as a user meets it: one-line errors, a full run, determinism, the README command."""
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +22,10 @@ from conftest import ROOT, SHARED_DATA, TINY, run_train
         (["hidden=0"], "hidden must be a positive number"),
         (["data_dir=/nonexistent/dir"], "data_dir '/nonexistent/dir' does not exist"),
         (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
+        (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
+        (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
+        (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
+        (["method=magl1", "method.scope=row"], "unknown method.scope 'row' (choose from: global, layer)"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, overrides, message):
@@ -109,3 +114,31 @@ def test_pruning_run_end_to_end(tmp_path, method):
 def test_method_none_refuses_compression_ratios(tmp_path):
     proc = run_train(*TINY, "ratio=0.5", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0 and "method=none keeps every weight" in proc.stderr
+
+
+def test_hashednet_and_convnet_runs(tmp_path):
+    proc = run_train(*TINY, "model=hashednet", "ratio=[1.0,0.1]", f"hydra.run.dir={tmp_path}/h")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hashed = read_jsonl(tmp_path / "h" / "results.jsonl")
+    assert [r["parameters"] for r in hashed] == [79400 + 110, 7840 + 100 + 110]
+    proc = run_train(*TINY, "model=convnet", "protocol=convnet", "protocol.epochs=1", "seeds=[0,1]",
+                     "model.kernel=7", "model.channels=4", "model.pool=3", f"hydra.run.dir={tmp_path}/c")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    conv = read_jsonl(tmp_path / "c" / "results.jsonl")
+    assert [r["parameters"] for r in conv] == [4 * 49 + 4 + 4 * 7 * 7 * 10 + 10] * 2
+    assert conv[0]["test_acc"] != conv[1]["test_acc"] and all(r["test_acc"] > 0.3 for r in conv)
+
+
+def test_convnet_searches_and_pareto(tmp_path):
+    tiny = [*TINY, "protocol.epochs=1", "dataset.val_size=200", "seeds=[0]"]
+    grid = run_train("-m", "+experiment=convnet_grid", *tiny, "model.kernel=5,9", "model.channels=4",
+                     "model.stride=2", "model.pool=2", "model.dropout=0", f"hydra.sweep.dir={tmp_path}/grid")  # fmt: skip
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    assert len(list((tmp_path / "grid").rglob("results.jsonl"))) == 2
+    optuna = run_train("-m", "+experiment=convnet_optuna", *tiny, "hydra.sweeper.n_trials=2",
+                       f"hydra.sweep.dir={tmp_path}/optuna")  # fmt: skip
+    assert optuna.returncode == 0, optuna.stderr[-3000:]
+    assert "solutions" in (tmp_path / "optuna" / "optimization_results.yaml").read_text()
+    out = subprocess.run([sys.executable, "-m", "nncompress.pareto", str(tmp_path), "--out", str(tmp_path / "f.csv")],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "4 settings" in out and (tmp_path / "f.csv").exists()

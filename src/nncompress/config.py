@@ -5,6 +5,8 @@ from omegaconf import DictConfig, ListConfig
 
 from .data.datasets import DATASETS, SPLITS
 from .errors import UserError
+from .models.convnet import conv_output_side
+from .models.factory import MODELS
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -38,8 +40,22 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown dataset.split '{d.split}' (choose from: {', '.join(SPLITS)})")
     if d.get("source", "auto") not in ("auto", "original", "regenerated"):
         raise UserError(f"unknown dataset.source '{d.source}' (choose from: auto, original, regenerated)")
-    if cfg.method.name == "none" and any(r < 1.0 for r in ratios(cfg)):
+    model = cfg.model.name
+    if model not in MODELS:
+        raise UserError(f"unknown model '{model}' (choose from: {', '.join(MODELS)})")
+    if model != "mlp" and cfg.method.name != "none":
+        raise UserError(f"model={model} trains as it is: use method=none (pruning methods apply to model=mlp)")
+    if model == "mlp" and cfg.method.name == "none" and any(r < 1.0 for r in ratios(cfg)):
         raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
+    if model == "convnet":
+        if any(r != 1.0 for r in ratios(cfg)):
+            raise UserError("model=convnet has no ratio: its size comes from kernel, channels, stride and pool")
+        c = cfg.model
+        if conv_output_side(28, c.kernel, c.stride, c.pool) < 1 or min(c.kernel, c.channels, c.stride, c.pool) < 1:
+            raise UserError(f"convnet kernel={c.kernel} channels={c.channels} stride={c.stride} pool={c.pool} "
+                            "leaves no feature map of a 28-pixel image")
+        if not 0.0 <= c.dropout < 1.0:
+            raise UserError(f"model.dropout must be in [0, 1), got {c.dropout}")
     m = cfg.method
     if m.get("scope", "global") not in ("global", "layer"):
         raise UserError(f"unknown method.scope '{m.scope}' (choose from: global, layer)")

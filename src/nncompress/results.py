@@ -18,16 +18,6 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def weight_counts(model) -> list[dict]:
-    """Per replica: non-zero weights (counted from the weights themselves), total weights and biases."""
-    nonzero = sum((layer.replica_weight() != 0).sum((1, 2)) for layer in model.layers).tolist()
-    total = sum(layer.in_features * layer.out_features for layer in model.layers)
-    biases = sum(layer.out_features for layer in model.layers)
-    return [
-        {"nonzero_weights": n, "total_weights": total, "biases": biases, "achieved_ratio": n / total} for n in nonzero
-    ]
-
-
 def write_jsonl(path: Path, records: list[dict]) -> None:
     """Write all records or none: a crash never leaves a partial results file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".tmp")
@@ -42,10 +32,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def format_table(records: list[dict]) -> str:
-    """One line per replica: seed, ratio, test accuracy and non-zero weights."""
-    lines = [f"{'replica':<24} {'test acc':>8} {'train acc':>9} {'non-zero weights':>18}"]
+    """One line per replica: seed, ratio, accuracies, non-zero weights and parameters (real weights + biases)."""
+    lines = [f"{'replica':<24} {'test acc':>8} {'train acc':>9} {'non-zero weights':>18} {'parameters':>10}"]
     for r in records:
         name = f"seed={r['seed']} ratio={r['ratio']:g}"
         kept = f"{r['nonzero_weights']}/{r['total_weights']}"
-        lines.append(f"{name:<24} {r['test_acc']:>8.4f} {r['train_acc']:>9.4f} {kept:>18}")
+        lines.append(f"{name:<24} {r['test_acc']:>8.4f} {r['train_acc']:>9.4f} {kept:>18} {r['parameters']:>10}")
     return "\n".join(lines)

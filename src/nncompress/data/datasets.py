@@ -27,6 +27,12 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
+    def standardize_(self) -> None:
+        """Scale every split by the training set's pixel mean and std."""
+        mean, std = self.x_train.mean(), self.x_train.std()
+        for name in ("x_train", "x_val", "x_test"):
+            setattr(self, name, (getattr(self, name) - mean) / std)
+
 
 def paper_pool(m: dict) -> tuple[np.ndarray, ...]:
     """MNIST cut the paper's way: the first 50,000 training images to train, and 12,000 to test: the

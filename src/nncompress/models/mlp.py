@@ -7,16 +7,21 @@ from .population import PopulationLinear
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
 
 
+def dense_layer(streams: int, per_stream: int, in_features: int, out_features: int, index: int) -> PopulationLinear:
+    return PopulationLinear(streams, per_stream, in_features, out_features)
+
+
 class PopulationMLP(nn.Module):
     """R replicas of in -> hidden -> out; returns output pre-activations (R, B, out)."""
 
-    def __init__(self, streams: int, per_stream: int, sizes: list[int], activation: str):
+    def __init__(self, streams: int, per_stream: int, sizes: list[int], activation: str, layer=dense_layer):
+        """`layer(streams, per_stream, in, out, index)` builds layer `index` (dense by default)."""
         super().__init__()
         replicas = streams * per_stream
         # Only the first layer reads the (per-stream) input; later layers read per-replica activations.
         self.layers = nn.ModuleList(
-            [PopulationLinear(streams, per_stream, sizes[0], sizes[1])]
-            + [PopulationLinear(replicas, 1, a, b) for a, b in zip(sizes[1:-1], sizes[2:])]
+            [layer(streams, per_stream, sizes[0], sizes[1], 0)]
+            + [layer(replicas, 1, a, b, i + 1) for i, (a, b) in enumerate(zip(sizes[1:-1], sizes[2:]))]
         )
         self.activation_name, self.activation = activation, ACTIVATIONS[activation]
 
@@ -33,3 +38,16 @@ class PopulationMLP(nn.Module):
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
+
+    @torch.no_grad()
+    def replica_counts(self) -> list[dict]:
+        """Per replica: non-zero (virtual) weights, real weights stored, total weights, biases, parameters."""
+        nonzero = sum((layer.replica_weight() != 0).sum((1, 2)) for layer in self.layers).tolist()
+        real = sum(layer.real_weights().cpu() for layer in self.layers).tolist()
+        total = sum(layer.in_features * layer.out_features for layer in self.layers)
+        biases = sum(layer.out_features for layer in self.layers)
+        return [
+            {"nonzero_weights": n, "real_weights": w, "total_weights": total, "biases": biases,
+             "parameters": w + biases, "achieved_ratio": w / total}
+            for n, w in zip(nonzero, real)
+        ]  # fmt: skip

@@ -9,6 +9,21 @@ import torch
 from torch import nn
 
 
+def draw_weights(scheme: str, shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
+    """`paper`: N(0, 1/fan_in) (the authors' code); `kaiming`: N(0, 2/fan_in) (He et al., for ReLU);
+    `uniform`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default for Linear and Conv)."""
+    if scheme == "uniform":
+        return (torch.rand(shape, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+    return torch.randn(shape, generator=generator) * {"paper": 1.0, "kaiming": math.sqrt(2.0)}[scheme] / math.sqrt(fan_in)
+
+
+def draw_biases(scheme: str, n: int, fan_in: int, generator: torch.Generator) -> torch.Tensor:
+    """`paper`: N(0, 1); `kaiming`: 0; `uniform`: like the weights."""
+    if scheme == "paper":
+        return torch.randn(n, generator=generator)
+    return draw_weights(scheme, (n,), fan_in, generator) if scheme == "uniform" else torch.zeros(n)
+
+
 class PopulationLinear(nn.Module):
     """R = G * P independent linear maps (in -> out).
 
@@ -40,19 +55,23 @@ class PopulationLinear(nn.Module):
         """A tensor in weight layout as (R, in, out); a copy when P > 1."""
         return self.slots(t).reshape(self.replicas, self.in_features, self.out_features)
 
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses, in weight layout (G, in, P * out)."""
+        return self.weight
+
     def replica_weight(self) -> torch.Tensor:
         """Per-replica weights (R, in, out), a copy when P > 1."""
-        return self.per_replica(self.weight)
+        return self.per_replica(self.effective_weight())
 
     def replica_mask(self) -> torch.Tensor:
         """Per-replica kept-weight mask (R, in, out), all True while dense."""
         if self.mask is None:
-            return torch.ones(self.replicas, self.in_features, self.out_features, dtype=torch.bool, device=self.weight.device)
+            return torch.ones(self.replicas, self.in_features, self.out_features, dtype=torch.bool, device=self.bias.device)
         return self.per_replica(self.mask)
 
     def from_replicas(self, t: torch.Tensor) -> torch.Tensor:
         """A per-replica tensor (R, in, out) (or (R, 1, 1), broadcast) in weight layout."""
-        out = torch.empty_like(self.weight, dtype=t.dtype)
+        out = torch.empty(self.streams, self.in_features, self.per_stream * self.out_features, dtype=t.dtype, device=t.device)
         G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
         self.slots(out).copy_(t.expand(self.replicas, i, o).reshape(G, P, i, o))
         return out
@@ -63,6 +82,10 @@ class PopulationLinear(nn.Module):
         self.mask = self.from_replicas(mask)
         self.weight.mul_(self.mask)
 
+    def real_weights(self) -> torch.Tensor:
+        """Stored weight values per replica (R,): the non-zero ones, counted from the weights, not the mask."""
+        return (self.replica_weight() != 0).sum((1, 2))
+
     def replica_bias(self) -> torch.Tensor:
         return self.bias.view(self.replicas, self.out_features)
 
@@ -70,27 +93,22 @@ class PopulationLinear(nn.Module):
     def init_(self, generators: list[torch.Generator], scheme: str) -> None:
         """Draw one (in, out) matrix and bias per generator; replica r gets draw r // (R / len(generators)).
 
-        `paper`: weights N(0, 1/fan_in), biases N(0, 1) (the authors' code); `kaiming`: weights
-        N(0, 2/fan_in), biases 0 (He et al., for ReLU).
+        See `draw_weights` for the schemes.
         """
         i, o = self.in_features, self.out_features
-        w_std = {"paper": 1.0, "kaiming": math.sqrt(2.0)}[scheme] / math.sqrt(i)
-        w = torch.stack([torch.randn(i, o, generator=g) for g in generators]) * w_std
-        if scheme == "paper":
-            b = torch.stack([torch.randn(o, generator=g) for g in generators])
-        else:
-            b = torch.zeros(len(generators), o)
+        w = torch.stack([draw_weights(scheme, (i, o), i, g) for g in generators])
+        b = torch.stack([draw_biases(scheme, o, i, g) for g in generators])
         copies = self.replicas // len(generators)
         self.weight_slots().copy_(w.repeat_interleave(copies, 0).view(self.streams, self.per_stream, i, o))
         self.bias.view(self.replicas, o).copy_(b.repeat_interleave(copies, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (G, B, in), one batch per stream, or (B, in) shared by all; returns (R, B, out)."""
-        G, P, o = self.streams, self.per_stream, self.out_features
+        G, P, o, weight = self.streams, self.per_stream, self.out_features, self.effective_weight()
         if x.dim() == 2:
-            w = self.weight.permute(1, 0, 2).reshape(self.in_features, G * P * o)
+            w = weight.permute(1, 0, 2).reshape(self.in_features, G * P * o)
             return torch.addmm(self.bias.reshape(-1), x, w).view(-1, G * P, o).transpose(0, 1)
-        out = torch.baddbmm(self.bias, x, self.weight)
+        out = torch.baddbmm(self.bias, x, weight)
         if P == 1:
             return out
         return out.view(G, -1, P, o).transpose(1, 2).reshape(G * P, -1, o)

@@ -64,7 +64,9 @@ class PopulationClassifier(pl.LightningModule):
     def configure_optimizers(self):
         p = self.protocol
         # fused: one kernel over all replicas' weights; the optimizer step is memory-bound at these sizes
-        opt = torch.optim.SGD(self.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, fused=True)
+        opt = torch.optim.SGD(
+            self.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay, fused=True
+        )
         total = max(1, self.steps_per_epoch * self.epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: lr_factor(p.lr_schedule, step, self.steps_per_epoch, total)

@@ -1,0 +1,78 @@
+"""The paper's small ConvNet (section 4.1), as a population: conv -> ReLU -> max-pool -> dropout -> linear.
+
+Replicas run as one grouped convolution (one group per replica) and a batched linear head.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .population import PopulationLinear, draw_weights
+
+
+def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:
+    """Side of the pooled feature map: floor((side - kernel) / stride) + 1 after the conv, then floor(/ pool)."""
+    return ((side - kernel) // stride + 1) // pool
+
+
+def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side: int = 28, classes: int = 10) -> int:
+    """Exact count: conv weights + conv biases + linear weights + linear biases."""
+    features = channels * conv_output_side(side, kernel, stride, pool) ** 2
+    return channels * kernel * kernel + channels + features * classes + classes
+
+
+class PopulationConvNet(nn.Module):
+    def __init__(self, streams: int, per_stream: int, kernel: int, channels: int, stride: int, pool: int,
+                 dropout: float, side: int = 28, classes: int = 10):  # fmt: skip
+        super().__init__()
+        self.streams, self.per_stream, self.side = streams, per_stream, side
+        self.kernel, self.channels, self.stride, self.pool = kernel, channels, stride, pool
+        R = streams * per_stream
+        out_side = conv_output_side(side, kernel, stride, pool)
+        if out_side < 1:
+            raise ValueError(f"kernel {kernel}, stride {stride} and pool {pool} leave no feature map of a {side}-pixel image")
+        self.conv = nn.Conv2d(R, R * channels, kernel, stride=stride, groups=R)
+        self.dropout = nn.Dropout(dropout)
+        self.head = PopulationLinear(R, 1, channels * out_side * out_side, classes)
+        self.layers = [self.head]  # the part with per-replica weight matrices
+
+    @property
+    def replicas(self) -> int:
+        return self.streams * self.per_stream
+
+    @torch.no_grad()
+    def init_(self, generators: list[torch.Generator], scheme: str = "uniform") -> None:
+        """PyTorch's default init, one draw per stream: a replica's weights depend on its seed alone, and the
+        replicas of one stream start alike (common random numbers)."""
+        fan_in, P = self.kernel * self.kernel, self.per_stream
+        w = self.conv.weight.view(self.replicas, self.channels, self.kernel, self.kernel)
+        b = self.conv.bias.view(self.replicas, self.channels)
+        for i, g in enumerate(generators):
+            w[i * P : (i + 1) * P] = draw_weights(scheme, w.shape[1:], fan_in, g)
+            b[i * P : (i + 1) * P] = draw_weights(scheme, b.shape[1:], fan_in, g)
+        self.head.init_(generators, scheme)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (G, B, side*side) per stream or (B, side*side) shared; returns logits (R, B, classes)."""
+        s, R = self.side, self.replicas
+        if x.dim() == 2:
+            images = x.view(-1, 1, s, s).expand(-1, R, s, s)
+        else:
+            images = x.view(self.streams, -1, s, s).transpose(0, 1).repeat_interleave(self.per_stream, dim=1)
+        h = F.max_pool2d(F.relu(self.conv(images)), self.pool)
+        h = self.dropout(h).view(h.shape[0], R, -1).transpose(0, 1)
+        return self.head(h)
+
+    def parameter_count(self) -> int:
+        return convnet_parameters(self.kernel, self.channels, self.stride, self.pool, self.side, self.head.out_features)
+
+    @torch.no_grad()
+    def replica_counts(self) -> list[dict]:
+        conv = self.channels * self.kernel * self.kernel
+        total = conv + self.head.in_features * self.head.out_features
+        nonzero = ((self.conv.weight.view(self.replicas, -1) != 0).sum(1).cpu() + self.head.real_weights().cpu()).tolist()
+        biases = self.channels + self.head.out_features
+        return [
+            {"nonzero_weights": n, "real_weights": total, "total_weights": total, "biases": biases,
+             "parameters": self.parameter_count()}
+            for n in nonzero
+        ]  # fmt: skip
