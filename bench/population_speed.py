@@ -43,7 +43,7 @@ def fit(module, timer, epochs, **data):
 
 
 def population_epoch(x, y, replicas: int, epochs: int, crn: bool = False) -> float:
-    pop = Population.build(list(range(replicas)) if not crn else [0], [1.0] if not crn else [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
+    pop = Population.grid(list(range(replicas)) if not crn else [0], [1.0] if not crn else [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
     model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], PROTOCOL.activation)
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], PROTOCOL.init)
     empty = torch.empty(0, D), torch.empty(0, dtype=torch.long)

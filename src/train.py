@@ -35,7 +35,16 @@ def train(cfg: DictConfig) -> list[dict]:
     splits = load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)
     if cfg.protocol.normalize:
         splits.standardize_()
-    population = Population.build(config.seeds(cfg), config.ratios(cfg), cfg.common_random_numbers)
+    store = results.ResultStore(cfg.results_dir)
+    keys = {(s, r): results.experiment_key(resolved, s, r, splits.source) for s in config.seeds(cfg) for r in config.ratios(cfg)}
+    done = {pair for pair, key in keys.items() if key in store} if cfg.resume else set()
+    pending = Population.pending(list(keys), done, cfg.common_random_numbers)
+    if not pending:
+        print(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
+        return [store.get(k) for k in keys.values()]
+    if done:
+        print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
+    population = Population.build(pending, cfg.common_random_numbers)
     n_train, protocol = len(splits.x_train), cfg.protocol
 
     model = build_model(cfg, population, splits.x_train.shape[1])
@@ -44,7 +53,7 @@ def train(cfg: DictConfig) -> list[dict]:
     regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train)
     if regularizer is not None:
         callbacks.append(Regularization(regularizer))  # before pruning, which masks the gradients
-    pruning = build_pruning(cfg.method, protocol, population, run_dir, cfg.eval_batch_size)
+    pruning = build_pruning(cfg, population, run_dir)
     if pruning is not None:
         callbacks.append(pruning)
     epochs = pruning.max_epochs if pruning else protocol.epochs
@@ -71,11 +80,10 @@ def train(cfg: DictConfig) -> list[dict]:
 
     records = []
     for replica, counts in zip(population.replicas, model.replica_counts()):
-        replica_cfg = results.replica_config(resolved, replica)
         acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
         records.append(
             {
-                "key": results.config_key(replica_cfg),
+                "key": keys[replica.seed, replica.ratio],
                 "seed": replica.seed,
                 "ratio": replica.ratio,
                 "dataset": splits.name,
@@ -86,12 +94,15 @@ def train(cfg: DictConfig) -> list[dict]:
                 **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
                 "population_size": population.size,
                 "wall_time_s": wall,
-                "config": replica_cfg,
+                "config": results.replica_config(resolved, replica.seed, replica.ratio),
             }
         )
     if cfg.save_model:
         torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
     results.write_jsonl(run_dir / "results.jsonl", records)
+    for record, replica in zip(records, population.replicas):
+        if (replica.seed, replica.ratio) not in done:  # retrained only to share a stream: already stored
+            store.put(record)
     print(f"\n{splits.name} ({splits.source}), {population.size} replica(s), {wall:.1f} s -> {run_dir}")
     print(results.format_table(records))
     return records

@@ -19,6 +19,14 @@ def cache_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture(autouse=True)
+def results_dir(tmp_path, monkeypatch):
+    """Each test its own results store, so finished replicas of one test are never skipped in another."""
+    path = tmp_path / "store"
+    monkeypatch.setenv("NNCOMPRESS_RESULTS_DIR", str(path))
+    return path
+
+
 def run_train(*overrides, cwd=ROOT, env=None):
     """Run `src/train.py` in a subprocess; returns the CompletedProcess (text)."""
     return subprocess.run(

@@ -25,7 +25,7 @@ from conftest import ROOT, SHARED_DATA, TINY, run_train
         (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
         (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
         (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
-        (["method=magl1", "method.scope=row"], "unknown method.scope 'row' (choose from: global, layer)"),
+        (["method=magl1", "pruning_scope=row"], "unknown pruning_scope 'row' (choose from: global, layer)"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, overrides, message):
@@ -72,7 +72,7 @@ def test_end_to_end_run_writes_results_per_replica(tmp_path):
 
 def test_same_seed_gives_bit_identical_results(tmp_path):
     train_tiny(tmp_path / "a", "common_random_numbers=true", "ratio=[1.0]")
-    train_tiny(tmp_path / "b", "common_random_numbers=true", "ratio=[1.0]")
+    train_tiny(tmp_path / "b", "common_random_numbers=true", "ratio=[1.0]", "resume=false")
     a, b = (torch.load(tmp_path / d / "model.pt")["state_dict"] for d in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
     ra, rb = (read_jsonl(tmp_path / d / "results.jsonl") for d in "ab")
@@ -93,8 +93,8 @@ def test_readme_run_command_with_default_wandb_logger(tmp_path):
 
 @pytest.mark.parametrize("method", ["obd", "magl1", "magl2"])
 def test_pruning_run_end_to_end(tmp_path, method):
-    schedule = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "method.schedule.steps=3"]
-    proc = run_train(*TINY, f"method={method}", "ratio=[0.1,0.01]", "method.histogram_epochs=[2]", *schedule,
+    schedule = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "schedule.steps=3"]
+    proc = run_train(*TINY, f"method={method}", "ratio=[0.1,0.01]", "histogram_epochs=[2]", *schedule,
                      f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = read_jsonl(tmp_path / "results.jsonl")

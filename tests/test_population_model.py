@@ -8,7 +8,7 @@ from nncompress.training.module import cross_entropy_loss, mse_loss
 
 
 def make(seeds, ratios, crn, activation="relu", scheme="kaiming", sizes=(12, 7, 3)):
-    pop = Population.build(seeds, ratios, crn)
+    pop = Population.grid(seeds, ratios, crn)
     model = PopulationMLP(pop.streams, pop.per_stream, list(sizes), activation)
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], scheme)
     return pop, model

@@ -56,13 +56,12 @@ def validate(cfg: DictConfig) -> None:
                             "leaves no feature map of a 28-pixel image")
         if not 0.0 <= c.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {c.dropout}")
-    m = cfg.method
-    if m.get("scope", "global") not in ("global", "layer"):
-        raise UserError(f"unknown method.scope '{m.scope}' (choose from: global, layer)")
-    if m.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):
-        raise UserError(f"unknown method.hessian '{m.hessian}' (choose from: abs, exact, gauss_newton)")
-    if m.get("schedule") is not None and int(m.schedule.steps) < 1:
-        raise UserError(f"method.schedule.steps must be at least 1, got {m.schedule.steps}")
+    if cfg.pruning_scope not in ("global", "layer"):
+        raise UserError(f"unknown pruning_scope '{cfg.pruning_scope}' (choose from: global, layer)")
+    if cfg.method.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):
+        raise UserError(f"unknown method.hessian '{cfg.method.hessian}' (choose from: abs, exact, gauss_newton)")
+    if int(cfg.schedule.steps) < 1:
+        raise UserError(f"schedule.steps must be at least 1, got {cfg.schedule.steps}")
     if int(cfg.protocol.epochs) <= 0 or int(cfg.protocol.batch_size) <= 0:
         raise UserError("protocol.epochs and protocol.batch_size must be positive")
 

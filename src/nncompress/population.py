@@ -35,13 +35,31 @@ class Population:
     stream_keys: tuple[tuple, ...]
 
     @classmethod
-    def build(cls, seeds, ratios, common_random_numbers: bool = False) -> "Population":
-        replicas = tuple(Replica(i, s, r) for i, (s, r) in enumerate((s, r) for s in seeds for r in ratios))
+    def build(cls, pairs: list[tuple[int, float]], common_random_numbers: bool = False) -> "Population":
+        """Replicas for (seed, ratio) pairs, seed-major; with common random numbers every seed must come with
+        the same number of ratios."""
+        pairs = sorted(pairs, key=lambda p: p[0])  # stable: keeps the ratio order within a seed
+        replicas = tuple(Replica(i, s, r) for i, (s, r) in enumerate(pairs))
         if common_random_numbers:
-            keys = tuple((s,) for s in seeds)
+            keys = tuple(dict.fromkeys((s,) for s, _ in pairs))
+            if len(pairs) % len(keys) or any(sum(s == k[0] for s, _ in pairs) != len(pairs) // len(keys) for k in keys):
+                raise ValueError("common random numbers need the same ratios for every seed")
         else:
             keys = tuple((r.seed, r.ratio) for r in replicas)
         return cls(replicas, keys)
+
+    @classmethod
+    def grid(cls, seeds, ratios, common_random_numbers: bool = False) -> "Population":
+        return cls.build([(s, r) for s in seeds for r in ratios], common_random_numbers)
+
+    @staticmethod
+    def pending(pairs: list[tuple[int, float]], done: set, common_random_numbers: bool = False) -> list:
+        """The pairs still to train when `done` ones are finished. With common random numbers a seed's ratios
+        share one stream, so a seed with any pair missing retrains whole (its finished pairs come out identical)."""
+        if common_random_numbers:
+            seeds = {s for s, r in pairs if (s, r) not in done}
+            return [p for p in pairs if p[0] in seeds]
+        return [p for p in pairs if p not in done]
 
     @property
     def size(self) -> int:

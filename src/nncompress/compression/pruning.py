@@ -151,16 +151,17 @@ class Pruning(pl.Callback):
         }
 
 
-def build_pruning(method, protocol, population: Population, run_dir: Path | None, eval_batch_size: int = 4000):
-    """The Pruning callback a `method` config describes, or None for methods that do not prune."""
+def build_pruning(cfg, population: Population, run_dir: Path | None):
+    """The Pruning callback the config's method describes, or None for methods that do not prune."""
+    method, protocol, eval_batch_size = cfg.method, cfg.protocol, cfg.eval_batch_size
     if method.get("saliency") is None:
         return None
     if method.saliency == "obd":
         saliency = OBD(protocol.loss, method.hessian, eval_batch_size)
     else:
         saliency = SALIENCIES[method.saliency]()
-    schedule = SCHEDULES[method.schedule.kind](method.schedule.steps, method.schedule.c)
+    schedule = SCHEDULES[cfg.schedule.kind](cfg.schedule.steps, cfg.schedule.c)
     return Pruning(
-        saliency, schedule, Timing(**protocol.pruning), population, method.scope, run_dir, method.histogram_epochs,
+        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir, cfg.histogram_epochs,
         eval_batch_size,
     )  # fmt: skip
