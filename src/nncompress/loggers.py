@@ -11,8 +11,8 @@ def build_logger(cfg, run_dir: Path, config: dict):
             project=cfg.logger.project,
             save_dir=str(run_dir),
             offline=cfg.logger.offline,
-            group=f"{cfg.method.name}/{cfg.model.name}/{cfg.dataset.name}",
-            tags=[cfg.method.name, cfg.model.name, cfg.dataset.name, cfg.protocol.name],
+            group=f"{cfg.experiment or 'adhoc'}/{cfg.method.name}/{cfg.model.name}/{cfg.dataset.name}",
+            tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, cfg.dataset.name, cfg.protocol.name) if t],
             config=config,
         )
     if name == "csv":
