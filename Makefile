@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(abspath ../shared/data))
 ARGS ?=
 
-.PHONY: install run test bench data-preview clean
+.PHONY: install run test bench data-preview paper-figures clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,9 @@ bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP flo
 
 data-preview: install  ## PNG grids of samples per dataset, in previews/
 	$(PY) -m nncompress.data.preview $(ARGS)
+
+paper-figures: install  ## the paper's tables from the results store, beside the paper's numbers, in reports/
+	$(PY) -m nncompress.report --results $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results) --out reports $(ARGS)
 
 clean:
 	rm -rf outputs multirun previews .pytest_cache

@@ -1,0 +1,34 @@
+import numpy as np
+import pandas as pd
+
+from nncompress.report import REFERENCE, load_store, write_tables
+from nncompress.results import ResultStore
+
+
+def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast"):
+    return {"key": f"{method}-{hidden}-{dataset}-{ratio}-{seed}-{protocol}", "dataset": dataset, "source": "regenerated",
+            "ratio": ratio, "seed": seed, "test_acc": acc, "parameters": 100,
+            "config": {"method": {"name": method}, "model": {"name": "mlp"}, "hidden": hidden,
+                       "protocol": {"name": protocol}}}  # fmt: skip
+
+
+def test_tables_match_the_store(tmp_path):
+    store = ResultStore(tmp_path / "store")
+    accs = {0: 0.95, 1: 0.97, 2: 0.96}
+    for seed, acc in accs.items():
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
+    store.put(fake_record("magl1", 100, "mnist_rot", 0.1, 0, 0.80))
+    store.put(fake_record("magl1", 30, "mnist", 0.01, 0, 0.5))  # another table (2)
+    write_tables(load_store(store.root), tmp_path, pd.read_csv(REFERENCE))
+    t3 = pd.read_csv(tmp_path / "table3_fast.csv")
+    cell = t3[(t3["dataset"] == "mnist") & (t3["edges_removed_pct"] == 99)].iloc[0]
+    values = 100 * np.array(list(accs.values()))
+    assert np.isclose(cell["ours_mean"], values.mean()) and np.isclose(cell["ours_std"], values.std(ddof=1))
+    assert cell["n"] == 3 and cell["paper_mean"] == 94.31 and np.isclose(cell["diff"], values.mean() - 94.31)
+    rot = t3[(t3["dataset"] == "mnist_rot") & (t3["edges_removed_pct"] == 90)].iloc[0]
+    assert rot["ours_mean"] == 80.0 and np.isnan(rot["ours_std"]) and rot["paper_mean"] == 85.15
+    assert t3["ours_mean"].notna().sum() == 2  # everything else is missing, not invented
+    md = (tmp_path / "table3_fast.md").read_text()
+    assert "| 99 % | 96.00 ± 1.00 (n=3) | 94.31 ± 0.20 | +1.69 |" in md and "—" in md
+    t2 = pd.read_csv(tmp_path / "table2_fast.csv")
+    assert t2["ours_mean"].notna().sum() == 1
