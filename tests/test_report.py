@@ -32,3 +32,24 @@ def test_tables_match_the_store(tmp_path):
     assert "| 99 % | 96.00 ± 1.00 (n=3) | 94.31 ± 0.20 | +1.69 |" in md and "—" in md
     t2 = pd.read_csv(tmp_path / "table2_fast.csv")
     assert t2["ours_mean"].notna().sum() == 1
+
+
+def test_figures_are_drawn_from_the_store(tmp_path):
+    from nncompress.report import convnet_front, figure
+
+    store = ResultStore(tmp_path / "store")
+    for seed in (0, 1):
+        for ratio, acc in ((0.1, 0.96), (0.01, 0.9)):
+            store.put(fake_record("magl1", 100, "mnist_rot", ratio, seed, acc + 0.01 * seed))
+        for arch, (params, acc) in {"a": (500, 0.9), "b": (900, 0.85), "c": (2000, 0.97)}.items():
+            rec = fake_record("none", 100, "mnist_rot", 1.0, seed, acc)
+            rec["key"] += arch
+            rec["parameters"], rec["val_acc"] = params, acc
+            rec["config"]["model"] = {"name": "convnet", "kernel": len(arch) * 5 + ord(arch) % 3, "channels": 4,
+                                      "stride": 1, "pool": 2, "dropout": 0.0}  # fmt: skip
+            store.put(rec)
+    runs = load_store(store.root)
+    front = convnet_front(runs, "mnist_rot")
+    assert front["parameters"].tolist() == [500, 2000]  # the 900-parameter net is dominated
+    png = figure(runs, 3, "fast", tmp_path)
+    assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()

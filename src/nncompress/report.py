@@ -1,10 +1,12 @@
-"""`make paper-figures`: the paper's tables regenerated from the results store, beside the paper's numbers.
+"""`make paper-figures`: the paper's tables and figures regenerated from the results store.
 
     python -m nncompress.report [--results multirun/results] [--out reports]
 
 Reads only the local results store (never W&B). Writes, per paper table and protocol found,
 `tableN_<protocol>.md` and `.csv`: rows = edges removed, columns = datasets, our mean ± std over seeds (sample
-std, as the paper), the paper's value and the difference, in percent. Cells without runs show as "—".
+std, as the paper), the paper's value and the difference, in percent; cells without runs show as "—". And
+Figures 1-5 (`figN.png` / `.pdf`): test accuracy vs parameters, log x, with the ConvNet Pareto front (selected on
+validation accuracy when the ConvNets have a validation split) as a line.
 """
 import argparse
 from pathlib import Path
@@ -34,8 +36,17 @@ def load_store(root) -> pd.DataFrame:
             "seed": [r["seed"] for r in records],
             "acc": [100 * r["test_acc"] for r in records],
             "parameters": [r["parameters"] for r in records],
+            "val_acc": [100 * r.get("val_acc", float("nan")) for r in records],
+            "architecture": [architecture(r["config"]["model"]) for r in records],
         }
     )
+
+
+def architecture(model: dict) -> str:
+    """A ConvNet's setting as a short label (empty for other models)."""
+    if model["name"] != "convnet":
+        return ""
+    return "k{kernel}-c{channels}-s{stride}-p{pool}-d{dropout}".format(**model)
 
 
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +110,63 @@ def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list
     return written
 
 
+FIGURES = {  # number: (dataset, compressed models drawn as (method, model) curves)
+    1: ("mnist", [("none", "hashednet")]),
+    2: ("mnist", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
+    3: ("mnist_rot", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
+    4: ("mnist_back_rand", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
+    5: ("mnist_back_image", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
+}
+
+
+def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The ConvNet settings on `dataset` no other beats in (accuracy, parameters), means over seeds."""
+    from .pareto import pareto_front
+
+    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
+    if conv.empty:
+        return conv
+    settings = conv.groupby("architecture")[["acc", "val_acc", "parameters"]].mean().reset_index()
+    select = "val_acc" if settings["val_acc"].notna().all() else "acc"
+    return pareto_front(settings, accuracy=select)
+
+
+def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dataset, curves = FIGURES[number]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, model in curves:
+        sel = runs[(runs["method"] == method) & (runs["model"] == model) & (runs["dataset"] == dataset)]
+        sel = sel[(sel["protocol"] == protocol) & ((sel["hidden"] == 100) | (model != "mlp"))]
+        if sel.empty:
+            continue
+        g = sel.groupby("ratio").agg(p=("parameters", "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("p")
+        label = model if model != "mlp" else method
+        ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
+    front = convnet_front(runs, dataset)
+    if not front.empty:
+        ax.plot(front["parameters"], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (weights kept + biases)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Figure {number}: {dataset}, protocol {protocol}")
+    if ax.lines or ax.collections:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center")
+    ax.grid(True, which="both", alpha=0.3)
+    stem = out / f"fig{number}_{protocol}"
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(stem.with_suffix(suffix))
+    plt.close(fig)
+    return stem.with_suffix(".png")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="multirun/results", help="the results store")
@@ -109,6 +177,10 @@ def main():
     runs = load_store(args.results)
     for path in write_tables(runs, out, pd.read_csv(REFERENCE)):
         print(path)
+    mlp_protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"])) or ["fast"]
+    for protocol in mlp_protocols:
+        for number in FIGURES:
+            print(figure(runs, number, protocol, out))
     print(f"{len(runs)} stored replicas read from {args.results}")
 
 
