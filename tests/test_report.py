@@ -53,3 +53,23 @@ def test_figures_are_drawn_from_the_store(tmp_path):
     assert front["parameters"].tolist() == [500, 2000]  # the 900-parameter net is dominated
     png = figure(runs, 3, "fast", tmp_path)
     assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
+
+
+def test_summary_retests_the_claims_with_welch(tmp_path):
+    from scipy.stats import ttest_ind
+
+    from nncompress.report import claims, write_summary
+
+    store = ResultStore(tmp_path / "store")
+    values = {"magl1": [0.95, 0.96, 0.955], "magl2": [0.90, 0.91, 0.905], "obd": [0.93, 0.94, 0.935]}
+    for method, accs in values.items():
+        for seed, acc in enumerate(accs):
+            store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
+    runs = load_store(store.root)
+    table = claims(runs).set_index("claim")
+    assert table.loc["magl1 >= obd", "verdict"] == "agrees"
+    assert table.loc["magl2 >= obd", "verdict"] == "DISAGREES"
+    expected = ttest_ind([100 * v for v in values["magl1"]], [100 * v for v in values["magl2"]], equal_var=False).pvalue
+    assert np.isclose(table.loc["magl1 >= magl2", "p (Welch)"], expected)
+    text = write_summary(runs, tmp_path).read_text()
+    assert "DISAGREES" in text and "magl2 >= obd: mnist, ratio 0.01" in text and "regenerated" in text

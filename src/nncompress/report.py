@@ -167,6 +167,99 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     return stem.with_suffix(".png")
 
 
+HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
+
+
+def welch(a: pd.Series, b: pd.Series) -> float:
+    """Two-sided Welch t-test p-value (NaN with fewer than two seeds on a side)."""
+    from scipy.stats import ttest_ind
+
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def compare(label: str, a: pd.Series, b: pd.Series, where: dict) -> dict:
+    """Claim `a >= b`: our means, their difference, the Welch p-value and a verdict at the 5 % level."""
+    p = welch(a, b)
+    diff = a.mean() - b.mean()
+    if not p < 0.05:
+        verdict = "no significant difference"
+    else:
+        verdict = "agrees" if diff > 0 else "DISAGREES"
+    return {"claim": label, **where, "A": a.mean(), "B": b.mean(), "A - B": diff, "p (Welch)": p,
+            "seeds": f"{len(a)}/{len(b)}", "verdict": verdict}  # fmt: skip
+
+
+def best_convnet_within(runs: pd.DataFrame, dataset: str, parameters: float) -> pd.Series:
+    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most
+    `parameters` parameters."""
+    front = convnet_front(runs, dataset)
+    front = front[front["parameters"] <= parameters]
+    if front.empty:
+        return pd.Series(dtype=float)
+    arch = front.iloc[-1]["architecture"]
+    return runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset) & (runs["architecture"] == arch)]["acc"]
+
+
+def claims(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's conclusions re-tested on our runs, one row per cell where both sides have runs."""
+    rows = []
+    mlp = runs[runs["model"] == "mlp"]
+    for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
+        acc = {m: cell[cell["method"] == m]["acc"] for m in ("magl1", "magl2", "obd")}
+        where = {"protocol": protocol, "hidden": hidden, "dataset": dataset, "ratio": ratio}
+        if ratio <= HIGH_COMPRESSION:
+            for mag in ("magl1", "magl2"):
+                if len(acc[mag]) and len(acc["obd"]):
+                    rows.append(compare(f"{mag} >= obd", acc[mag], acc["obd"], where))
+            if len(acc["magl1"]) and len(acc["magl2"]):
+                rows.append(compare("magl1 >= magl2", acc["magl1"], acc["magl2"], where))
+        for m, a in acc.items():
+            conv = best_convnet_within(runs, dataset, cell[cell["method"] == m]["parameters"].mean()) if len(a) else []
+            if len(conv):
+                rows.append(compare(f"{m} >= ConvNet of <= size", a, conv, where))
+    hashed = runs[runs["model"] == "hashednet"]
+    for (protocol, dataset, ratio), cell in hashed.groupby(["protocol", "dataset", "ratio"]):
+        conv = best_convnet_within(runs, dataset, cell["parameters"].mean())
+        if len(conv):
+            where = {"protocol": protocol, "hidden": cell["hidden"].iloc[0], "dataset": dataset, "ratio": ratio}
+            rows.append(compare("ConvNet of <= size >= hashednet", conv, cell["acc"], where))
+    return pd.DataFrame(rows)
+
+
+def write_summary(runs: pd.DataFrame, out: Path) -> Path:
+    table = claims(runs)
+    regenerated = sorted(set(runs.loc[runs["source"] == "regenerated", "dataset"]))
+    lines = [
+        "# Summary: the paper's conclusions re-tested on our runs",
+        "",
+        f"Read from {len(runs)} stored replicas. A = the side the paper says is at least as good; verdict at the 5 % "
+        "level of a two-sided Welch t-test over seeds. High compression = ratio <= "
+        f"{HIGH_COMPRESSION}. ConvNets are compared at equal or smaller parameter count, choosing the best "
+        "Pareto-front setting (selected on validation accuracy when available).",
+        "",
+        "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
+        "",
+    ]
+    if table.empty:
+        lines.append("No cell has runs on both sides of any claim yet.")
+    else:
+        counts = table.groupby(["claim", "verdict"]).size().unstack(fill_value=0)
+        lines += ["## Verdicts", "", counts.to_markdown(), "", "## Every comparison", "",
+                  table.to_markdown(index=False, floatfmt=".3g")]  # fmt: skip
+        disagree = table[table["verdict"] == "DISAGREES"]
+        lines += ["", "## Where we disagree with the paper", ""]
+        for _, r in disagree.iterrows():
+            lines.append(f"- {r['claim']}: {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} hidden, protocol "
+                         f"{r['protocol']} (A - B = {r['A - B']:.2f} points, p = {r['p (Welch)']:.3g})")  # fmt: skip
+        if disagree.empty:
+            lines.append("- nowhere significantly")
+    path = out / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="multirun/results", help="the results store")
@@ -181,6 +274,7 @@ def main():
     for protocol in mlp_protocols:
         for number in FIGURES:
             print(figure(runs, number, protocol, out))
+    print(write_summary(runs, out))
     print(f"{len(runs)} stored replicas read from {args.results}")
 
 
