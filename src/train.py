@@ -21,7 +21,7 @@ from nncompress.compression.regularizers import Regularization, build_regularize
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import exit_on_user_error
-from nncompress.loggers import build_logger
+from nncompress.loggers import build_logger, log_replica_table
 from nncompress.models.factory import build_model
 from nncompress.population import Population, stable_seed
 from nncompress.training.module import PopulationClassifier
@@ -93,6 +93,7 @@ def train(cfg: DictConfig) -> list[dict]:
                 "epochs": trainer.current_epoch,
                 **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
                 "population_size": population.size,
+                "run_dir": str(run_dir.resolve()),
                 "wall_time_s": wall,
                 "config": results.replica_config(resolved, replica.seed, replica.ratio),
             }
@@ -100,6 +101,7 @@ def train(cfg: DictConfig) -> list[dict]:
     if cfg.save_model:
         torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
     results.write_jsonl(run_dir / "results.jsonl", records)
+    log_replica_table(trainer.logger, records)
     for record, replica in zip(records, population.replicas):
         if (replica.seed, replica.ratio) not in done:  # retrained only to share a stream: already stored
             store.put(record)

@@ -73,3 +73,21 @@ def test_summary_retests_the_claims_with_welch(tmp_path):
     assert np.isclose(table.loc["magl1 >= magl2", "p (Welch)"], expected)
     text = write_summary(runs, tmp_path).read_text()
     assert "DISAGREES" in text and "magl2 >= obd: mnist, ratio 0.01" in text and "regenerated" in text
+
+
+def test_figure6_histograms_from_run_dirs(tmp_path):
+    from nncompress.report import histogram_figure
+
+    store = ResultStore(tmp_path / "store")
+    for method, scale in (("magl1", 0.1), ("magl2", 0.5)):
+        run = tmp_path / method
+        (run / "histograms").mkdir(parents=True)
+        w = np.random.default_rng(0).normal(0, scale, 1000)
+        counts, edges = np.histogram(w, bins=50)
+        np.savez(run / "histograms" / "epoch230.npz", counts=counts[None], edges=edges[None], replicas=["seed0_ratio0.04"])
+        rec = fake_record(method, 50, "mnist", 0.04, 0, 0.95)
+        rec["run_dir"] = str(run)
+        store.put(rec)
+    path = histogram_figure(load_store(store.root), tmp_path)
+    assert path is not None and path.stat().st_size > 10_000
+    assert histogram_figure(load_store(store.root).assign(hidden=100), tmp_path / "none") is None

@@ -18,3 +18,12 @@ def build_logger(cfg, run_dir: Path, config: dict):
     if name == "csv":
         return CSVLogger(str(run_dir), name="csv")
     return False
+
+
+REPLICA_COLUMNS = ["seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
+
+
+def log_replica_table(logger, records: list[dict]) -> None:
+    """A W&B table with one row per replica, so the UI can plot accuracy vs kept parameters across runs."""
+    if isinstance(logger, WandbLogger):
+        logger.log_table("replicas", columns=REPLICA_COLUMNS, data=[[r[c] for c in REPLICA_COLUMNS] for r in records])

@@ -38,6 +38,7 @@ def load_store(root) -> pd.DataFrame:
             "parameters": [r["parameters"] for r in records],
             "val_acc": [100 * r.get("val_acc", float("nan")) for r in records],
             "architecture": [architecture(r["config"]["model"]) for r in records],
+            "run_dir": [r.get("run_dir", "") for r in records],
         }
     )
 
@@ -167,6 +168,43 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     return stem.with_suffix(".png")
 
 
+def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
+    """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drawn = []
+    for method in ("magl1", "magl2"):
+        sel = runs[(runs["method"] == method) & (runs["hidden"] == hidden) & (runs["ratio"] == ratio)].sort_values("seed")
+        for _, r in sel.iterrows():
+            files = sorted(Path(r["run_dir"]).glob("histograms/epoch*.npz"), key=lambda p: int(p.stem[5:]))
+            if not files:
+                continue
+            with np.load(files[-1]) as h:
+                i = list(h["replicas"]).index(f"seed{r['seed']}_ratio{ratio:g}")
+                counts, edges = h["counts"][i], h["edges"][i]
+            ax.stairs(counts / counts.sum(), edges, label=f"{method} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")
+            drawn.append(method)
+            break
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("weight value (kept weights)")
+    ax.set_ylabel("fraction of weights")
+    ax.set_title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}")
+    ax.legend()
+    path = out / "fig6.png"
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(path.with_suffix(suffix))
+    plt.close(fig)
+    return path
+
+
 HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
 
 
@@ -274,6 +312,7 @@ def main():
     for protocol in mlp_protocols:
         for number in FIGURES:
             print(figure(runs, number, protocol, out))
+    print(histogram_figure(runs, out) or "fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
     print(write_summary(runs, out))
     print(f"{len(runs)} stored replicas read from {args.results}")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 
 
-# Settings that change where or how a run is done, not its outcome.
-NOT_IN_KEY = ("logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size", "save_model")
+# Settings that change where, how or under which preset a run is done, not its outcome.
+NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size", "save_model")
 
 
 def replica_config(config: dict, seed: int, ratio: float) -> dict:
