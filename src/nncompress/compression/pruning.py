@@ -47,7 +47,7 @@ class Pruning(pl.Callback):
         finished = self.active & (self.end_epoch <= epoch)
         if finished.any():
             self.active &= ~finished
-            self.zero_frozen(pl_module, trainer.optimizers[0])
+            self.refresh_masks(pl_module, trainer.optimizers[0])
         pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
         due = pending & (epoch - self.last_step >= t.every)
         accuracy = None
@@ -72,7 +72,7 @@ class Pruning(pl.Callback):
         dev_due = due.to(old[0].device).view(-1, 1, 1)
         for layer, m_old, m_new in zip(model.layers, old, new):
             layer.set_replica_mask_(torch.where(dev_due, m_new, m_old))
-        self.zero_frozen(pl_module, trainer.optimizers[0])
+        self.refresh_masks(pl_module, trainer.optimizers[0])
         after = self.train_accuracy(trainer, model)
         self.steps_done += due.long()
         self.last_step[due] = epoch
@@ -101,7 +101,7 @@ class Pruning(pl.Callback):
             )
 
     @torch.no_grad()
-    def zero_frozen(self, pl_module, optimizer) -> None:
+    def refresh_masks(self, pl_module, optimizer) -> None:
         """Recompute the gradient masks (kept weights of active replicas) and clear optimizer state outside them,
         so momentum cannot move a pruned weight or a frozen replica."""
         active = self.active.to(pl_module.device)
