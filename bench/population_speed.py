@@ -2,7 +2,7 @@
 
 All on the same synthetic MNIST-shaped data (50,000 x 784, batch 100, 784-100-10, fast protocol), in one run:
 
-    python bench/population_speed.py [--replicas 70] [--epochs 2]
+    python bench/population_speed.py [--replicas 70] [--epochs 2] [--samples 50000]
 """
 import argparse
 import math
@@ -21,7 +21,7 @@ from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
 from nncompress.training.module import PopulationClassifier
 
-N, D, H, C, BATCH = 50_000, 784, 100, 10, 100
+D, H, C, BATCH = 784, 100, 10, 100
 PROTOCOL = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "protocol" / "fast.yaml")
 
 
@@ -43,12 +43,15 @@ def fit(module, timer, epochs, **data):
 
 
 def population_epoch(x, y, replicas: int, epochs: int, crn: bool = False) -> float:
-    pop = Population.grid(list(range(replicas)) if not crn else [0], [1.0] if not crn else [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
+    if crn:  # one seed, `replicas` ratios sharing its stream
+        pop = Population.grid([0], [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
+    else:
+        pop = Population.grid(list(range(replicas)), [1.0])
     model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], PROTOCOL.activation)
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], PROTOCOL.init)
     empty = torch.empty(0, D), torch.empty(0, dtype=torch.long)
     data = PopulationData(Splits("synthetic", "synthetic", x, y, *empty, *empty), BATCH, pop.seeds("data"))
-    module = PopulationClassifier(model, pop, PROTOCOL, math.ceil(N / BATCH), regularizer=None)
+    module = PopulationClassifier(model, pop, PROTOCOL, math.ceil(len(x) / BATCH), epochs)
     return fit(module, EpochTimer(), epochs, datamodule=data) / replicas
 
 
@@ -79,11 +82,11 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def floor_epoch(peak_gflops: float) -> float:
+def floor_epoch(peak_gflops: float, n: int) -> float:
     """Dense FLOPs of one model-epoch: forward and weight gradients of both layers, input gradient of the
     second (the first layer's input needs none), divided by the measured matmul peak."""
     weights = D * H + H * C
-    flops = N * (2 * weights + 2 * weights + 2 * H * C)
+    flops = n * (2 * weights + 2 * weights + 2 * H * C)
     return flops / (peak_gflops * 1e9)
 
 
@@ -91,19 +94,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=70)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=50_000)
     args = parser.parse_args()
     torch.manual_seed(0)
-    x, y = torch.rand(N, D), torch.randint(0, C, (N,))
+    x, y = torch.rand(args.samples, D), torch.randint(0, C, (args.samples,))
     peak = matmul_peak_gflops()
     rows = {
-        "dense FLOP floor": floor_epoch(peak),
+        "dense FLOP floor": floor_epoch(peak, args.samples),
         f"population R={args.replicas}": population_epoch(x, y, args.replicas, args.epochs),
         f"population R={args.replicas}, common random numbers": population_epoch(x, y, args.replicas, args.epochs, crn=True),
         "population R=1": population_epoch(x, y, 1, args.epochs),
         "naive Lightning + DataLoader": naive_epoch(x, y, args.epochs),
     }
     naive, floor = rows["naive Lightning + DataLoader"], rows["dense FLOP floor"]
-    print(f"\nthreads {torch.get_num_threads()}, matmul peak {peak:.0f} GFLOP/s, {N} x {D}, batch {BATCH}, {D}-{H}-{C}")
+    print(f"\nthreads {torch.get_num_threads()}, matmul peak {peak:.0f} GFLOP/s, {args.samples} x {D}, batch {BATCH}, {D}-{H}-{C}")
     print(f"{'trainer':<48} {'s / model-epoch':>16} {'vs naive':>9} {'vs floor':>9}")
     for name, sec in rows.items():
         print(f"{name:<48} {sec:>16.4f} {naive / sec:>8.1f}x {sec / floor:>8.2f}x")

@@ -33,3 +33,15 @@ def test_replica_accuracy_accumulates_per_replica():
     m.update(logits, torch.tensor([0, 0]))
     m.update(logits[:, :1], torch.tensor([1]))
     torch.testing.assert_close(m.compute(), torch.tensor([2 / 3, 2 / 3]))
+
+
+def test_benchmark_script_runs_and_reports_every_trainer():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cmd = [sys.executable, str(ROOT / "bench" / "population_speed.py"), "--samples", "1000", "--replicas", "3", "--epochs", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning"):
+        assert row in out
