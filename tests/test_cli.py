@@ -25,6 +25,7 @@ from conftest import ROOT, SHARED_DATA, TINY, run_train
         (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
         (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
         (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
+        (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),
         (["method=magl1", "pruning_scope=row"], "unknown pruning_scope 'row' (choose from: global, layer)"),
     ],
 )

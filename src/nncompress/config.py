@@ -7,6 +7,9 @@ from .data.datasets import DATASETS, SPLITS
 from .errors import UserError
 from .models.convnet import conv_output_side
 from .models.factory import MODELS
+from .models.mlp import ACTIVATIONS
+from .models.population import INITS
+from .training.module import LOSSES, LR_SCHEDULES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -62,6 +65,10 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown method.hessian '{cfg.method.hessian}' (choose from: abs, exact, gauss_newton)")
     if int(cfg.schedule.steps) < 1:
         raise UserError(f"schedule.steps must be at least 1, got {cfg.schedule.steps}")
+    p = cfg.protocol
+    for key, allowed in (("activation", ACTIVATIONS), ("loss", LOSSES), ("init", INITS), ("lr_schedule", LR_SCHEDULES)):
+        if p[key] not in allowed:
+            raise UserError(f"unknown protocol.{key} '{p[key]}' (choose from: {', '.join(allowed)})")
     if int(cfg.protocol.epochs) <= 0 or int(cfg.protocol.batch_size) <= 0:
         raise UserError("protocol.epochs and protocol.batch_size must be positive")
 

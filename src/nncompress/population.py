@@ -4,6 +4,7 @@ Seeds come from a hash of what names a replica, not from its position in the pop
 trains the same whether it runs alone or among others.
 """
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -41,9 +42,10 @@ class Population:
         pairs = sorted(pairs, key=lambda p: p[0])  # stable: keeps the ratio order within a seed
         replicas = tuple(Replica(i, s, r) for i, (s, r) in enumerate(pairs))
         if common_random_numbers:
-            keys = tuple(dict.fromkeys((s,) for s, _ in pairs))
-            if len(pairs) % len(keys) or any(sum(s == k[0] for s, _ in pairs) != len(pairs) // len(keys) for k in keys):
-                raise ValueError("common random numbers need the same ratios for every seed")
+            per_seed = Counter(s for s, _ in pairs)
+            if len(set(per_seed.values())) > 1:
+                raise ValueError("common random numbers need the same number of ratios for every seed")
+            keys = tuple((s,) for s in per_seed)
         else:
             keys = tuple((r.seed, r.ratio) for r in replicas)
         return cls(replicas, keys)

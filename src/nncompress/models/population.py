@@ -9,6 +9,9 @@ import torch
 from torch import nn
 
 
+INITS = ("paper", "kaiming", "uniform")
+
+
 def draw_weights(scheme: str, shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
     """`paper`: N(0, 1/fan_in) (the authors' code); `kaiming`: N(0, 2/fan_in) (He et al., for ReLU);
     `uniform`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default for Linear and Conv)."""

@@ -26,6 +26,7 @@ def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 LOSSES = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
+LR_SCHEDULES = ("inv_sqrt", "cosine", "constant")
 
 
 def lr_factor(schedule: str, step: int, steps_per_epoch: int, total_steps: int) -> float:
