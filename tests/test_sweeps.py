@@ -27,3 +27,11 @@ def test_smoke_preset_with_submitit_local_launcher_then_resume(tmp_path):
     smoke(tmp_path, tmp_path / "b")  # the basic launcher this time: everything is already done
     assert {p.name: p.stat().st_mtime_ns for p in store.root.glob("*.json")} == stamps
     assert len(list((tmp_path / "b").rglob("results.jsonl"))) == 0  # no job trained anything
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    smoke(tmp_path, tmp_path / "j", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=magl1",
+          "dataset=mnist,mnist_back_rand")  # fmt: skip
+    records = ResultStore(tmp_path / "store").records()
+    assert len(records) == 8 and {r["dataset"] for r in records} == {"mnist", "mnist_back_rand"}
+    assert len(list((tmp_path / "j").rglob("results.jsonl"))) == 2
