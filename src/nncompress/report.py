@@ -132,12 +132,27 @@ def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return pareto_front(settings, accuracy=select)
 
 
-def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers and CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save(fig, stem: Path) -> Path:
+    """Write `fig` as PNG and PDF next to each other; returns the PNG."""
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(stem.with_suffix(suffix))
+    pyplot().close(fig)
+    return stem.with_suffix(".png")
+
+
+def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+    plt = pyplot()
     dataset, curves = FIGURES[number]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method, model in curves:
@@ -160,22 +175,14 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     else:
         ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center")
     ax.grid(True, which="both", alpha=0.3)
-    stem = out / f"fig{number}_{protocol}"
-    fig.tight_layout()
-    for suffix in (".png", ".pdf"):
-        fig.savefig(stem.with_suffix(suffix))
-    plt.close(fig)
-    return stem.with_suffix(".png")
+    return save(fig, out / f"fig{number}_{protocol}")
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
     """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drawn = []
     for method in ("magl1", "magl2"):
@@ -197,12 +204,7 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
     ax.set_ylabel("fraction of weights")
     ax.set_title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}")
     ax.legend()
-    path = out / "fig6.png"
-    fig.tight_layout()
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix))
-    plt.close(fig)
-    return path
+    return save(fig, out / "fig6")
 
 
 HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"

@@ -7,6 +7,8 @@ state handling (reset, device moves, distributed sum).
 import torch
 from torchmetrics import Metric
 
+from ..data.module import EvalBatches
+
 
 class ReplicaAccuracy(Metric):
     full_state_update = False
@@ -30,6 +32,6 @@ class ReplicaAccuracy(Metric):
 def replica_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4000) -> torch.Tensor:
     """Accuracy (R,) of every replica on (x, y)."""
     metric = ReplicaAccuracy(model.replicas).to(x.device)
-    for i in range(0, len(x), batch_size):
-        metric.update(model(x[i : i + batch_size]), y[i : i + batch_size])
+    for xb, yb in EvalBatches(x, y, batch_size):
+        metric.update(model(xb), yb)
     return metric.compute().reshape(-1)
