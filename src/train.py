@@ -48,7 +48,7 @@ def train(cfg: DictConfig) -> list[dict]:
     n_train, protocol = len(splits.x_train), cfg.protocol
 
     model = build_model(cfg, population, splits.x_train.shape[1])
-    data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size)
+    data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size, cfg.precision)
     callbacks = [progress_callback()]
     regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train)
     if regularizer is not None:
@@ -62,6 +62,7 @@ def train(cfg: DictConfig) -> list[dict]:
         max_epochs=epochs,
         accelerator=cfg.accelerator,
         devices=1,
+        precision=cfg.precision,
         logger=build_logger(cfg, run_dir, resolved),
         callbacks=callbacks,
         deterministic=cfg.deterministic,

@@ -27,6 +27,7 @@ from conftest import ROOT, SHARED_DATA, TINY, run_train
         (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
         (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),
         (["method=magl1", "pruning_scope=row"], "unknown pruning_scope 'row' (choose from: global, layer)"),
+        (["precision=16-mixed"], "unknown precision '16-mixed' (choose from: 32-true, bf16-mixed)"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, overrides, message):
@@ -79,6 +80,18 @@ def test_same_seed_gives_bit_identical_results(tmp_path):
     ra, rb = (read_jsonl(tmp_path / d / "results.jsonl") for d in "ab")
     assert [r["test_acc"] for r in ra] == [r["test_acc"] for r in rb]
     assert not torch.equal(a["layers.0.weight"][0], a["layers.0.weight"][1])  # the two seeds differ
+
+
+def test_bf16_mixed_precision_trains_float32_weights_with_bfloat16_matmuls(tmp_path):
+    train_tiny(tmp_path / "a", "ratio=[1.0]")
+    train_tiny(tmp_path / "b", "ratio=[1.0]", "precision=bf16-mixed")
+    a, b = (torch.load(tmp_path / d / "model.pt")["state_dict"] for d in "ab")
+    assert b["layers.0.weight"].dtype == torch.float32  # master weights and optimizer stay float32
+    assert not torch.equal(a["layers.0.weight"], b["layers.0.weight"])  # the matmuls did run in bfloat16
+    ra, rb = (read_jsonl(tmp_path / d / "results.jsonl") for d in "ab")
+    for x, y in zip(ra, rb):
+        assert y["config"]["precision"] == "bf16-mixed" and x["key"] != y["key"]
+        assert abs(x["test_acc"] - y["test_acc"]) < 0.03 and y["test_acc"] > 0.5
 
 
 def test_readme_run_command_with_default_wandb_logger(tmp_path):

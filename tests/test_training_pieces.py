@@ -43,5 +43,6 @@ def test_benchmark_script_runs_and_reports_every_trainer():
 
     cmd = [sys.executable, str(ROOT / "bench" / "population_speed.py"), "--samples", "1000", "--replicas", "3", "--epochs", "1"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
-    for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning"):
+    for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning",
+                "precision bf16-mixed"):
         assert row in out

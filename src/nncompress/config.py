@@ -4,6 +4,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from .data.datasets import DATASETS, SPLITS
+from .data.module import PRECISIONS
 from .errors import UserError
 from .models.convnet import conv_output_side
 from .models.factory import MODELS
@@ -59,6 +60,8 @@ def validate(cfg: DictConfig) -> None:
                             "leaves no feature map of a 28-pixel image")
         if not 0.0 <= c.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {c.dropout}")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"unknown precision '{cfg.precision}' (choose from: {', '.join(PRECISIONS)})")
     if cfg.pruning_scope not in ("global", "layer"):
         raise UserError(f"unknown pruning_scope '{cfg.pruning_scope}' (choose from: global, layer)")
     if cfg.method.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):

@@ -16,13 +16,13 @@ from .metrics import ReplicaAccuracy
 
 def mse_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The authors' cost: 1/2 ||sigmoid(z) - onehot(y)||^2 per sample; mean over samples, sum over replicas."""
-    a = torch.sigmoid(logits)
+    a = torch.sigmoid(logits.float())  # float32 even under bf16 autocast
     onehot = F.one_hot(target, a.shape[-1]).to(a.dtype)
     return 0.5 * (a - onehot).pow(2).sum() / a.shape[1]
 
 
 def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum") / logits.shape[1]
+    return F.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="sum") / logits.shape[1]
 
 
 LOSSES = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
