@@ -26,11 +26,8 @@ bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP flo
 data-preview: install  ## PNG grids of samples per dataset, in previews/
 	$(PY) -m nncompress.data.preview $(ARGS)
 
-PAPER_PRESETS := table1 table2 table3 table4 table5 table6 fig1 fig2 fig3 fig4 fig5 fig6
-CONVNET_DATASETS := mnist mnist_rot mnist_back_rand mnist_back_image
 paper-runs: install  ## every run behind the paper's tables and figures (resumable: finished replicas are skipped)
-	for p in $(PAPER_PRESETS); do $(PY) src/train.py -m +experiment=$$p $(ARGS) || exit 1; done
-	for d in $(CONVNET_DATASETS); do $(PY) src/train.py -m +experiment=convnet_grid dataset=$$d $(ARGS) || exit 1; done
+	$(PY) src/train.py -m +experiment=paper $(ARGS)
 
 paper-figures: install  ## the paper's tables from the results store, beside the paper's numbers, in reports/
 	$(PY) -m nncompress.report --results $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results) --out reports $(ARGS)

@@ -6,12 +6,17 @@ from nncompress.results import ResultStore
 from conftest import ROOT
 
 
-def smoke(tmp_path, sweep_dir, *extra):
-    cmd = [sys.executable, str(ROOT / "src" / "train.py"), "-m", "+experiment=smoke", f"results_dir={tmp_path}/store",
-           f"hydra.sweep.dir={sweep_dir}", *extra]  # fmt: skip
+def multirun(tmp_path, sweep_dir, *args):
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags go before the overrides
+    cmd = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *flags, f"results_dir={tmp_path}/store",
+           f"hydra.sweep.dir={sweep_dir}", *(a for a in args if a not in flags)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def smoke(tmp_path, sweep_dir, *extra):
+    return multirun(tmp_path, sweep_dir, "+experiment=smoke", *extra)
 
 
 def test_smoke_preset_with_submitit_local_launcher_then_resume(tmp_path):
@@ -35,3 +40,60 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     records = ResultStore(tmp_path / "store").records()
     assert len(records) == 8 and {r["dataset"] for r in records} == {"mnist", "mnist_back_rand"}
     assert len(list((tmp_path / "j").rglob("results.jsonl"))) == 2
+
+
+def preset_jobs(name: str) -> int:
+    """Jobs of `-m +experiment=<name>` alone, counted from the preset's sweeper params."""
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml").get("hydra", {}).get("sweeper", {}).get("params", {})
+    count = 1
+    for value in params.values():
+        if str(value).startswith("range("):
+            lo, hi = map(int, str(value)[6:-1].split(","))
+            count *= hi - lo
+        else:
+            count *= len(str(value).split(","))
+    return count
+
+
+def dry_run(tmp_path, *extra):
+    proc = multirun(tmp_path, tmp_path / "dry", "+experiment=paper", "hydra.sweeper.dry_run=true", *extra)
+    return [line.split() for line in proc.stdout.splitlines() if "+experiment=" in line]
+
+
+def test_paper_preset_is_every_preset_swept_as_alone(tmp_path):
+    jobs = dry_run(tmp_path)
+    presets = [f"table{i}" for i in range(1, 7)] + [f"fig{i}" for i in range(1, 7)]
+    expected = {p: preset_jobs(p) for p in presets}
+    expected["convnet_grid"] = preset_jobs("convnet_grid") * 4  # on each of the 4 datasets
+    per_part = {p: sum(f"+experiment={p}" in job for job in jobs) for p in expected}
+    assert per_part == expected and len(jobs) == sum(expected.values())
+    assert len({" ".join(sorted(job)) for job in jobs}) == len(jobs)  # no job twice
+    assert {"method=magl2", "+experiment=fig6"} <= set(jobs[-expected["convnet_grid"] - 1])  # parts run in order
+    assert not list((tmp_path / "store").glob("*.json"))  # a dry run trains nothing
+
+
+def test_paper_preset_command_line_overrides_win_in_every_part(tmp_path):
+    jobs = dry_run(tmp_path, "dataset=mnist")
+    assert jobs and all("dataset=mnist" in job for job in jobs)
+    tables = [job for job in jobs if any(a.startswith("+experiment=table") for a in job)]
+    assert len(tables) == 6
+
+
+def test_union_sweeper_runs_every_part(tmp_path):
+    conf = tmp_path / "conf" / "experiment"
+    conf.mkdir(parents=True)
+    (conf / "two_parts.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n  - override /hydra/sweeper: union\n"
+        "hydra:\n  sweeper:\n    parts:\n"
+        "      - [+experiment=smoke, method=magl1, dataset=mnist]\n"
+        "      - [+experiment=smoke, method=none, 'ratio=[1.0]', 'seeds=[3]', 'dataset=mnist,mnist_back_rand']\n"
+    )
+    multirun(tmp_path, tmp_path / "sweep", f"--config-dir={tmp_path / 'conf'}", "+experiment=two_parts", "hidden=20")
+    records = ResultStore(tmp_path / "store").records()
+    got = sorted((r["config"]["method"]["name"], r["dataset"], r["seed"], r["ratio"]) for r in records)
+    assert got == sorted([("magl1", "mnist", s, r) for s in (0, 1) for r in (0.1, 0.01)]
+                         + [("none", d, 3, 1.0) for d in ("mnist", "mnist_back_rand")])  # fmt: skip
+    assert {r["config"]["hidden"] for r in records} == {20} and {r["config"]["experiment"] for r in records} == {"smoke"}

@@ -76,17 +76,29 @@ def validate(cfg: DictConfig) -> None:
         raise UserError("protocol.epochs and protocol.batch_size must be positive")
 
 
-def check_choices(overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+def extra_config_dirs(argv: list[str]) -> list[Path]:
+    """Config dirs added with Hydra's `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR`."""
+    dirs = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+        elif arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(Path(argv[i + 1]))
+    return dirs
+
+
+def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """Reject `group=option` overrides naming no config file, listing the valid options.
 
     Hydra reports these too, but as a multi-line message; this catches them first to keep it one line.
     """
-    for arg in overrides:
+    conf_dirs = [conf_dir, *extra_config_dirs(argv)]
+    for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        group = conf_dir / key
-        if not sep or not group.is_dir() or "(" in value:
+        groups = [d / key for d in conf_dirs if (d / key).is_dir()]
+        if arg.startswith("-") or not sep or not groups or "(" in value:
             continue
-        options = sorted(p.stem for p in group.glob("*.yaml"))
+        options = sorted({p.stem for g in groups for p in g.glob("*.yaml")})
         for v in value.split(","):
             if v not in options:
                 raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
