@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
-os.environ.setdefault("NNCOMPRESS_DATA_DIR", str(SHARED_DATA))
+# The real MNIST: ../shared/data unless NNCOMPRESS_DATA_DIR points elsewhere.
+DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", str((ROOT / ".." / "shared" / "data").resolve())))
 os.environ.setdefault("WANDB_SILENT", "true")
 
 

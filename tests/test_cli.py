@@ -8,7 +8,7 @@ import torch
 
 from nncompress.results import read_jsonl
 
-from conftest import ROOT, SHARED_DATA, TINY, run_train
+from conftest import ROOT, DATA_DIR, TINY, run_train
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def test_bad_input_is_one_line_error(tmp_path, overrides, message):
 
 
 def test_checksum_mismatch_is_one_line_error(tmp_path):
-    data = bytearray((SHARED_DATA / "mnist.npz").read_bytes())
+    data = bytearray((DATA_DIR / "mnist.npz").read_bytes())
     data[1000] ^= 0xFF
     (tmp_path / "mnist.npz").write_bytes(bytes(data))
     proc = run_train(*TINY, f"data_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run")

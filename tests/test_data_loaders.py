@@ -12,7 +12,7 @@ from nncompress.data.datasets import load_dataset
 from nncompress.data.mnist import IDX_PARTS, load_idx_dir, load_mnist, read_idx
 from nncompress.errors import UserError
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, DATA_DIR
 
 DATASET_CFG = OmegaConf.load(ROOT / "conf" / "dataset" / "mnist.yaml")
 
@@ -60,14 +60,14 @@ def test_idx_loader_rejects_wrong_checksum_and_bad_files(tmp_path):
 
 
 def test_real_mnist_is_checked_and_matches_its_readme():
-    m = load_mnist(SHARED_DATA)
+    m = load_mnist(DATA_DIR)
     assert m["x_train"].shape == (60000, 28, 28) and m["x_test"].shape == (10000, 28, 28)
     assert np.bincount(m["y_train"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert m["y_test"][:5].tolist() == [7, 2, 1, 0, 4]
 
 
 def test_corrupt_npz_is_refused(tmp_path):
-    data = bytearray((SHARED_DATA / "mnist.npz").read_bytes())
+    data = bytearray((DATA_DIR / "mnist.npz").read_bytes())
     data[-100] ^= 0xFF
     (tmp_path / "mnist.npz").write_bytes(bytes(data))
     with pytest.raises(UserError, match="checksum mismatch"):
@@ -75,10 +75,10 @@ def test_corrupt_npz_is_refused(tmp_path):
 
 
 def test_paper_and_official_splits():
-    paper = load_dataset(DATASET_CFG, SHARED_DATA, "unused")
+    paper = load_dataset(DATASET_CFG, DATA_DIR, "unused")
     assert (len(paper.x_train), len(paper.x_test), paper.source) == (50000, 12000, "original")
     assert paper.x_train.shape[1] == 784 and 0.0 <= paper.x_train.min() and paper.x_train.max() <= 1.0
-    official = load_dataset(OmegaConf.merge(DATASET_CFG, {"split": "official", "val_size": 1000}), SHARED_DATA, "unused")
+    official = load_dataset(OmegaConf.merge(DATASET_CFG, {"split": "official", "val_size": 1000}), DATA_DIR, "unused")
     assert (len(official.x_train), len(official.x_val), len(official.x_test)) == (59000, 1000, 10000)
     assert not set(map(bytes, paper.x_test[:10000].numpy())) & set(map(bytes, paper.x_train[:5000].numpy()))
 

@@ -10,13 +10,13 @@ from nncompress.data import larochelle, variants
 from nncompress.data.datasets import load_dataset
 from nncompress.data.mnist import load_mnist
 
-from conftest import SHARED_DATA
+from conftest import DATA_DIR
 from test_data_loaders import DATASET_CFG, amat_text
 
 
 @pytest.fixture(scope="module")
 def digits():
-    m = load_mnist(SHARED_DATA)
+    m = load_mnist(DATA_DIR)
     return m["x_train"][:300], m["y_train"][:300]
 
 
@@ -69,13 +69,13 @@ def test_image_background_patches_are_textured():
 
 def test_regenerated_dataset_split_balance_and_cache(cache_dir):
     cfg = OmegaConf.merge(DATASET_CFG, {"name": "mnist_back_rand"})
-    s = load_dataset(cfg, SHARED_DATA, cache_dir)
+    s = load_dataset(cfg, DATA_DIR, cache_dir)
     assert (s.source, len(s.x_train), len(s.x_test)) == ("regenerated", 50000, 12000)
     counts = np.bincount(s.y_train.numpy(), minlength=10)
     assert counts.min() > 4000 and counts.max() < 6000  # label balance kept from MNIST
     cached = list(cache_dir.glob("mnist_back_rand-recipe*-seed0-*.npz"))
     assert len(cached) == 1
-    again = load_dataset(cfg, SHARED_DATA, cache_dir)
+    again = load_dataset(cfg, DATA_DIR, cache_dir)
     assert np.array_equal(again.x_train.numpy(), s.x_train.numpy())
 
 
@@ -87,7 +87,7 @@ def test_original_zip_wins_when_present(tmp_path, monkeypatch):
         z.writestr("l.amat", amat_text(large, np.arange(5)))
     sha1 = hashlib.sha1((tmp_path / "back.zip").read_bytes()).hexdigest()
     monkeypatch.setitem(larochelle.ORIGINALS, "mnist_back_rand", larochelle.AmatZip("back.zip", sha1, "s.amat", "l.amat", False))
-    shutil.copy(SHARED_DATA / "mnist.npz", tmp_path / "mnist.npz")
+    shutil.copy(DATA_DIR / "mnist.npz", tmp_path / "mnist.npz")
     cfg = OmegaConf.merge(DATASET_CFG, {"name": "mnist_back_rand"})
     s = load_dataset(cfg, tmp_path, tmp_path / "cache")
     assert (s.source, len(s.x_train), len(s.x_test)) == ("original", 5, 3)  # paper: train on the large set
