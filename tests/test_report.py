@@ -34,6 +34,24 @@ def test_tables_match_the_store(tmp_path):
     assert t2["ours_mean"].notna().sum() == 1
 
 
+def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_path):
+    store = ResultStore(tmp_path / "store")
+    for seed in (0, 1):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
+        other = fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)
+        other["key"] += "-lr"
+        other["config"]["protocol"]["lr"] = 0.01
+        store.put(other)
+    runs = load_store(store.root)
+    labels = sorted(set(runs["protocol"]))
+    assert len(labels) == 2 and all(label.startswith("fast-") for label in labels)
+    write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
+    means = sorted(pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item() for label in labels)
+    assert np.allclose(means, [60.0, 95.0])
+    store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
+    assert "paper" in set(load_store(store.root)["protocol"])  # one setting under a name: the plain name
+
+
 def test_figures_are_drawn_from_the_store(tmp_path):
     from nncompress.report import convnet_front, figure
 

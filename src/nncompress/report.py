@@ -3,12 +3,15 @@
     python -m nncompress.report [--results multirun/results] [--out reports]
 
 Reads only the local results store (never W&B). Writes, per paper table and protocol found,
-`tableN_<protocol>.md` and `.csv`: rows = edges removed, columns = datasets, our mean ± std over seeds (sample
+`tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one protocol name were trained with
+different settings, see `TRAINING_SETTINGS`): rows = edges removed, columns = datasets, our mean ± std over seeds (sample
 std, as the paper), the paper's value and the difference, in percent; cells without runs show as "—". And
 Figures 1-5 (`figN.png` / `.pdf`): test accuracy vs parameters, log x, with the ConvNet Pareto front (selected on
 validation accuracy when the ConvNets have a validation split) as a line.
 """
 import argparse
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +20,24 @@ from .results import ResultStore
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "paper_tables.csv"
 DATASETS = ["mnist", "mnist_back_image", "mnist_back_rand", "mnist_rot"]  # the paper's column order
+
+
+# Config keys that say how a network was trained, whatever the method or model: runs that share a protocol name
+# but differ in these (say `protocol.lr=0.01` beside the default) are reported apart, never pooled.
+TRAINING_SETTINGS = ("protocol", "schedule", "precision", "pruning_scope", "common_random_numbers")
+
+
+def protocol_labels(records: list[dict]) -> list[str]:
+    """The protocol's name, suffixed with a short hash of the training settings where runs under that name differ."""
+    settings = [json.dumps({k: r["config"].get(k) for k in TRAINING_SETTINGS}, sort_keys=True) for r in records]
+    names = [r["config"]["protocol"]["name"] for r in records]
+    variants: dict[str, set] = {}
+    for name, setting in zip(names, settings):
+        variants.setdefault(name, set()).add(setting)
+    return [
+        name if len(variants[name]) == 1 else f"{name}-{hashlib.sha1(setting.encode()).hexdigest()[:6]}"
+        for name, setting in zip(names, settings)
+    ]
 
 
 def load_store(root) -> pd.DataFrame:
@@ -29,7 +50,7 @@ def load_store(root) -> pd.DataFrame:
             "method": [r["config"]["method"]["name"] for r in records],
             "model": [r["config"]["model"]["name"] for r in records],
             "hidden": [r["config"]["hidden"] for r in records],
-            "protocol": [r["config"]["protocol"]["name"] for r in records],
+            "protocol": protocol_labels(records),
             "dataset": [r["dataset"] for r in records],
             "source": [r["source"] for r in records],
             "ratio": [r["ratio"] for r in records],
