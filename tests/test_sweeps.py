@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pandas as pd
+
 from nncompress.results import ResultStore
 
 from conftest import ROOT
@@ -28,6 +30,11 @@ def test_smoke_preset_with_submitit_local_launcher_then_resume(tmp_path):
         (m, d) for m in ("magl1", "obd") for d in ("mnist", "mnist_back_rand")
     }
     assert {r["source"] for r in records if r["dataset"] == "mnist_back_rand"} == {"regenerated"}
+    metrics_files = list((tmp_path / "a").rglob("metrics.csv"))
+    assert len(metrics_files) == 4  # one per job (logger=csv): the training loss once per epoch
+    for metrics in metrics_files:
+        losses = pd.read_csv(metrics)["train/loss"].dropna()
+        assert len(losses) == records[0]["epochs"] and (losses > 0).all()
     stamps = {p.name: p.stat().st_mtime_ns for p in store.root.glob("*.json")}
     smoke(tmp_path, tmp_path / "b")  # the basic launcher this time: everything is already done
     assert {p.name: p.stat().st_mtime_ns for p in store.root.glob("*.json")} == stamps

@@ -59,7 +59,11 @@ class PopulationClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss_fn(self.model(x), self.replica_targets(y))
-        self.log("train/loss", loss / self.population.size, prog_bar=True)
+        # Lightning's self.log costs ~1 ms a call, a third of a small step: sum on the device, log once an epoch.
+        self.loss_sum = loss.detach() if batch_idx == 0 else self.loss_sum + loss.detach()
+        if batch_idx == self.trainer.num_training_batches - 1:
+            mean = self.loss_sum / ((batch_idx + 1) * self.population.size)
+            self.log("train/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
         return loss
 
     def configure_optimizers(self):
