@@ -37,6 +37,7 @@ class UnionSweeper(BasicSweeper):
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def split_arguments(self, overrides: list[Override], max_batch_size: Optional[int]) -> list[list[list[str]]]:
+        """Every part's jobs, part after part, in batches of `max_batch_size` (the base sweeper's hook)."""
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         command_line = [o for o in overrides if o.key_or_group != "experiment"]
         jobs = []
@@ -52,7 +53,8 @@ class UnionSweeper(BasicSweeper):
         if not self.dry_run:
             return super().sweep(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        jobs = [job for batch in self.split_arguments(parser.parse_overrides(arguments), None) for job in batch]
+        overrides = parser.parse_overrides(self._parse_config() + arguments)  # as the base sweep() parses them
+        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
         for job in jobs:
             print(" ".join(job))
         print(f"{len(jobs)} jobs")
