@@ -78,8 +78,8 @@ def naive_epoch(x, y, epochs: int, accelerator: str) -> float:
 def matmul_peak_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     repeats = 10 if device == "cpu" else 200
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
     for _ in range(2):  # the second pass is timed
-        sync = torch.cuda.synchronize if device == "cuda" else lambda: None
         sync()
         start = time.perf_counter()
         for _ in range(repeats):

@@ -8,7 +8,7 @@ import torch
 from .datasets import Splits
 
 # Lightning precision -> dtype the training batches are stored in: under bf16 autocast the matmuls read
-# bfloat16 anyway, and gathering half the bytes is the cheaper half of every step's input cost.
+# bfloat16 anyway, so storing it halves the bytes every step's batch gather moves.
 PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
 
 
