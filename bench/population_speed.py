@@ -1,29 +1,38 @@
-"""Seconds per model-epoch: the population trainer (R = 1 and R = 70) vs a naive Lightning loop vs the FLOP floor.
+"""Seconds per model-epoch: the population trainer vs a plain PyTorch loop of the same step, a naive Lightning
+loop and the FLOP floor; then the paper's grid (Tables 1-6 at protocol=paper) estimated from measured speeds.
 
 All on the same synthetic MNIST-shaped data (50,000 x 784, batch 100, 784-100-10, fast protocol), in one run,
-in float32 and in bf16-mixed precision (each against the floor at its own matmul peak):
+in float32 and in bf16-mixed precision (each against the floor at its own matmul peak). On a GPU (the default
+when CUDA is present) the trainer replays a CUDA graph per step; a row shows it eager too.
 
     python bench/population_speed.py [--replicas 70] [--epochs 2] [--samples 50000] [--accelerator cpu|gpu]
 """
 import argparse
+import logging
 import math
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from nncompress.compression.schedules import PowerSchedule, Timing
 from nncompress.data.datasets import Splits
 from nncompress.data.module import PRECISIONS, PopulationData
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
+from nncompress.training.metrics import replica_accuracy
 from nncompress.training.module import PopulationClassifier
 
 D, H, C, BATCH = 784, 100, 10, 100
-PROTOCOL = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "protocol" / "fast.yaml")
+CONF = Path(__file__).resolve().parents[1] / "conf"
+FAST, PAPER = (OmegaConf.load(CONF / "protocol" / f"{name}.yaml") for name in ("fast", "paper"))
+# The paper's six tables as populations of 4 datasets x 5 seeds x the table's ratios (conf/experiment/table*.yaml).
+TABLES = {f"table{i}": (100 if i % 2 else 30, 4 * 5 * (14 if i % 2 else 8)) for i in range(1, 7)}
 
 
 class EpochTimer(pl.Callback):
@@ -31,30 +40,71 @@ class EpochTimer(pl.Callback):
         self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         self.last = time.perf_counter() - self.start
 
 
-def fit(module, timer, epochs, accelerator, precision="32-true", **data):
+def fit(module, epochs, accelerator, precision="32-true", **data) -> float:
+    """Seconds of the last epoch (warm caches, the CUDA graph already captured)."""
+    timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[timer],
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,
     )  # fmt: skip
     trainer.fit(module, **data)
-    return timer.last  # the last epoch: warm caches, no first-call overhead
+    return timer.last
 
 
-def population_epoch(x, y, replicas: int, epochs: int, accelerator: str, precision: str, crn: bool = False) -> float:
+def population(replicas: int, crn: bool) -> Population:
     if crn:  # one seed, `replicas` ratios sharing its stream
-        pop = Population.grid([0], [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
-    else:
-        pop = Population.grid(list(range(replicas)), [1.0])
-    model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], PROTOCOL.activation)
-    model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], PROTOCOL.init)
+        return Population.grid([0], [1.0 - i / (2 * replicas) for i in range(replicas)], crn)
+    return Population.grid(list(range(replicas)), [1.0])
+
+
+def trainer_parts(x, y, pop, protocol, hidden, epochs, precision="32-true", cuda_graph=True):
+    model = PopulationMLP(pop.streams, pop.per_stream, [D, hidden, C], protocol.activation)
+    model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], protocol.init)
     empty = torch.empty(0, D), torch.empty(0, dtype=torch.long)
-    splits = Splits("synthetic", "synthetic", x, y, *empty, *empty)
-    data = PopulationData(splits, BATCH, pop.seeds("data"), precision=precision)
-    module = PopulationClassifier(model, pop, PROTOCOL, math.ceil(len(x) / BATCH), epochs)
-    return fit(module, EpochTimer(), epochs, accelerator, precision, datamodule=data) / replicas
+    data = PopulationData(Splits("synthetic", "synthetic", x, y, *empty, *empty), BATCH, pop.seeds("data"), precision=precision)
+    return model, data, PopulationClassifier(model, pop, protocol, epochs, cuda_graph=cuda_graph)
+
+
+def trainer_epoch(x, y, replicas, epochs, accelerator, precision, crn=False, cuda_graph=True) -> float:
+    pop = population(replicas, crn)
+    _, data, module = trainer_parts(x, y, pop, FAST, H, epochs, precision, cuda_graph)
+    return fit(module, epochs, accelerator, precision, datamodule=data) / replicas
+
+
+def plain_epoch(x, y, replicas: int, epochs: int, device: str, crn: bool = False) -> float:
+    """The same population step as a bare PyTorch loop (no Lightning, no masks, no learning-rate schedule): each
+    stream's own shuffled batch gathered from one tensor, two baddbmm, cross-entropy, autograd.grad, fused SGD."""
+    G = 1 if crn else replicas
+    P, R = replicas // G, replicas
+    x, y = x.to(device), y.to(device)
+    params = [torch.randn(G, D, P * H, device=device) * math.sqrt(2 / D), torch.zeros(G, 1, P * H, device=device),
+              torch.randn(R, H, C, device=device) * math.sqrt(2 / H), torch.zeros(R, 1, C, device=device)]  # fmt: skip
+    params = [p.requires_grad_() for p in params]
+    opt = torch.optim.SGD(params, lr=FAST.lr, momentum=FAST.momentum, nesterov=True, fused=True)
+    generators = [torch.Generator().manual_seed(g) for g in range(G)]
+    n, sync = len(x), torch.cuda.synchronize if device == "cuda" else lambda: None
+    for _ in range(epochs):
+        sync()
+        start = time.perf_counter()
+        order = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+        for i in range(0, n, BATCH):
+            idx = order[:, i : i + BATCH]
+            B = idx.shape[1]
+            xb, yb = x.index_select(0, idx.reshape(-1)).view(G, B, D), y.index_select(0, idx.reshape(-1)).view(G, B)
+            h = torch.relu(torch.baddbmm(params[1], xb, params[0])).view(G, B, P, H).transpose(1, 2).reshape(R, B, H)
+            z = torch.baddbmm(params[3], h, params[2])
+            loss = F.cross_entropy(z.reshape(-1, C), yb.repeat_interleave(P, 0).reshape(-1), reduction="sum") / B
+            for p, g in zip(params, torch.autograd.grad(loss, params)):
+                p.grad = g
+            opt.step()
+        sync()
+        last = time.perf_counter() - start
+    return last / replicas
 
 
 class NaiveMLP(pl.LightningModule):
@@ -67,26 +117,33 @@ class NaiveMLP(pl.LightningModule):
         return nn.functional.cross_entropy(self.net(x), y)
 
     def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=PROTOCOL.lr, momentum=PROTOCOL.momentum, nesterov=True)
+        return torch.optim.SGD(self.parameters(), lr=FAST.lr, momentum=FAST.momentum, nesterov=True)
 
 
 def naive_epoch(x, y, epochs: int, accelerator: str) -> float:
     loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
-    return fit(NaiveMLP(), EpochTimer(), epochs, accelerator, train_dataloaders=loader)
+    return fit(NaiveMLP(), epochs, accelerator, train_dataloaders=loader)
 
 
-def matmul_peak_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float:
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    repeats = 10 if device == "cpu" else 200
+def matmul_peak_gflops(device: str, dtype: torch.dtype, seconds: float = 0.5) -> float:
+    """Square matmuls repeated for about `seconds`, as large as 2048 or as one takes 0.05 s (a CPU without native
+    bfloat16 runs them tens of times slower than float32)."""
     sync = torch.cuda.synchronize if device == "cuda" else lambda: None
-    for _ in range(2):  # the second pass is timed
-        sync()
+    n = 256
+    while True:
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
         start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
+        a @ b
         sync()
-        elapsed = time.perf_counter() - start
-    return 2 * n**3 * repeats / elapsed / 1e9
+        if n >= 2048 or time.perf_counter() - start > 0.05:
+            break
+        n *= 2
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        sync()
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
 
 
 def floor_epoch(peak_gflops: float, n: int) -> float:
@@ -97,34 +154,73 @@ def floor_epoch(peak_gflops: float, n: int) -> float:
     return flops / (peak_gflops * 1e9)
 
 
+def paper_grid_estimate(accelerator: str, samples: int) -> str:
+    """Tables 1-6 at protocol=paper, one process per table: the population pays its slowest replica's epochs
+    (at most the power schedule's 15 steps, 25 epochs apart at the latest, then 50 epochs), each epoch 500 steps
+    plus one training-accuracy pass (the pruning trigger), all measured on `samples` synthetic images and scaled
+    to the paper's 50,000."""
+    pruned_epochs = Timing(**PAPER.pruning).max_epochs(PowerSchedule().steps)
+    x, y = torch.rand(samples, D), torch.randint(0, C, (samples,))
+    total, parts = 0.0, []
+    for name, (hidden, replicas) in TABLES.items():
+        pop = Population.grid(list(range(replicas)), [1.0])
+        model, data, module = trainer_parts(x, y, pop, PAPER, hidden, 2)
+        step_s = fit(module, 2, accelerator, datamodule=data) / math.ceil(samples / BATCH)
+        start = time.perf_counter()
+        replica_accuracy(model, data.eval_batches("train")).cpu()  # synced
+        eval_s = time.perf_counter() - start
+        epoch_s = 500 * step_s + eval_s * 50_000 / samples
+        total += pruned_epochs * epoch_s
+        parts.append(f"{name} R={replicas} H={hidden}: {1000 * step_s:.2f} ms/step, {epoch_s:.2f} s/epoch "
+                     f"({100 * (1 - 500 * step_s / epoch_s):.0f} % accuracy pass)")
+    return f"paper grid, {pruned_epochs} epochs per table: {total / 60:.1f} min  ({'; '.join(parts)})"
+
+
 def main():
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no per-fit banners between the rows
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=70)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=50_000)
-    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--grid-samples", type=int, default=5_000, help="images the paper-grid estimate times on")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="gpu" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precisions", help="comma-separated (default: 32-true, and bf16-mixed where bfloat16 is "
+                        "native: a GPU, or a CPU with AVX-512)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     x, y = torch.rand(args.samples, D), torch.randint(0, C, (args.samples,))
     device = "cuda" if args.accelerator == "gpu" else "cpu"
     R, e, acc = args.replicas, args.epochs, args.accelerator
     naive = naive_epoch(x, y, e, acc)
-    print(f"\n{device}, threads {torch.get_num_threads()}, {args.samples} x {D}, batch {BATCH}, {D}-{H}-{C}")
-    print(f"{'trainer':<50} {'s / model-epoch':>16} {'vs naive':>9} {'vs floor':>9}")
-    for precision, dtype in PRECISIONS.items():
+    name = torch.cuda.get_device_name() if device == "cuda" else f"cpu, threads {torch.get_num_threads()}"
+    print(f"\n{name}, {args.samples} x {D}, batch {BATCH}, {D}-{H}-{C}")
+    print(f"{'trainer':<50} {'s / model-epoch':>16} {'vs naive':>9} {'vs floor':>9} {'vs plain':>9}")
+    native_bf16 = device == "cuda" or "AVX512" in torch.backends.cpu.get_cpu_capability()
+    precisions = args.precisions.split(",") if args.precisions else ["32-true"] + ["bf16-mixed"] * native_bf16
+    for precision in precisions:
+        dtype = PRECISIONS[precision]
         peak = matmul_peak_gflops(device, dtype)
         floor = floor_epoch(peak, args.samples)
-        rows = {
-            f"dense FLOP floor ({peak:.0f} GFLOP/s {dtype})": floor,
-            f"population R={R}": population_epoch(x, y, R, e, acc, precision),
-            f"population R={R}, common random numbers": population_epoch(x, y, R, e, acc, precision, crn=True),
-            "population R=1": population_epoch(x, y, 1, e, acc, precision),
-        }
+        rows = {f"dense FLOP floor ({peak:.0f} GFLOP/s {dtype})": (floor, None)}
         if precision == "32-true":
-            rows["naive Lightning + DataLoader"] = naive
+            for crn in (False, True):
+                suffix = ", common random numbers" if crn else ""
+                plain = plain_epoch(x, y, R, e, device, crn)
+                rows[f"plain PyTorch loop R={R}{suffix}"] = (plain, plain)
+                rows[f"population R={R}{suffix}"] = (trainer_epoch(x, y, R, e, acc, precision, crn), plain)
+            if device == "cuda":
+                rows[f"population R={R}, eager (no CUDA graph)"] = (trainer_epoch(x, y, R, e, acc, precision, cuda_graph=False), None)
+        else:
+            rows[f"population R={R}"] = (trainer_epoch(x, y, R, e, acc, precision), None)
+            rows[f"population R={R}, common random numbers"] = (trainer_epoch(x, y, R, e, acc, precision, True), None)
+        rows["population R=1"] = (trainer_epoch(x, y, 1, e, acc, precision), None)
+        if precision == "32-true":
+            rows["naive Lightning + DataLoader"] = (naive, None)
         print(f"-- precision {precision}")
-        for name, sec in rows.items():
-            print(f"{name:<50} {sec:>16.4f} {naive / sec:>8.1f}x {sec / floor:>8.2f}x")
+        for row, (sec, plain) in rows.items():
+            vs_plain = f"{sec / plain:>8.2f}x" if plain else ""
+            print(f"{row:<50} {sec:>16.4f} {naive / sec:>8.1f}x {sec / floor:>8.2f}x {vs_plain:>9}")
+    print("-- " + paper_grid_estimate(acc, args.grid_samples))
 
 
 if __name__ == "__main__":

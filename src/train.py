@@ -4,7 +4,6 @@
     python src/train.py protocol=paper seeds=[0,1,2] hidden=30
     python src/train.py -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
 """
-import math
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nncompress import config, results
 from nncompress.compression.pruning import build_pruning
-from nncompress.compression.regularizers import Regularization, build_regularizer
+from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import exit_on_user_error
@@ -32,12 +31,16 @@ def train(cfg: DictConfig) -> list[dict]:
     config.validate(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    splits = load_dataset(cfg.dataset, cfg.data_dir, cfg.cache_dir)
+    splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}
     if cfg.protocol.normalize:
-        splits.standardize_()
+        for s in splits.values():
+            s.standardize_()
     store = results.ResultStore(cfg.results_dir)
-    keys = {(s, r): results.experiment_key(resolved, s, r, splits.source) for s in config.seeds(cfg) for r in config.ratios(cfg)}
-    done = {pair for pair, key in keys.items() if key in store} if cfg.resume else set()
+    keys = {
+        (d, s, r): results.experiment_key(resolved, d, s, r, splits[d].source)
+        for d in splits for s in config.seeds(cfg) for r in config.ratios(cfg)
+    }
+    done = {cell for cell, key in keys.items() if key in store} if cfg.resume else set()
     pending = Population.pending(list(keys), done, cfg.common_random_numbers)
     if not pending:
         print(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
@@ -45,19 +48,18 @@ def train(cfg: DictConfig) -> list[dict]:
     if done:
         print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
     population = Population.build(pending, cfg.common_random_numbers)
-    n_train, protocol = len(splits.x_train), cfg.protocol
+    names, protocol = population.datasets, cfg.protocol
+    data = PopulationData([splits[d] for d in names], protocol.batch_size, population.seeds("data"), cfg.eval_batch_size,
+                          cfg.precision, [names.index(d) for d in population.stream_datasets])  # fmt: skip
 
-    model = build_model(cfg, population, splits.x_train.shape[1])
-    data = PopulationData(splits, protocol.batch_size, population.seeds("data"), cfg.eval_batch_size, cfg.precision)
+    model = build_model(cfg, population, data.features)
     callbacks = [progress_callback()]
-    regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, n_train)
-    if regularizer is not None:
-        callbacks.append(Regularization(regularizer))  # before pruning, which masks the gradients
     pruning = build_pruning(cfg, population, run_dir)
     if pruning is not None:
         callbacks.append(pruning)
     epochs = pruning.max_epochs if pruning else protocol.epochs
-    module = PopulationClassifier(model, population, protocol, math.ceil(n_train / protocol.batch_size), epochs)
+    regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, data.n_train)
+    module = PopulationClassifier(model, population, protocol, epochs, regularizer, cfg.cuda_graph)
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator=cfg.accelerator,
@@ -70,8 +72,8 @@ def train(cfg: DictConfig) -> list[dict]:
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        limit_val_batches=1.0 if len(splits.x_val) else 0,
-        log_every_n_steps=50,
+        limit_val_batches=1.0 if data.has("val") else 0,
+        log_every_n_steps=1,  # one step per epoch
     )
     torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
     start = time.time()
@@ -84,11 +86,11 @@ def train(cfg: DictConfig) -> list[dict]:
         acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
         records.append(
             {
-                "key": keys[replica.seed, replica.ratio],
+                "key": keys[replica.cell],
                 "seed": replica.seed,
                 "ratio": replica.ratio,
-                "dataset": splits.name,
-                "source": splits.source,
+                "dataset": replica.dataset,
+                "source": splits[replica.dataset].source,
                 **counts,
                 **acc,
                 "epochs": trainer.current_epoch,
@@ -96,7 +98,7 @@ def train(cfg: DictConfig) -> list[dict]:
                 "population_size": population.size,
                 "run_dir": str(run_dir.resolve()),
                 "wall_time_s": wall,
-                "config": results.replica_config(resolved, replica.seed, replica.ratio),
+                "config": results.replica_config(resolved, *replica.cell),
             }
         )
     if cfg.save_model:
@@ -104,9 +106,13 @@ def train(cfg: DictConfig) -> list[dict]:
     results.write_jsonl(run_dir / "results.jsonl", records)
     log_replica_table(trainer.logger, records)
     for record, replica in zip(records, population.replicas):
-        if (replica.seed, replica.ratio) not in done:  # retrained only to share a stream: already stored
+        if replica.cell not in done:  # retrained only to share a stream: already stored
             store.put(record)
-    print(f"\n{splits.name} ({splits.source}), {population.size} replica(s), {wall:.1f} s -> {run_dir}")
+    sources = ", ".join(f"{d} ({splits[d].source})" for d in names)
+    print(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {run_dir}")
+    if pruning:
+        print(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
+              f"({100 * pruning.work_s / wall:.0f} % of the run)")
     print(results.format_table(records))
     return records
 

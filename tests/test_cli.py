@@ -156,3 +156,31 @@ def test_convnet_searches_and_pareto(tmp_path):
     out = subprocess.run([sys.executable, "-m", "nncompress.pareto", str(tmp_path), "--out", str(tmp_path / "f.csv")],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "4 settings" in out and (tmp_path / "f.csv").exists()
+
+
+def test_population_over_datasets_trains_each_replica_as_alone_and_resumes_what_is_missing(tmp_path, results_dir):
+    """`dataset.name=[...]` trains one population over datasets; each replica's record equals its run alone; a
+    store holding one dataset's replicas makes the mixed run train only the other's."""
+    pruned = ["method=obd", "ratio=[0.5,0.05]", "seeds=[0]", "protocol.pruning.first_epoch=1", "schedule.steps=2",
+              "protocol.pruning.final_epochs=1", "logger=none"]  # fmt: skip
+    alone = {}
+    for name in ("mnist", "mnist_back_rand"):
+        run = tmp_path / name
+        train_tiny(run, f"dataset={name}", f"results_dir={tmp_path}/store_{name}", *pruned)
+        alone |= {(r["dataset"], r["ratio"]): r for r in read_jsonl(run / "results.jsonl")}
+    train_tiny(tmp_path / "mixed", "dataset.name=[mnist,mnist_back_rand]", *pruned)
+    mixed = read_jsonl(tmp_path / "mixed" / "results.jsonl")
+    assert [(r["dataset"], r["ratio"]) for r in mixed] == list(alone) and {r["population_size"] for r in mixed} == {4}
+    for r in mixed:
+        same = alone[r["dataset"], r["ratio"]]
+        assert r["key"] == same["key"] and r["config"]["dataset"]["name"] == r["dataset"]
+        for field in ("test_acc", "train_acc", "nonzero_weights", "epochs", "source"):
+            assert r[field] == same[field], field
+    store = tmp_path / "store_mnist"  # holds the mnist replicas only
+    before = {p.name: p.read_text() for p in store.glob("*.json")}
+    proc = train_tiny(tmp_path / "resumed", "dataset.name=[mnist,mnist_back_rand]", f"results_dir={store}", *pruned)
+    assert "resuming: 2 of 4 replica(s)" in proc.stdout
+    resumed = read_jsonl(tmp_path / "resumed" / "results.jsonl")
+    assert [r["dataset"] for r in resumed] == ["mnist_back_rand"] * 2 and resumed[0]["population_size"] == 2
+    assert [r["test_acc"] for r in resumed] == [alone["mnist_back_rand", q]["test_acc"] for q in (0.5, 0.05)]
+    assert len(list(store.glob("*.json"))) == 4 and all((store / n).read_text() == t for n, t in before.items())

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from nncompress.compression.hessian import hessian_diagonal
+from nncompress.data.module import EvalBatches
 from nncompress.training.module import LOSSES
 
 from test_population_model import make
@@ -16,7 +17,7 @@ def autograd_diagonal(model, r, x, y, loss):
         v1 = flat[: w1.numel()].view_as(w1)
         v2 = flat[w1.numel() :].view_as(w2)
         z = model.activation(x.double() @ v1 + b1) @ v2 + b2
-        return LOSSES[loss](z.unsqueeze(0), y.unsqueeze(0))
+        return LOSSES[loss](z.unsqueeze(0), y.unsqueeze(0)).sum()
 
     h = torch.autograd.functional.hessian(f, torch.cat([w1.flatten(), w2.flatten()]))
     d = torch.diagonal(h)
@@ -29,7 +30,7 @@ def test_diagonal_equals_autograd_hessian(loss, activation, crn):
     torch.manual_seed(0)
     pop, model = make([0, 1], [1.0, 0.5], crn, activation, "paper", sizes=(6, 5, 4))
     x, y = torch.randn(13, 6), torch.randint(0, 4, (13,))
-    ours = hessian_diagonal(model, x, y, loss, batch_size=5)  # several batches, averaged
+    ours = hessian_diagonal(model, EvalBatches(x, y, 5), loss)  # several batches, averaged
     for r in range(pop.size):
         ref1, ref2 = autograd_diagonal(model, r, x, y, loss)
         torch.testing.assert_close(ours[0][r].double(), ref1, rtol=1e-5, atol=1e-5)
@@ -39,7 +40,23 @@ def test_diagonal_equals_autograd_hessian(loss, activation, crn):
 def test_gauss_newton_is_nonnegative_and_differs_from_exact():
     pop, model = make([0], [1.0], False, "sigmoid", "paper", sizes=(6, 5, 4))
     x, y = torch.randn(30, 6), torch.randint(0, 4, (30,))
-    gn = hessian_diagonal(model, x, y, "mse", gauss_newton=True)
-    exact = hessian_diagonal(model, x, y, "mse")
+    gn = hessian_diagonal(model, EvalBatches(x, y, 30), "mse", gauss_newton=True)
+    exact = hessian_diagonal(model, EvalBatches(x, y, 30), "mse")
     assert all((h >= 0).all() for h in gn)
     assert not torch.allclose(gn[0], exact[0])
+
+
+@pytest.mark.parametrize("crn", [False, True])
+def test_per_stream_data_gives_each_replica_the_hessian_of_its_own_dataset(crn):
+    """Streams reading different datasets (a mixed population): replica r's diagonal is the autograd Hessian on
+    the dataset of its stream."""
+    torch.manual_seed(1)
+    pop, model = make([0, 1, 2], [1.0, 0.5], crn, "sigmoid", "paper", sizes=(6, 5, 4))
+    x, y = torch.randn(2, 11, 6), torch.randint(0, 4, (2, 11))  # 2 datasets of 11 samples
+    streams = torch.tensor([g % 2 for g in range(pop.streams)])
+    ours = hessian_diagonal(model, EvalBatches(x, y, 4, streams), "mse")
+    for r in range(pop.size):
+        k = int(streams[r // pop.per_stream])
+        ref1, ref2 = autograd_diagonal(model, r, x[k], y[k], "mse")
+        torch.testing.assert_close(ours[0][r].double(), ref1, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours[1][r].double(), ref2, rtol=1e-5, atol=1e-5)

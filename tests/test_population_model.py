@@ -55,13 +55,13 @@ def test_forward_equals_separate_linear_nets(crn):
 def test_population_gradient_is_each_replicas_own(loss_fn, activation):
     pop, model = make([0, 1, 2, 3], [1.0], False, activation, "paper")
     x, y = torch.randn(pop.streams, 6, 12), torch.randint(0, 3, (pop.streams, 6))
-    loss_fn(model(x), y).backward()
+    loss_fn(model(x), y).sum().backward()
     for r in range(pop.size):
         alone = [layer.replica_weight()[r].detach().clone().requires_grad_() for layer in model.layers]
         biases = [layer.replica_bias()[r].detach().clone().requires_grad_() for layer in model.layers]
         act = torch.sigmoid if activation == "sigmoid" else torch.relu
         h = act(x[r] @ alone[0] + biases[0])
-        loss_fn((h @ alone[1] + biases[1]).unsqueeze(0), y[r].unsqueeze(0)).backward()
+        loss_fn((h @ alone[1] + biases[1]).unsqueeze(0), y[r].unsqueeze(0)).sum().backward()
         for layer, w in zip(model.layers, alone):
             grad = layer.weight.grad.view(layer.streams, layer.in_features, layer.per_stream, -1)
             torch.testing.assert_close(grad.permute(0, 2, 1, 3).reshape(pop.size, *w.shape)[r], w.grad)

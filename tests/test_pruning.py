@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -7,11 +5,11 @@ from omegaconf import OmegaConf
 
 from nncompress.compression.masks import prune_masks
 from nncompress.compression.pruning import Pruning
-from nncompress.compression.regularizers import L1, L2, Regularization
+from nncompress.compression.regularizers import L1, L2
 from nncompress.compression.saliency import OBD, Magnitude
 from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timing
 from nncompress.data.datasets import Splits
-from nncompress.data.module import PopulationData
+from nncompress.data.module import EvalBatches, PopulationData
 from nncompress.training.module import PopulationClassifier
 
 from conftest import ROOT
@@ -71,11 +69,12 @@ def test_obd_saliency_is_w2_times_hessian():
     x, y = torch.randn(20, 6), torch.randint(0, 4, (20,))
     from nncompress.compression.hessian import hessian_diagonal
 
-    h = hessian_diagonal(model, x, y, "mse")
+    batches = EvalBatches(x, y, 7)
+    h = hessian_diagonal(model, batches, "mse")
     w = model.layers[0].replica_weight()
-    torch.testing.assert_close(OBD("mse", "abs").scores(model, x, y)[0], w**2 * h[0].abs())
-    torch.testing.assert_close(OBD("mse", "exact").scores(model, x, y)[0], 0.5 * w**2 * h[0])
-    torch.testing.assert_close(Magnitude().scores(model, x, y)[0], w.abs())
+    torch.testing.assert_close(OBD("mse", "abs").scores(model, batches)[0], w**2 * h[0].abs())
+    torch.testing.assert_close(OBD("mse", "exact").scores(model, batches)[0], 0.5 * w**2 * h[0])
+    torch.testing.assert_close(Magnitude().scores(model, batches)[0], w.abs())
 
 
 class Snapshots(pl.Callback):
@@ -97,9 +96,8 @@ def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False):
     data = PopulationData(Splits("toy", "synthetic", x, y, *empty, *empty), 20, pop.seeds("data"))
     pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
     snaps = Snapshots()
-    callbacks = ([Regularization(regularizer)] if regularizer else []) + [pruning, snaps]
-    module = PopulationClassifier(model, pop, FAST, math.ceil(len(x) / 20), pruning.max_epochs)
-    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=callbacks, enable_progress_bar=False,
+    module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer)
+    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=[pruning, snaps], enable_progress_bar=False,
                          enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(module, datamodule=data)
     return model, pruning, snaps

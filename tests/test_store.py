@@ -5,7 +5,7 @@ import sys
 import time
 
 from nncompress.population import Population
-from nncompress.results import ResultStore, experiment_key
+from nncompress.results import ResultStore, config_key, experiment_key
 
 from conftest import ROOT, TINY
 
@@ -13,18 +13,25 @@ from conftest import ROOT, TINY
 def test_experiment_key_ignores_run_settings_only():
     cfg = {"seeds": [0, 1], "ratio": [0.1], "logger": {"name": "wandb"}, "data_dir": "a", "hidden": 100,
            "dataset": {"name": "mnist", "source": "auto"}}  # fmt: skip
-    key = experiment_key(cfg, 0, 0.1, "original")
-    assert key == experiment_key({**cfg, "logger": {"name": "csv"}, "data_dir": "b", "seeds": [0]}, 0, 0.1, "original")
-    assert key != experiment_key({**cfg, "hidden": 30}, 0, 0.1, "original")
-    assert key != experiment_key(cfg, 1, 0.1, "original") != experiment_key(cfg, 0, 0.1, "regenerated")
+    key = experiment_key(cfg, "mnist", 0, 0.1, "original")
+    assert key == experiment_key({**cfg, "logger": {"name": "csv"}, "data_dir": "b", "seeds": [0], "cuda_graph": False},
+                                 "mnist", 0, 0.1, "original")  # fmt: skip
+    assert key != experiment_key({**cfg, "hidden": 30}, "mnist", 0, 0.1, "original")
+    assert key != experiment_key(cfg, "mnist", 1, 0.1, "original") != experiment_key(cfg, "mnist", 0, 0.1, "regenerated")
+    # a replica of a population over datasets is the same experiment as a run on its dataset alone
+    both = {**cfg, "dataset": {"name": ["mnist_rot", "mnist"], "source": "auto"}}
+    assert experiment_key(both, "mnist", 0, 0.1, "original") == key != experiment_key(both, "mnist_rot", 0, 0.1, "original")
+    # and keys written before populations spanned datasets stay valid: the replica config, run settings out
+    single = {"seeds": [0], "ratio": 0.1, "hidden": 100, "dataset": {"name": "mnist", "source": "original"}}
+    assert key == config_key(single)
 
 
-def test_pending_pairs():
-    pairs = [(0, 0.1), (0, 0.01), (1, 0.1), (1, 0.01)]
-    done = {(0, 0.1), (1, 0.1), (1, 0.01)}
-    assert Population.pending(pairs, done) == [(0, 0.01)]
-    assert Population.pending(pairs, done, common_random_numbers=True) == [(0, 0.1), (0, 0.01)]
-    assert Population.pending(pairs, set(pairs), True) == []
+def test_pending_cells():
+    cells = [("a", 0, 0.1), ("a", 0, 0.01), ("a", 1, 0.1), ("b", 0, 0.1)]
+    done = {("a", 0, 0.1), ("a", 1, 0.1), ("b", 0, 0.1)}
+    assert Population.pending(cells, done) == [("a", 0, 0.01)]
+    assert Population.pending(cells, done, common_random_numbers=True) == [("a", 0, 0.1), ("a", 0, 0.01)]
+    assert Population.pending(cells, set(cells), True) == []
 
 
 def sweep(store, sweep_dir, log):

@@ -1,7 +1,7 @@
 """Checks of the composed config that turn bad input into one-line errors before any work starts."""
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data.datasets import DATASETS, SPLITS
 from .data.module import PRECISIONS
@@ -10,7 +10,8 @@ from .models.convnet import conv_output_side
 from .models.factory import MODELS
 from .models.mlp import ACTIVATIONS
 from .models.population import INITS
-from .training.module import LOSSES, LR_SCHEDULES
+from .training.module import LOSSES
+from .training.step import LR_SCHEDULES
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -27,6 +28,16 @@ def seeds(cfg: DictConfig) -> list[int]:
     return [int(s) for s in as_list(cfg.seeds)]
 
 
+def dataset_names(cfg: DictConfig) -> list[str]:
+    """The datasets a run trains on: `dataset.name`, one name or a list (one population over all of them)."""
+    return [str(n) for n in as_list(cfg.dataset.name)]
+
+
+def dataset_config(cfg: DictConfig, name: str) -> DictConfig:
+    """The `dataset` config of one of the run's datasets."""
+    return OmegaConf.merge(cfg.dataset, {"name": name})
+
+
 def validate(cfg: DictConfig) -> None:
     for r in ratios(cfg):
         if not 0.0 < r <= 1.0:
@@ -37,9 +48,12 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"ratio list has duplicates: {ratios(cfg)}")
     if int(cfg.hidden) <= 0:
         raise UserError(f"hidden must be a positive number of units, got {cfg.hidden}")
-    d = cfg.dataset
-    if d.name not in DATASETS:
-        raise UserError(f"unknown dataset '{d.name}' (choose from: {', '.join(DATASETS)})")
+    d, names = cfg.dataset, dataset_names(cfg)
+    for name in names:
+        if name not in DATASETS:
+            raise UserError(f"unknown dataset '{name}' (choose from: {', '.join(DATASETS)})")
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"dataset.name must be one dataset or a list of distinct ones, got {names}")
     if d.split not in SPLITS:
         raise UserError(f"unknown dataset.split '{d.split}' (choose from: {', '.join(SPLITS)})")
     if d.get("source", "auto") not in ("auto", "original", "regenerated"):

@@ -3,16 +3,18 @@ from pathlib import Path
 
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
+from .config import dataset_names
+
 
 def build_logger(cfg, run_dir: Path, config: dict):
-    name = cfg.logger.name
+    name, datasets = cfg.logger.name, dataset_names(cfg)
     if name == "wandb":
         return WandbLogger(
             project=cfg.logger.project,
             save_dir=str(run_dir),
             offline=cfg.logger.offline,
-            group=f"{cfg.experiment or 'adhoc'}/{cfg.method.name}/{cfg.model.name}/{cfg.dataset.name}",
-            tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, cfg.dataset.name, cfg.protocol.name) if t],
+            group=f"{cfg.experiment or 'adhoc'}/{cfg.method.name}/{cfg.model.name}/{'+'.join(datasets)}",
+            tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, *datasets, cfg.protocol.name) if t],
             config=config,
         )
     if name == "csv":
@@ -20,7 +22,7 @@ def build_logger(cfg, run_dir: Path, config: dict):
     return False
 
 
-REPLICA_COLUMNS = ["seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
+REPLICA_COLUMNS = ["dataset", "seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
 
 
 def log_replica_table(logger, records: list[dict]) -> None:

@@ -213,7 +213,8 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
             if not files:
                 continue
             with np.load(files[-1]) as h:
-                i = list(h["replicas"]).index(f"seed{r['seed']}_ratio{ratio:g}")
+                names, name = list(h["replicas"]), f"seed{r['seed']}_ratio{ratio:g}"
+                i = names.index(f"{r['dataset']}_{name}" if f"{r['dataset']}_{name}" in names else name)  # older runs: no dataset
                 counts, edges = h["counts"][i], h["edges"][i]
             ax.stairs(counts / counts.sum(), edges, label=f"{method} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")
             drawn.append(method)

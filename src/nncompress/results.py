@@ -10,20 +10,19 @@ import os
 import tempfile
 from pathlib import Path
 
-
-
 # Settings that change where, how or under which preset a run is done, not its outcome.
-NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size", "save_model")
+NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size",
+              "save_model", "cuda_graph")  # fmt: skip
 
 
-def replica_config(config: dict, seed: int, ratio: float) -> dict:
-    """The resolved config of one replica: the population's config with its own seed and ratio."""
-    return {**config, "seeds": [seed], "ratio": ratio}
+def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
+    """The resolved config of one replica: the population's config with its own dataset, seed and ratio."""
+    return {**config, "dataset": {**config["dataset"], "name": dataset}, "seeds": [seed], "ratio": ratio}
 
 
-def experiment_key(config: dict, seed: int, ratio: float, source: str) -> str:
+def experiment_key(config: dict, dataset: str, seed: int, ratio: float, source: str) -> str:
     """Names the experiment a replica is: its config without run settings, with the data source it used."""
-    cfg = {k: v for k, v in replica_config(config, seed, ratio).items() if k not in NOT_IN_KEY}
+    cfg = {k: v for k, v in replica_config(config, dataset, seed, ratio).items() if k not in NOT_IN_KEY}
     cfg["dataset"] = {**cfg["dataset"], "source": source}
     return config_key(cfg)
 
@@ -74,9 +73,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def format_table(records: list[dict]) -> str:
     """One line per replica: seed, ratio, accuracies, non-zero weights and parameters (real weights + biases)."""
-    lines = [f"{'replica':<24} {'test acc':>8} {'train acc':>9} {'non-zero weights':>18} {'parameters':>10}"]
+    mixed = len({r["dataset"] for r in records}) > 1
+    width = 24 + mixed * max(len(r["dataset"]) + 1 for r in records)
+    lines = [f"{'replica':<{width}} {'test acc':>8} {'train acc':>9} {'non-zero weights':>18} {'parameters':>10}"]
     for r in records:
-        name = f"seed={r['seed']} ratio={r['ratio']:g}"
+        name = (f"{r['dataset']} " if mixed else "") + f"seed={r['seed']} ratio={r['ratio']:g}"
         kept = f"{r['nonzero_weights']}/{r['total_weights']}"
-        lines.append(f"{name:<24} {r['test_acc']:>8.4f} {r['train_acc']:>9.4f} {kept:>18} {r['parameters']:>10}")
+        lines.append(f"{name:<{width}} {r['test_acc']:>8.4f} {r['train_acc']:>9.4f} {kept:>18} {r['parameters']:>10}")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ get LeCun's diagonal approximation.
 import torch
 import torch.nn.functional as F
 
-from ..data.module import EvalBatches
+from ..models.population import replica_targets
 
 
 def activation_derivatives(name: str, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,29 +40,35 @@ def output_terms(loss: str, z: torch.Tensor, y: torch.Tensor, gauss_newton: bool
 
 
 def sum_outer(a2: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """sum_b a2[b, i] * s[r, b, j] -> (R, in, out); a2 is (B, in) when shared by all replicas, else (R, B, in)."""
+    """sum_b a2[., b, i] * s[r, b, j] -> (R, in, out) for s (R, B, out) and a2 (B, in) shared by all replicas,
+    (G, B, in) per stream (the R / G replicas of a stream side by side) or (R, B, in) per replica."""
+    R, B, out = s.shape
     if a2.dim() == 2:  # one wide GEMM for all replicas
-        R, B, out = s.shape
         return (a2.T @ s.transpose(0, 1).reshape(B, R * out)).view(-1, R, out).transpose(0, 1)
-    return torch.bmm(a2.transpose(1, 2), s)
+    G = a2.shape[0]
+    if G == R:
+        return torch.bmm(a2.transpose(1, 2), s)
+    wide = s.view(G, R // G, B, out).permute(0, 2, 1, 3).reshape(G, B, -1)
+    return torch.bmm(a2.transpose(1, 2), wide).view(G, -1, R // G, out).transpose(1, 2).reshape(R, -1, out)
 
 
 @torch.no_grad()
-def hessian_diagonal(model, x: torch.Tensor, y: torch.Tensor, loss: str, batch_size: int = 4000,
-                     gauss_newton: bool = False) -> list[torch.Tensor]:  # fmt: skip
-    """Per layer, d2L/dW2 (R, in, out) of the training loss averaged over (x, y), for every replica.
+def hessian_diagonal(model, batches, loss: str, gauss_newton: bool = False) -> list[torch.Tensor]:
+    """Per layer, d2L/dW2 (R, in, out) of the training loss averaged over the samples of `batches`
+    (data.module.EvalBatches), for every replica.
 
     `gauss_newton` drops the terms in second derivatives of the activations (the result is then >= 0).
     """
     layers, last = model.layers, len(model.layers) - 1
-    sums = [torch.zeros(lay.replicas, lay.in_features, lay.out_features, device=x.device) for lay in layers]
-    for xb, yb in EvalBatches(x, y, batch_size):
+    device = layers[0].bias.device
+    sums = [torch.zeros(lay.replicas, lay.in_features, lay.out_features, device=device) for lay in layers]
+    for xb, yb in batches:
         inputs, pre = [xb], []
         for i, layer in enumerate(layers):
             pre.append(layer(inputs[-1]))
             if i < last:
                 inputs.append(model.activation(pre[-1]))
-        grad, s, quad = output_terms(loss, pre[-1], yb, gauss_newton)
+        grad, s, quad = output_terms(loss, pre[-1], replica_targets(yb, model.replicas), gauss_newton)
         for i in reversed(range(len(layers))):
             sums[i] += sum_outer(inputs[i] * inputs[i], s)
             if i == 0:
@@ -73,4 +79,4 @@ def hessian_diagonal(model, x: torch.Tensor, y: torch.Tensor, loss: str, batch_s
             second_a = quad(w) if i == last else s @ (w * w).transpose(1, 2)
             s = d1 * d1 * second_a if gauss_newton else d1 * d1 * second_a + d2 * grad_a
             grad = grad_a * d1
-    return [h / len(x) for h in sums]
+    return [h / batches.samples for h in sums]

@@ -2,7 +2,7 @@
 
 Each replica keeps its own schedule state: it is pruned by its own saliencies to its own target, its steps fire
 on its own training accuracy, and once it has trained `final_epochs` after its last step it is frozen
-(gradients and optimizer state zeroed) while slower replicas finish.
+(its updates masked in the training step) while slower replicas finish.
 """
 import json
 import time
@@ -21,10 +21,9 @@ from .schedules import SCHEDULES, Timing
 
 class Pruning(pl.Callback):
     def __init__(self, saliency, schedule, timing: Timing, population: Population, scope: str = "global",
-                 run_dir: Path | None = None, histogram_epochs=(), eval_batch_size: int = 4000):  # fmt: skip
+                 run_dir: Path | None = None, histogram_epochs=()):  # fmt: skip
         self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
-        self.population, self.run_dir = population, run_dir
-        self.histogram_epochs, self.eval_batch_size = set(histogram_epochs), eval_batch_size
+        self.population, self.run_dir, self.histogram_epochs = population, run_dir, set(histogram_epochs)
         R = population.size
         self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)
         self.steps_done = torch.zeros(R, dtype=torch.long)
@@ -32,22 +31,27 @@ class Pruning(pl.Callback):
         self.end_epoch = torch.full((R,), 10**9)
         self.active = torch.ones(R, dtype=torch.bool)
         self.history: list[dict] = []  # one entry per pruning step and replica
-        self.grad_masks: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer: (weights, biases) to update
+        self.work_s = 0.0  # seconds of the per-epoch work: training accuracy for the trigger, saliencies, masks
 
     @property
     def max_epochs(self) -> int:
         return self.timing.max_epochs(self.schedule.steps)
 
     def train_accuracy(self, trainer, model) -> torch.Tensor:
-        s = trainer.datamodule.splits
-        return replica_accuracy(model, s.x_train, s.y_train, self.eval_batch_size).cpu()
+        return replica_accuracy(model, trainer.datamodule.eval_batches("train")).cpu()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        start = time.perf_counter()
+        self.update(trainer, pl_module)
+        self.work_s += time.perf_counter() - start  # its share of the run (results hold the accuracies, so synced)
+
+    def update(self, trainer, pl_module) -> None:
+        """Freeze the replicas that are done, then prune those whose step is due."""
         epoch, t = trainer.current_epoch, self.timing
         finished = self.active & (self.end_epoch <= epoch)
         if finished.any():
             self.active &= ~finished
-            self.refresh_masks(pl_module, trainer.optimizers[0])
+            self.refresh_masks(pl_module)
         pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
         due = pending & (epoch - self.last_step >= t.every)
         accuracy = None
@@ -59,10 +63,10 @@ class Pruning(pl.Callback):
 
     @torch.no_grad()
     def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor | None) -> None:
-        model, epoch, splits = pl_module.model, trainer.current_epoch, trainer.datamodule.splits
+        model, epoch = pl_module.model, trainer.current_epoch
         before = self.train_accuracy(trainer, model) if before is None else before
         start = time.perf_counter()
-        scores = self.saliency.scores(model, splits.x_train, splits.y_train)
+        scores = self.saliency.scores(model, trainer.datamodule.eval_batches("train"))
         saliency_s = time.perf_counter() - start
         fractions = torch.tensor(
             [self.schedule.fraction(int(i) + 1, float(s)) for i, s in zip(self.steps_done, self.targets)]
@@ -72,7 +76,7 @@ class Pruning(pl.Callback):
         dev_due = due.to(old[0].device).view(-1, 1, 1)
         for layer, m_old, m_new in zip(model.layers, old, new):
             layer.set_replica_mask_(torch.where(dev_due, m_new, m_old))
-        self.refresh_masks(pl_module, trainer.optimizers[0])
+        self.refresh_masks(pl_module)
         after = self.train_accuracy(trainer, model)
         self.steps_done += due.long()
         self.last_step[due] = epoch
@@ -97,32 +101,21 @@ class Pruning(pl.Callback):
             name = entry["replica"]
             trainer.logger.log_metrics(
                 {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]},
-                step=trainer.global_step,
+                step=trainer.current_epoch,
             )
 
     @torch.no_grad()
-    def refresh_masks(self, pl_module, optimizer) -> None:
-        """Recompute the gradient masks (kept weights of active replicas) and clear optimizer state outside them,
-        so momentum cannot move a pruned weight or a frozen replica."""
+    def refresh_masks(self, pl_module) -> None:
+        """Give the training step the update masks (kept weights of active replicas): a pruned weight or a
+        frozen replica never moves again, momentum included."""
         active = self.active.to(pl_module.device)
-        self.grad_masks = []
         for layer in pl_module.model.layers:
             mask = layer.from_replicas(active.view(-1, 1, 1))
             if layer.mask is not None:
                 mask &= layer.mask
             bias_mask = active.view(layer.streams, 1, layer.per_stream, 1).expand(-1, -1, -1, layer.out_features)
-            bias_mask = bias_mask.reshape(layer.bias.shape)
-            self.grad_masks.append((mask, bias_mask))
-            for param, m in ((layer.weight, mask), (layer.bias, bias_mask)):
-                for state in optimizer.state.get(param, {}).values():
-                    if torch.is_tensor(state) and state.shape == param.shape:
-                        state.mul_(m)
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        for layer, (mask, bias_mask) in zip(pl_module.model.layers, self.grad_masks):
-            if layer.weight.grad is not None:
-                layer.weight.grad.mul_(mask)
-                layer.bias.grad.mul_(bias_mask)
+            pl_module.stepper.set_mask(layer.weight, mask)
+            pl_module.stepper.set_mask(layer.bias, bias_mask.reshape(layer.bias.shape))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         trained = trainer.current_epoch + 1
@@ -153,15 +146,14 @@ class Pruning(pl.Callback):
 
 def build_pruning(cfg, population: Population, run_dir: Path | None):
     """The Pruning callback the config's method describes, or None for methods that do not prune."""
-    method, protocol, eval_batch_size = cfg.method, cfg.protocol, cfg.eval_batch_size
+    method, protocol = cfg.method, cfg.protocol
     if method.get("saliency") is None:
         return None
     if method.saliency == "obd":
-        saliency = OBD(protocol.loss, method.hessian, eval_batch_size)
+        saliency = OBD(protocol.loss, method.hessian)
     else:
         saliency = SALIENCIES[method.saliency]()
     schedule = SCHEDULES[cfg.schedule.kind](cfg.schedule.steps, cfg.schedule.c)
     return Pruning(
-        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir, cfg.histogram_epochs,
-        eval_batch_size,
-    )  # fmt: skip
+        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir, cfg.histogram_epochs
+    )

@@ -1,14 +1,13 @@
 """Weight regularizers applied the authors' way: w <- w - lambda * eta * R'(w) / n at every step.
 
 Adding lambda * R'(w) / n to the gradient before the optimizer step gives exactly that update with plain
-SGD; biases are never regularized.
+SGD; the training step (training/step.py) does so for the weights, never the biases.
 """
-import pytorch_lightning as pl
 import torch
 
 
 class Regularizer:
-    """Adds `strength * R'(w)` to the gradient of each weight."""
+    """Adds `strength * R'(w)` to the gradient of a weight."""
 
     def __init__(self, strength: float):
         self.strength = strength
@@ -17,10 +16,8 @@ class Regularizer:
         raise NotImplementedError
 
     @torch.no_grad()
-    def add_to_grad(self, weights) -> None:
-        for w in weights:
-            if w.grad is not None:
-                w.grad.add_(self.derivative(w), alpha=self.strength)
+    def add_to(self, grad: torch.Tensor, w: torch.Tensor) -> None:
+        grad.add_(self.derivative(w), alpha=self.strength)
 
 
 class L2(Regularizer):
@@ -39,13 +36,3 @@ REGULARIZERS = {"l1": L1, "l2": L2}
 def build_regularizer(name: str, lam: float, n_train: int) -> Regularizer | None:
     """`name` in none | l1 | l2; the strength is lambda / n with n the training-set size."""
     return None if name == "none" or lam == 0 else REGULARIZERS[name](lam / n_train)
-
-
-class Regularization(pl.Callback):
-    """Applies a regularizer to the weights of every layer before each optimizer step (biases never)."""
-
-    def __init__(self, regularizer: Regularizer):
-        self.regularizer = regularizer
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        self.regularizer.add_to_grad(layer.weight for layer in pl_module.model.layers)

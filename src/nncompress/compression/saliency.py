@@ -7,7 +7,7 @@ from .hessian import hessian_diagonal
 class Magnitude:
     """|w| (magnitude pruning)."""
 
-    def scores(self, model, x, y) -> list[torch.Tensor]:
+    def scores(self, model, batches) -> list[torch.Tensor]:
         return [layer.replica_weight().abs() for layer in model.layers]
 
 
@@ -18,14 +18,14 @@ class OBD:
     negative where the loss is locally concave), `gauss_newton` by 1/2 G_kk w^2 with the Gauss-Newton diagonal.
     """
 
-    def __init__(self, loss: str, hessian: str = "abs", batch_size: int = 4000):
+    def __init__(self, loss: str, hessian: str = "abs"):
         if hessian not in ("abs", "exact", "gauss_newton"):
             raise ValueError(hessian)
-        self.loss, self.hessian, self.batch_size = loss, hessian, batch_size
+        self.loss, self.hessian = loss, hessian
 
-    def scores(self, model, x, y) -> list[torch.Tensor]:
-        gn = self.hessian == "gauss_newton"
-        diag = hessian_diagonal(model, x, y, self.loss, self.batch_size, gauss_newton=gn)
+    def scores(self, model, batches) -> list[torch.Tensor]:
+        """`batches`: the training set as data.module.EvalBatches."""
+        diag = hessian_diagonal(model, batches, self.loss, gauss_newton=self.hessian == "gauss_newton")
         out = []
         for layer, h in zip(model.layers, diag):
             w2 = layer.replica_weight() ** 2

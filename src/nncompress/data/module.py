@@ -1,86 +1,119 @@
-"""In-memory batching for populations: the data stays one tensor (on the training device) and batches are
-index slices of it, so a batch costs one gather instead of thousands of per-sample `__getitem__` calls."""
-import math
+"""Population data on the training device: the datasets a population reads, stacked into one tensor per split,
+with each stream's own shuffled order for training and shared or per-stream batches for evaluation.
 
+Batches are index gathers of those tensors, so a batch costs one gather instead of thousands of per-sample
+`__getitem__` calls, and a training step can pick its batch on the device (training/step.py).
+"""
 import pytorch_lightning as pl
 import torch
 
+from ..errors import UserError
 from .datasets import Splits
 
 # Lightning precision -> dtype the training batches are stored in: under bf16 autocast the matmuls read
 # bfloat16 anyway, so storing it halves the bytes every step's batch gather moves.
 PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
+# Per-stream evaluation batches hold streams x batch x features values; this many at most (256 MB in float32).
+EVAL_BUDGET = 1 << 26
 
 
-class StreamBatches:
-    """Shuffled training mini-batches for G independent data streams, as (x (G, B, D), y (G, B)).
+class EpochOrders:
+    """One item per epoch (an epoch is one Lightning step): each stream's own shuffled order of its dataset, as
+    rows (G, n) of the stacked training data (stream g reads rows offsets[g] ... offsets[g] + n - 1).
 
-    Each stream draws its own permutation every epoch from its own generator, so replicas on different
-    streams see different data orders; the last partial batch is kept.
+    Every stream draws its permutation from its own generator, so a replica's data order depends on its seed
+    alone, not on the population around it.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, stream_seeds: list[int]):
-        self.x, self.y, self.batch_size = x, y, batch_size
+    def __init__(self, n: int, offsets: list[int], stream_seeds: list[int]):
+        self.n, self.offsets = n, torch.tensor(offsets).unsqueeze(1)
         self.generators = [torch.Generator().manual_seed(s) for s in stream_seeds]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def permutations(self) -> torch.Tensor:
-        return torch.stack([torch.randperm(len(self.x), generator=g) for g in self.generators])
+        return 1
 
     def __iter__(self):
-        perms = self.permutations().to(self.x.device)
-        for i in range(len(self)):
-            idx = perms[:, i * self.batch_size : (i + 1) * self.batch_size]
-            # index_select on the flat index is about twice as fast as advanced indexing x[idx] on CPU
-            x = self.x.index_select(0, idx.reshape(-1)).view(*idx.shape, self.x.shape[-1])
-            yield x, self.y[idx]
+        yield torch.stack([torch.randperm(self.n, generator=g) for g in self.generators]) + self.offsets
 
 
 class EvalBatches:
-    """Consecutive batches (x (B, D), y (B,)) shared by every replica."""
+    """Consecutive batches of an evaluation split.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int):
-        self.x, self.y, self.batch_size = x, y, batch_size
+    x (n, D), y (n,): every replica reads the same batch (x (B, D), y (B,)), so the first layer is one wide GEMM.
+    x (K, n, D), y (K, n) with `streams` (G,) naming each stream's dataset: batches x (G, B, D), y (G, B).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, streams: torch.Tensor | None = None):
+        self.x, self.y, self.streams = x, y, streams
+        if streams is not None:
+            batch_size = min(batch_size, max(1, EVAL_BUDGET // (len(streams) * x.shape[-1])))
+        self.batch_size = batch_size
+
+    @property
+    def samples(self) -> int:
+        return self.x.shape[-2]
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return -(-self.samples // self.batch_size)
 
     def __iter__(self):
-        for i in range(0, len(self.x), self.batch_size):
-            yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+        for i in range(0, self.samples, self.batch_size):
+            x, y = self.x[..., i : i + self.batch_size, :], self.y[..., i : i + self.batch_size]
+            if self.streams is not None:
+                x, y = x.index_select(0, self.streams), y.index_select(0, self.streams)
+            yield x, y
+
+
+def stack(splits: list[Splits], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (K, n, D) and y (K, n) of one split of K datasets, which must be of one size."""
+    xs, ys = [getattr(s, f"x_{split}") for s in splits], [getattr(s, f"y_{split}") for s in splits]
+    if len({len(x) for x in xs}) > 1:
+        sizes = ", ".join(f"{s.name} {len(x)}" for s, x in zip(splits, xs))
+        raise UserError(f"datasets trained as one population need {split} sets of one size, got {sizes}")
+    return torch.stack(xs), torch.stack(ys)
 
 
 class PopulationData(pl.LightningDataModule):
-    """Moves the splits to the trainer's device once and serves stream and evaluation batches from there."""
+    """Moves the stacked splits to the trainer's device once and serves training orders and evaluation batches.
+
+    `stream_datasets[g]` is the index in `splits` of the dataset stream g reads (all 0 by default).
+    """
 
     EVAL_SETS = ("test", "train")  # order of the test dataloaders
 
-    def __init__(self, splits: Splits, batch_size: int, stream_seeds: list[int], eval_batch_size: int = 4000,
-                 precision: str = "32-true"):
+    def __init__(self, splits: list[Splits] | Splits, batch_size: int, stream_seeds: list[int],
+                 eval_batch_size: int = 4000, precision: str = "32-true", stream_datasets: list[int] | None = None):  # fmt: skip
         super().__init__()
-        self.splits, self.batch_size, self.eval_batch_size = splits, batch_size, eval_batch_size
-        self.stream_seeds, self.train_dtype = stream_seeds, PRECISIONS[precision]
-        self.train_batches = None
+        self.splits = [splits] if isinstance(splits, Splits) else list(splits)
+        self.batch_size, self.eval_batch_size, self.train_dtype = batch_size, eval_batch_size, PRECISIONS[precision]
+        self.stream_datasets = torch.tensor(stream_datasets or [0] * len(stream_seeds))
+        self.data = {split: stack(self.splits, split) for split in ("train", "val", "test")}
+        self.n_train, self.features = self.data["train"][0].shape[1:]
+        self.orders = EpochOrders(self.n_train, (self.stream_datasets * self.n_train).tolist(), stream_seeds)
+        self.train_x = self.train_y = None
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        s = self.splits
-        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-            setattr(s, name, getattr(s, name).to(device))
-        if self.train_batches is None:
-            x = s.x_train.to(self.train_dtype)  # evaluation and callbacks keep reading float32 splits
-            self.train_batches = StreamBatches(x, s.y_train, self.batch_size, self.stream_seeds)
+        self.data = {split: (x.to(device), y.to(device)) for split, (x, y) in self.data.items()}
+        self.stream_datasets = self.stream_datasets.to(device)
+        if self.train_x is None:  # flat rows for the training step's gathers; evaluation keeps float32
+            x, y = self.data["train"]
+            self.train_x, self.train_y = x.flatten(0, 1).to(self.train_dtype), y.flatten()
+
+    def has(self, split: str) -> bool:
+        return self.data[split][0].shape[1] > 0
 
     def eval_batches(self, split: str) -> EvalBatches:
-        return EvalBatches(getattr(self.splits, f"x_{split}"), getattr(self.splits, f"y_{split}"), self.eval_batch_size)
+        x, y = self.data[split]
+        if len(self.splits) == 1:
+            return EvalBatches(x[0], y[0], self.eval_batch_size)
+        return EvalBatches(x, y, self.eval_batch_size, self.stream_datasets)
 
     def train_dataloader(self):
-        return self.train_batches
+        return self.orders
 
     def val_dataloader(self):
-        return self.eval_batches("val") if len(self.splits.x_val) else []
+        return self.eval_batches("val") if self.has("val") else []
 
     def test_dataloader(self):
         return [self.eval_batches(split) for split in self.EVAL_SETS]

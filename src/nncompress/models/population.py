@@ -115,3 +115,11 @@ class PopulationLinear(nn.Module):
         if P == 1:
             return out
         return out.view(G, -1, P, o).transpose(1, 2).reshape(G * P, -1, o)
+
+
+def replica_targets(y: torch.Tensor, replicas: int) -> torch.Tensor:
+    """Labels for logits (R, B, C): shared labels (B,) stay as they are; per-stream labels (G, B) repeat for
+    the R / G replicas of each stream."""
+    if y.dim() == 1 or y.shape[0] == replicas:
+        return y
+    return y.repeat_interleave(replicas // y.shape[0], dim=0)

@@ -7,7 +7,7 @@ state handling (reset, device moves, distributed sum).
 import torch
 from torchmetrics import Metric
 
-from ..data.module import EvalBatches
+from ..models.population import replica_targets
 
 
 class ReplicaAccuracy(Metric):
@@ -29,9 +29,12 @@ class ReplicaAccuracy(Metric):
 
 
 @torch.no_grad()
-def replica_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4000) -> torch.Tensor:
-    """Accuracy (R,) of every replica on (x, y)."""
-    metric = ReplicaAccuracy(model.replicas).to(x.device)
-    for xb, yb in EvalBatches(x, y, batch_size):
-        metric.update(model(xb), yb)
+def replica_accuracy(model, batches) -> torch.Tensor:
+    """Accuracy (R,) of every replica over evaluation `batches` (data.module.EvalBatches)."""
+    metric = None
+    for xb, yb in batches:
+        logits = model(xb)
+        if metric is None:
+            metric = ReplicaAccuracy(logits.shape[0]).to(logits.device)
+        metric.update(logits, replica_targets(yb, logits.shape[0]))
     return metric.compute().reshape(-1)

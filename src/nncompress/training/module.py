@@ -1,86 +1,74 @@
 """The LightningModule that trains a whole population at once.
 
-The loss is the sum over replicas of each replica's batch-mean loss, so one backward pass gives every
-replica exactly the gradient it would get alone.
+Lightning is the outer loop (epochs, callbacks such as pruning, evaluation, logging); an epoch is one Lightning
+step whose mini-batch steps run in training/step.py. The loss is the sum over replicas of each replica's
+batch-mean loss, so one backward pass gives every replica exactly the gradient it would get alone.
 """
-import math
-
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
 from ..data.module import PopulationData
+from ..models.population import replica_targets
 from ..population import Population
 from .metrics import ReplicaAccuracy
+from .step import PopulationStep
 
 
 def mse_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The authors' cost: 1/2 ||sigmoid(z) - onehot(y)||^2 per sample; mean over samples, sum over replicas."""
+    """The authors' cost: 1/2 ||sigmoid(z) - onehot(y)||^2 per sample, mean over samples, per replica (R,)."""
     a = torch.sigmoid(logits.float())  # float32 even under bf16 autocast
     onehot = F.one_hot(target, a.shape[-1]).to(a.dtype)
-    return 0.5 * (a - onehot).pow(2).sum() / a.shape[1]
+    return 0.5 * (a - onehot).pow(2).sum((1, 2)) / a.shape[1]
 
 
 def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="sum") / logits.shape[1]
+    """Cross-entropy, mean over samples, per replica (R,)."""
+    R, B, C = logits.shape
+    return F.cross_entropy(logits.float().reshape(-1, C), target.expand(R, B).reshape(-1), reduction="none").view(R, B).mean(1)
 
 
 LOSSES = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
-LR_SCHEDULES = ("inv_sqrt", "cosine", "constant")
-
-
-def lr_factor(schedule: str, step: int, steps_per_epoch: int, total_steps: int) -> float:
-    """Multiplier of the base learning rate at optimizer step `step` (counted from 0)."""
-    if schedule == "inv_sqrt":  # the authors' eta_j = 2 eta_0 / sqrt(j), j the epoch counted from 1
-        return 2.0 / math.sqrt(step // steps_per_epoch + 1)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    if schedule == "constant":
-        return 1.0
-    raise ValueError(schedule)
 
 
 class PopulationClassifier(pl.LightningModule):
-    def __init__(self, model, population: Population, protocol, steps_per_epoch: int, epochs: int):
+    def __init__(self, model, population: Population, protocol, epochs: int, regularizer=None, cuda_graph: bool = True):
         super().__init__()
-        self.model, self.population, self.protocol = model, population, protocol
-        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+        self.automatic_optimization = False  # the optimizer steps inside PopulationStep
+        self.model, self.population, self.protocol, self.epochs = model, population, protocol, epochs
+        self.regularizer, self.cuda_graph = regularizer, cuda_graph
         self.loss_fn = LOSSES[protocol.loss]
         R = population.size
         self.val_acc = ReplicaAccuracy(R)
         self.eval_acc = torch.nn.ModuleList(ReplicaAccuracy(R) for _ in PopulationData.EVAL_SETS)
         self.accuracy: dict[str, torch.Tensor] = {}
-
-    def replica_targets(self, y: torch.Tensor) -> torch.Tensor:
-        """Stream labels (G, B) -> replica labels (R, B)."""
-        P = self.population.per_stream
-        return y if P == 1 else y.unsqueeze(1).expand(-1, P, -1).reshape(-1, y.shape[-1])
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = self.loss_fn(self.model(x), self.replica_targets(y))
-        # Lightning's self.log costs ~1 ms a call, a third of a small step: sum on the device, log once an epoch.
-        self.loss_sum = loss.detach() if batch_idx == 0 else self.loss_sum + loss.detach()
-        if batch_idx == self.trainer.num_training_batches - 1:
-            mean = self.loss_sum / ((batch_idx + 1) * self.population.size)
-            self.log("train/loss", mean, prog_bar=True, on_step=False, on_epoch=True)
-        return loss
+        self.stepper: PopulationStep | None = None
 
     def configure_optimizers(self):
         p = self.protocol
+        lr = torch.tensor(float(p.lr), device=self.device)  # a tensor: each step writes its own learning rate
         # fused: one kernel over all replicas' weights; the optimizer step is memory-bound at these sizes
-        opt = torch.optim.SGD(
-            self.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay, fused=True
-        )
-        total = max(1, self.steps_per_epoch * self.epochs)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: lr_factor(p.lr_schedule, step, self.steps_per_epoch, total)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return torch.optim.SGD(self.model.parameters(), lr=lr, momentum=p.momentum, nesterov=p.nesterov, fused=True)
+
+    def on_train_start(self) -> None:
+        data, p = self.trainer.datamodule, self.protocol
+        regularized = [layer.weight for layer in self.model.layers] if self.regularizer else []
+        autocast = torch.bfloat16 if str(self.trainer.precision).startswith("bf16") else None
+        self.stepper = PopulationStep(
+            self.model, self.loss_fn, self.optimizers().optimizer, data.train_x, data.train_y, data.batch_size,
+            -(-data.n_train // data.batch_size), p.lr_schedule, self.epochs, self.regularizer, regularized,
+            p.weight_decay, autocast, self.cuda_graph,
+        )  # fmt: skip
+
+    def training_step(self, order, batch_idx):
+        """One epoch: `order` (G, n) is every stream's shuffled rows of the training data."""
+        losses = self.stepper.run_epoch(order)
+        self.log("train/loss", losses.mean(), prog_bar=True, on_step=False, on_epoch=True)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.val_acc.update(self.model(x), y)
+        logits = self.model(x)
+        self.val_acc.update(logits, replica_targets(y, logits.shape[0]))
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute().reshape(-1)
@@ -90,7 +78,8 @@ class PopulationClassifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
-        self.eval_acc[dataloader_idx].update(self.model(x), y)
+        logits = self.model(x)
+        self.eval_acc[dataloader_idx].update(logits, replica_targets(y, logits.shape[0]))
 
     def on_test_epoch_end(self) -> None:
         for split, metric in zip(PopulationData.EVAL_SETS, self.eval_acc):
