@@ -73,24 +73,45 @@ def test_figures_are_drawn_from_the_store(tmp_path):
     assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
 
 
-def test_summary_retests_the_claims_with_welch(tmp_path):
-    from scipy.stats import ttest_ind
+def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path):
+    from scipy.stats import t, ttest_rel
 
-    from nncompress.report import claims, write_summary
+    from nncompress import claims
+    from nncompress.claims import L1_VS_L2, MAGNITUDE_VS_OBD, PRUNING_VS_CONVNET, comparisons
+    from nncompress.report import write_summary
 
     store = ResultStore(tmp_path / "store")
-    values = {"magl1": [0.95, 0.96, 0.955], "magl2": [0.90, 0.91, 0.905], "obd": [0.93, 0.94, 0.935]}
+    values = {"magl1": [0.95, 0.962, 0.955], "magl2": [0.90, 0.91, 0.907], "obd": [0.93, 0.94, 0.934]}
     for method, accs in values.items():
         for seed, acc in enumerate(accs):
             store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
+    store.put(fake_record("magl1", 100, "mnist", 0.005, 0, 0.9))  # one seed: nothing to test
+    store.put(fake_record("obd", 100, "mnist", 0.005, 0, 0.95))
     runs = load_store(store.root)
-    table = claims(runs).set_index("claim")
-    assert table.loc["magl1 >= obd", "verdict"] == "agrees"
-    assert table.loc["magl2 >= obd", "verdict"] == "DISAGREES"
-    expected = ttest_ind([100 * v for v in values["magl1"]], [100 * v for v in values["magl2"]], equal_var=False).pvalue
-    assert np.isclose(table.loc["magl1 >= magl2", "p (Welch)"], expected)
+    table = comparisons(runs).set_index(["comparison", "ratio"])
+    assert table.loc[("magl1 vs obd", 0.01), "verdict"] == "supports"
+    assert table.loc[("magl2 vs obd", 0.01), "verdict"] == "CONTRADICTS"
+    assert table.loc[("magl1 vs obd", 0.005), "verdict"] == "not tested (n < 2)"  # never "no difference"
+    # paired over seeds, checked against the textbook formula: t = mean(d) / (sd(d) / sqrt(n)), 3 pairs
+    a, b = (np.array(values[m]) * 100 for m in ("magl1", "magl2"))
+    d = a - b
+    row = table.loc[("magl1 vs magl2", 0.01)]
+    assert row["test"] == "paired t" and row["claim"] == L1_VS_L2
+    assert np.isclose(row["p"], 2 * t.sf(d.mean() / (d.std(ddof=1) / np.sqrt(3)), 2))
+    half = t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert np.isclose(row["ci low"], d.mean() - half) and np.isclose(row["ci high"], d.mean() + half)
+    assert np.isclose(row["p (Holm)"], row["p"])  # alone in its claim
+    # Holm within a claim: the smaller p doubles (2 tested cells), the larger is max(its own, that)
+    p = sorted(ttest_rel(np.array(values[m]) * 100, np.array(values["obd"]) * 100).pvalue for m in ("magl1", "magl2"))
+    holm = table[table["claim"] == MAGNITUDE_VS_OBD].dropna(subset=["p"])["p (Holm)"].sort_values().to_numpy()
+    assert np.allclose(holm, [min(1, 2 * p[0]), max(min(1, 2 * p[0]), p[1])])
+    assert not (table["claim"] == PRUNING_VS_CONVNET).any()  # no ConvNets stored: that claim is not tested
+    verdicts = claims.verdicts(comparisons(runs), ["fast"]).set_index("claim")["verdict"]
+    assert verdicts.to_dict() == {MAGNITUDE_VS_OBD: "fails", L1_VS_L2: "holds", PRUNING_VS_CONVNET: "not tested",
+                                  claims.CONVNET_VS_HASHEDNET: "not tested"}  # fmt: skip
     text = write_summary(runs, tmp_path).read_text()
-    assert "DISAGREES" in text and "magl2 >= obd: mnist, ratio 0.01" in text and "regenerated" in text
+    assert "fails" in text and "not tested" in text and "regenerated" in text
+    assert "magl2 vs obd): mnist, ratio 0.01, 100 hidden, protocol fast: A - B = -2.90 points" in text
 
 
 def test_figure6_histograms_from_run_dirs(tmp_path):

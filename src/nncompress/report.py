@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import claims
+from .pareto import convnet_front
 from .results import ResultStore
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "paper_tables.csv"
@@ -141,18 +143,6 @@ FIGURES = {  # number: (dataset, compressed models drawn as (method, model) curv
 }
 
 
-def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The ConvNet settings on `dataset` no other beats in (accuracy, parameters), means over seeds."""
-    from .pareto import pareto_front
-
-    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
-    if conv.empty:
-        return conv
-    settings = conv.groupby("architecture")[["acc", "val_acc", "parameters"]].mean().reset_index()
-    select = "val_acc" if settings["val_acc"].notna().all() else "acc"
-    return pareto_front(settings, accuracy=select)
-
-
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display on servers and CI)."""
     import matplotlib
@@ -229,94 +219,39 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
     return save(fig, out / "fig6")
 
 
-HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
-
-
-def welch(a: pd.Series, b: pd.Series) -> float:
-    """Two-sided Welch t-test p-value (NaN with fewer than two seeds on a side)."""
-    from scipy.stats import ttest_ind
-
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def compare(label: str, a: pd.Series, b: pd.Series, where: dict) -> dict:
-    """Claim `a >= b`: our means, their difference, the Welch p-value and a verdict at the 5 % level."""
-    p = welch(a, b)
-    diff = a.mean() - b.mean()
-    if not p < 0.05:
-        verdict = "no significant difference"
-    else:
-        verdict = "agrees" if diff > 0 else "DISAGREES"
-    return {"claim": label, **where, "A": a.mean(), "B": b.mean(), "A - B": diff, "p (Welch)": p,
-            "seeds": f"{len(a)}/{len(b)}", "verdict": verdict}  # fmt: skip
-
-
-def best_convnet_within(runs: pd.DataFrame, dataset: str, parameters: float) -> pd.Series:
-    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most
-    `parameters` parameters."""
-    front = convnet_front(runs, dataset)
-    front = front[front["parameters"] <= parameters]
-    if front.empty:
-        return pd.Series(dtype=float)
-    arch = front.iloc[-1]["architecture"]
-    return runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset) & (runs["architecture"] == arch)]["acc"]
-
-
-def claims(runs: pd.DataFrame) -> pd.DataFrame:
-    """The paper's conclusions re-tested on our runs, one row per cell where both sides have runs."""
-    rows = []
-    mlp = runs[runs["model"] == "mlp"]
-    for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        acc = {m: cell[cell["method"] == m]["acc"] for m in ("magl1", "magl2", "obd")}
-        where = {"protocol": protocol, "hidden": hidden, "dataset": dataset, "ratio": ratio}
-        if ratio <= HIGH_COMPRESSION:
-            for mag in ("magl1", "magl2"):
-                if len(acc[mag]) and len(acc["obd"]):
-                    rows.append(compare(f"{mag} >= obd", acc[mag], acc["obd"], where))
-            if len(acc["magl1"]) and len(acc["magl2"]):
-                rows.append(compare("magl1 >= magl2", acc["magl1"], acc["magl2"], where))
-        for m, a in acc.items():
-            conv = best_convnet_within(runs, dataset, cell[cell["method"] == m]["parameters"].mean()) if len(a) else []
-            if len(conv):
-                rows.append(compare(f"{m} >= ConvNet of <= size", a, conv, where))
-    hashed = runs[runs["model"] == "hashednet"]
-    for (protocol, dataset, ratio), cell in hashed.groupby(["protocol", "dataset", "ratio"]):
-        conv = best_convnet_within(runs, dataset, cell["parameters"].mean())
-        if len(conv):
-            where = {"protocol": protocol, "hidden": cell["hidden"].iloc[0], "dataset": dataset, "ratio": ratio}
-            rows.append(compare("ConvNet of <= size >= hashednet", conv, cell["acc"], where))
-    return pd.DataFrame(rows)
-
-
 def write_summary(runs: pd.DataFrame, out: Path) -> Path:
-    table = claims(runs)
+    table = claims.comparisons(runs)
+    protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"]))
     regenerated = sorted(set(runs.loc[runs["source"] == "regenerated", "dataset"]))
     lines = [
         "# Summary: the paper's conclusions re-tested on our runs",
         "",
-        f"Read from {len(runs)} stored replicas. A = the side the paper says is at least as good; verdict at the 5 % "
-        "level of a two-sided Welch t-test over seeds. High compression = ratio <= "
-        f"{HIGH_COMPRESSION}. ConvNets are compared at equal or smaller parameter count, choosing the best "
-        "Pareto-front setting (selected on validation accuracy when available).",
+        f"Read from {len(runs)} stored replicas. A = the side the paper says is at least as good; A - B in accuracy "
+        "points with its 95 % confidence interval. Methods compared in one cell share each seed's initialisation and "
+        "data order, so they are paired by seed (paired t-test); ConvNets and MLPs are not (Welch t-test). p-values "
+        f"are Holm-adjusted over the tested cells of each claim and protocol; verdicts at the {claims.ALPHA:.0%} level. "
+        f"High compression = ratio <= {claims.HIGH_COMPRESSION}. ConvNets are compared at equal or smaller parameter "
+        "count, choosing the best Pareto-front setting (selected on validation accuracy when available). A cell with "
+        "fewer than two seeds on a side is not tested.",
         "",
         "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
         "",
+        "## Verdicts",
+        "",
+        "A claim fails where a cell contradicts it significantly, holds where cells were tested and none does.",
+        "",
+        claims.verdicts(table, protocols).to_markdown(index=False),
     ]
-    if table.empty:
-        lines.append("No cell has runs on both sides of any claim yet.")
-    else:
-        counts = table.groupby(["claim", "verdict"]).size().unstack(fill_value=0)
-        lines += ["## Verdicts", "", counts.to_markdown(), "", "## Every comparison", "",
-                  table.to_markdown(index=False, floatfmt=".3g")]  # fmt: skip
-        disagree = table[table["verdict"] == "DISAGREES"]
-        lines += ["", "## Where we disagree with the paper", ""]
+    if not table.empty:
+        lines += ["", "## Every comparison", "", table.to_markdown(index=False, floatfmt=".3g")]
+        disagree = table[table["verdict"] == "CONTRADICTS"]
+        lines += ["", "## Where we disagree with the paper (significant after Holm)", ""]
         for _, r in disagree.iterrows():
-            lines.append(f"- {r['claim']}: {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} hidden, protocol "
-                         f"{r['protocol']} (A - B = {r['A - B']:.2f} points, p = {r['p (Welch)']:.3g})")  # fmt: skip
+            lines.append(f"- {r['claim']} ({r['comparison']}): {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} "
+                         f"hidden, protocol {r['protocol']}: A - B = {r['A - B']:.2f} points "
+                         f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}")  # fmt: skip
         if disagree.empty:
-            lines.append("- nowhere significantly")
+            lines.append("- in no tested cell")
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

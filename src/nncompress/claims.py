@@ -1,0 +1,127 @@
+"""The paper's conclusions re-tested on stored runs: one verdict per claim and protocol, with the cells behind it.
+
+Two methods' replicas in one cell (protocol, dataset, hidden units, ratio) with one seed start from the same weights
+and read the same data order (their random streams hash (seed, ratio), or (seed,) with common random numbers, never
+the method), so method comparisons are paired by seed: a paired t-test over seeds. Not Wilcoxon's signed-rank test:
+with the paper's 5 seeds its smallest two-sided p-value is 2 / 2^5 = 0.0625, so it could never reject at 5 %. Model
+comparisons (ConvNet vs MLP) share nothing: Welch's t-test. Within one claim and protocol, p-values are adjusted
+by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds on a side is "not tested".
+"""
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from .pareto import convnet_front
+
+ALPHA = 0.05
+HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
+PRUNING = ("magl1", "magl2", "obd")
+MAGNITUDE_VS_OBD = "magnitude >= OBD at high compression"
+L1_VS_L2 = "L1 >= L2 at high compression"
+PRUNING_VS_CONVNET = "pruning >= a ConvNet of equal or smaller size"
+CONVNET_VS_HASHEDNET = "a ConvNet of equal or smaller size >= HashedNet"
+CLAIMS = (MAGNITUDE_VS_OBD, L1_VS_L2, PRUNING_VS_CONVNET, CONVNET_VS_HASHEDNET)
+
+
+def difference(a: pd.Series, b: pd.Series, paired: bool) -> dict:
+    """a - b for accuracies indexed by seed: mean difference, its 95 % confidence interval, the two-sided p-value
+    (NaN when a side has fewer than two seeds) and the test used."""
+    if paired:
+        seeds = a.index.intersection(b.index)
+        a, b = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
+        n, test = f"{len(seeds)} pairs", "paired t"
+        tested = len(seeds) >= 2
+        spread = tested and np.ptp(a - b) > 0
+    else:
+        a, b = a.to_numpy(), b.to_numpy()
+        n, test = f"{len(a)}/{len(b)}", "Welch t"
+        tested = len(a) >= 2 and len(b) >= 2
+        spread = tested and (np.ptp(a) > 0 or np.ptp(b) > 0)
+    row = {"A - B": a.mean() - b.mean() if len(a) and len(b) else np.nan, "n": n, "test": test}
+    if not tested:
+        return {**row, "ci low": np.nan, "ci high": np.nan, "p": np.nan}
+    if not spread:  # every seed gives the same difference: certain, with nothing to test it against
+        return {**row, "ci low": row["A - B"], "ci high": row["A - B"], "p": float(row["A - B"] == 0)}
+    result = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
+    ci = result.confidence_interval(1 - ALPHA)
+    return {**row, "ci low": ci.low, "ci high": ci.high, "p": float(result.pvalue)}
+
+
+def by_seed(cell: pd.DataFrame) -> pd.Series:
+    return cell.groupby("seed")["acc"].mean()
+
+
+def best_convnet_within(runs: pd.DataFrame, dataset: str, parameters: float) -> pd.Series:
+    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most
+    `parameters` parameters."""
+    front = convnet_front(runs, dataset)
+    front = front[front["parameters"] <= parameters]
+    if front.empty:
+        return pd.Series(dtype=float)
+    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
+    return by_seed(conv[conv["architecture"] == front.iloc[-1]["architecture"]])
+
+
+def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every cell where both sides of a claim have runs: the difference A - B (A the side the paper favours), its
+    test, Holm-adjusted p-value and the cell's verdict."""
+    rows = []
+
+    def add(claim, comparison, a, b, paired, where):
+        if len(a) and len(b):
+            rows.append({"claim": claim, **where, "comparison": comparison, "A": a.mean(), "B": b.mean(),
+                         **difference(a, b, paired)})  # fmt: skip
+
+    mlp = runs[runs["model"] == "mlp"]
+    for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
+        acc = {m: by_seed(cell[cell["method"] == m]) for m in PRUNING}
+        where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
+        if ratio <= HIGH_COMPRESSION:
+            for mag in ("magl1", "magl2"):
+                add(MAGNITUDE_VS_OBD, f"{mag} vs obd", acc[mag], acc["obd"], True, where)
+            add(L1_VS_L2, "magl1 vs magl2", acc["magl1"], acc["magl2"], True, where)
+        for m in PRUNING:
+            if len(acc[m]):
+                conv = best_convnet_within(runs, dataset, cell[cell["method"] == m]["parameters"].mean())
+                add(PRUNING_VS_CONVNET, f"{m} vs ConvNet", acc[m], conv, False, where)
+    hashed = runs[runs["model"] == "hashednet"]
+    for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
+        conv = best_convnet_within(runs, dataset, cell["parameters"].mean())
+        where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
+        add(CONVNET_VS_HASHEDNET, "ConvNet vs hashednet", conv, by_seed(cell), False, where)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p (Holm)"] = np.nan
+    for _, group in table.groupby(["claim", "protocol"]):
+        tested = group["p"].notna()
+        if tested.any():
+            table.loc[group.index[tested], "p (Holm)"] = multipletests(group.loc[tested, "p"], method="holm")[1]
+    table["verdict"] = [cell_verdict(d, p) for d, p in zip(table["A - B"], table["p (Holm)"])]
+    return table
+
+
+def cell_verdict(diff: float, p_holm: float) -> str:
+    if np.isnan(p_holm):
+        return "not tested (n < 2)"
+    if p_holm >= ALPHA:
+        return "no significant difference"
+    return "supports" if diff > 0 else "CONTRADICTS"
+
+
+def verdicts(table: pd.DataFrame, protocols) -> pd.DataFrame:
+    """One verdict per claim and protocol: `fails` if a cell contradicts it significantly (after Holm), `holds` if
+    cells were tested and none does, `not tested` if none could be; with the cell counts behind it."""
+    rows = []
+    for claim in CLAIMS:
+        for protocol in protocols:
+            cells = table[(table["claim"] == claim) & (table["protocol"] == protocol)] if len(table) else table
+            count = {v: int((cells["verdict"] == v).sum()) if len(cells) else 0
+                     for v in ("supports", "CONTRADICTS", "no significant difference", "not tested (n < 2)")}  # fmt: skip
+            tested = count["supports"] + count["CONTRADICTS"] + count["no significant difference"]
+            verdict = "fails" if count["CONTRADICTS"] else "holds" if tested else "not tested"
+            rows.append({"claim": claim, "protocol": protocol, "verdict": verdict, "cells tested": tested,
+                         "supporting": count["supports"], "contradicting": count["CONTRADICTS"],
+                         "not tested (n < 2)": count["not tested (n < 2)"]})  # fmt: skip
+    return pd.DataFrame(rows)
