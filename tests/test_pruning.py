@@ -87,7 +87,7 @@ class Snapshots(pl.Callback):
         self.weights.append(pl_module.model.layers[0].replica_weight().detach().clone())
 
 
-def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False):
+def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=()):
     torch.manual_seed(0)
     pop, model = make([0], ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
     x = torch.randn(400, 20)
@@ -97,8 +97,9 @@ def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False):
     pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
     snaps = Snapshots()
     module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer)
-    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=[pruning, snaps], enable_progress_bar=False,
-                         enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=[pruning, snaps, *extra_callbacks],
+                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+                         limit_val_batches=0)  # fmt: skip
     trainer.fit(module, datamodule=data)
     return model, pruning, snaps
 
@@ -137,3 +138,28 @@ def test_replicas_trigger_on_their_own_accuracy_and_freeze_when_done():
     assert torch.equal(snaps.weights[ends[first] - 1][first], snaps.weights[-1][first])  # frozen once done
     assert not torch.equal(snaps.weights[ends[first] - 1][last], snaps.weights[-1][last])  # the other trains on
     assert len(snaps.weights) == ends[last]  # the run stops when the last replica is done
+
+
+class TrainAccuracy(pl.Callback):
+    """Every replica's training accuracy at the start of each epoch, computed apart from the pruning callback."""
+
+    def __init__(self):
+        self.at_start = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        x, y = trainer.datamodule.data["train"]
+        self.at_start.append((pl_module.model(x[0]).argmax(-1) == y[0]).float().mean(1))
+
+
+def test_final_phase_ends_each_replica_just_past_its_training_accuracy_peak():
+    timing = Timing(first_epoch=1, every=1, threshold=None, final_epochs=40, final="train_peak")
+    acc = TrainAccuracy()
+    model, pruning, snaps = tiny_fit([0.5, 0.05], timing, extra_callbacks=[acc])
+    for r in range(2):
+        last = max(e["epoch"] for e in pruning.history if e["ratio"] == [0.5, 0.05][r])
+        series = [float(a[r]) for a in acc.at_start]
+        # the first epoch after the last step whose accuracy is no higher than the epoch before
+        end = next(e for e in range(last + 2, len(series)) if series[e] <= series[e - 1])
+        assert pruning.replica_summary(r, len(snaps.weights))["epochs"] == end < last + timing.final_epochs
+        assert torch.equal(snaps.weights[end - 1][r], snaps.weights[-1][r])  # frozen from then on
+        assert not torch.equal(snaps.weights[end - 2][r], snaps.weights[end - 1][r])  # trained until then

@@ -26,6 +26,16 @@ def test_experiment_key_ignores_run_settings_only():
     assert key == config_key(single)
 
 
+def test_keys_survive_an_option_added_with_its_old_behaviour_as_default():
+    old = {"seeds": [0], "ratio": 0.1, "protocol": {"name": "paper", "pruning": {"final_epochs": 50}},
+           "dataset": {"name": "mnist"}}  # fmt: skip
+    new = {**old, "protocol": {"name": "paper", "pruning": {"final_epochs": 50, "final": "fixed"}}}
+    peak = {**old, "protocol": {"name": "paper", "pruning": {"final_epochs": 50, "final": "train_peak"}}}
+    key = experiment_key(old, "mnist", 0, 0.1, "original")
+    assert experiment_key(new, "mnist", 0, 0.1, "original") == key != experiment_key(peak, "mnist", 0, 0.1, "original")
+    assert new["protocol"]["pruning"]["final"] == "fixed"  # the caller's config is left as it was
+
+
 def test_pending_cells():
     cells = [("a", 0, 0.1), ("a", 0, 0.01), ("a", 1, 0.1), ("b", 0, 0.1)]
     done = {("a", 0, 0.1), ("a", 1, 0.1), ("b", 0, 0.1)}

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .compression.schedules import FINAL_PHASES
 from .data.datasets import DATASETS, SPLITS
 from .data.module import PRECISIONS
 from .errors import UserError
@@ -80,6 +81,9 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown pruning_scope '{cfg.pruning_scope}' (choose from: global, layer)")
     if cfg.method.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):
         raise UserError(f"unknown method.hessian '{cfg.method.hessian}' (choose from: abs, exact, gauss_newton)")
+    final = cfg.protocol.get("pruning", {}).get("final", "fixed")
+    if final not in FINAL_PHASES:
+        raise UserError(f"unknown protocol.pruning.final '{final}' (choose from: {', '.join(FINAL_PHASES)})")
     if int(cfg.schedule.steps) < 1:
         raise UserError(f"schedule.steps must be at least 1, got {cfg.schedule.steps}")
     p = cfg.protocol

@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import claims
 from .pareto import convnet_front
-from .results import ResultStore
+from .results import ResultStore, without_added_defaults
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "paper_tables.csv"
 DATASETS = ["mnist", "mnist_back_image", "mnist_back_rand", "mnist_rot"]  # the paper's column order
@@ -31,7 +31,8 @@ TRAINING_SETTINGS = ("protocol", "schedule", "precision", "pruning_scope", "comm
 
 def protocol_labels(records: list[dict]) -> list[str]:
     """The protocol's name, suffixed with a short hash of the training settings where runs under that name differ."""
-    settings = [json.dumps({k: r["config"].get(k) for k in TRAINING_SETTINGS}, sort_keys=True) for r in records]
+    configs = [without_added_defaults(r["config"]) for r in records]  # an option added later splits nothing
+    settings = [json.dumps({k: c.get(k) for k in TRAINING_SETTINGS}, sort_keys=True) for c in configs]
     names = [r["config"]["protocol"]["name"] for r in records]
     variants: dict[str, set] = {}
     for name, setting in zip(names, settings):

@@ -15,6 +15,22 @@ NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "r
               "save_model", "cuda_graph")  # fmt: skip
 
 
+# Options added after results were stored, at the value every earlier run had: left out of the key at that value,
+# so a key stored before the option existed still names the same experiment (OpenLTH's rule for defaults).
+ADDED_OPTIONS = {("protocol", "pruning", "final"): "fixed"}
+
+
+def without_added_defaults(config: dict) -> dict:
+    config = json.loads(json.dumps(config))  # a deep copy
+    for *parents, leaf in ADDED_OPTIONS:
+        node = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf) == ADDED_OPTIONS[(*parents, leaf)]:
+            del node[leaf]
+    return config
+
+
 def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
     """The resolved config of one replica: the population's config with its own dataset, seed and ratio."""
     return {**config, "dataset": {**config["dataset"], "name": dataset}, "seeds": [seed], "ratio": ratio}
@@ -24,7 +40,7 @@ def experiment_key(config: dict, dataset: str, seed: int, ratio: float, source: 
     """Names the experiment a replica is: its config without run settings, with the data source it used."""
     cfg = {k: v for k, v in replica_config(config, dataset, seed, ratio).items() if k not in NOT_IN_KEY}
     cfg["dataset"] = {**cfg["dataset"], "source": source}
-    return config_key(cfg)
+    return config_key(without_added_defaults(cfg))
 
 
 def config_key(config: dict) -> str:

@@ -16,7 +16,7 @@ from ..population import Population
 from ..training.metrics import replica_accuracy
 from .masks import prune_masks
 from .saliency import OBD, SALIENCIES
-from .schedules import SCHEDULES, Timing
+from .schedules import FINAL_PHASES, SCHEDULES, Timing
 
 
 class Pruning(pl.Callback):
@@ -30,6 +30,7 @@ class Pruning(pl.Callback):
         self.last_step = torch.full((R,), -(10**9))
         self.end_epoch = torch.full((R,), 10**9)
         self.active = torch.ones(R, dtype=torch.bool)
+        self.peak = torch.full((R,), -1.0)  # last accuracy measured after the last step (final phase `*_peak`)
         self.history: list[dict] = []  # one entry per pruning step and replica
         self.work_s = 0.0  # seconds of the per-epoch work: training accuracy for the trigger, saliencies, masks
 
@@ -48,6 +49,8 @@ class Pruning(pl.Callback):
     def update(self, trainer, pl_module) -> None:
         """Freeze the replicas that are done, then prune those whose step is due."""
         epoch, t = trainer.current_epoch, self.timing
+        if FINAL_PHASES[t.final] is not None:
+            self.end_past_peaks(trainer, pl_module.model, FINAL_PHASES[t.final])
         finished = self.active & (self.end_epoch <= epoch)
         if finished.any():
             self.active &= ~finished
@@ -60,6 +63,16 @@ class Pruning(pl.Callback):
             due |= pending & (accuracy >= t.threshold)
         if due.any():
             self.prune(trainer, pl_module, due, accuracy)
+
+    def end_past_peaks(self, trainer, model, split: str) -> None:
+        """Replicas past their last step end at the first epoch whose accuracy on `split` no longer rises."""
+        final = self.active & (self.steps_done == self.schedule.steps) & (trainer.current_epoch > self.last_step)
+        if not final.any():
+            return
+        accuracy = replica_accuracy(model, trainer.datamodule.eval_batches(split)).cpu()
+        fell = final & (accuracy <= self.peak)
+        self.end_epoch[fell] = trainer.current_epoch
+        self.peak = torch.where(final, accuracy, self.peak)
 
     @torch.no_grad()
     def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor | None) -> None:
