@@ -48,8 +48,29 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
     means = sorted(pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item() for label in labels)
     assert np.allclose(means, [60.0, 95.0])
+    assert set(runs["settings"]) == {"protocol.lr=0.01", "protocol.lr=—"}  # what tells the variants apart
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
     assert "paper" in set(load_store(store.root)["protocol"])  # one setting under a name: the plain name
+
+
+def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
+    from nncompress.report import within_tolerance, write_fidelity
+
+    reference = pd.read_csv(REFERENCE)
+    paper = reference.set_index(["table", "dataset", "ratio"])
+    store = ResultStore(tmp_path / "store")
+    offsets = {1.0: 0.4, 0.5: -0.6, 0.01: 0.9, 0.002: -3.0}  # Table 5 (OBD, 100 hidden) on MNIST, points off
+    for ratio, off in offsets.items():
+        for seed in (0, 1):
+            mean = paper.loc[(5, "mnist", ratio), "mean_pct"] + off
+            store.put(fake_record("obd", 100, "mnist", ratio, seed, (mean + (0.1 if seed else -0.1)) / 100))
+    runs = load_store(store.root)
+    t5 = within_tolerance(runs, reference).set_index(["table", "data"]).loc[(5, "mnist")]
+    # independently: within max(1, 2 sd) for 1.0, 0.5 and 0.01, the 0.002 cell only if the paper's sd is over 1.5
+    expected = sum(abs(off) <= max(1.0, 2 * paper.loc[(5, "mnist", r), "std_pct"]) for r, off in offsets.items())
+    assert (t5["cells"], t5["within ±1 (or 2 sd)"], t5["0 % cells"], t5["0 % within ±0.5"]) == (4, expected, 1, 1)
+    assert expected == 3 + (paper.loc[(5, "mnist", 0.002), "std_pct"] >= 1.5)
+    assert "| fast       |            | mnist  |" in write_fidelity(runs, tmp_path, reference).read_text()
 
 
 def test_figures_are_drawn_from_the_store(tmp_path):

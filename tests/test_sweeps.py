@@ -104,3 +104,13 @@ def test_union_sweeper_runs_every_part(tmp_path):
     assert got == sorted([("magl1", "mnist", s, r) for s in (0, 1) for r in (0.1, 0.01)]
                          + [("none", d, 3, 1.0) for d in ("mnist", "mnist_back_rand")])  # fmt: skip
     assert {r["config"]["hidden"] for r in records} == {20} and {r["config"]["experiment"] for r in records} == {"smoke"}
+
+
+def test_ablation_preset_changes_one_reading_at_a_time(tmp_path):
+    proc = multirun(tmp_path, tmp_path / "dry", "+experiment=ablation", "hydra.sweeper.dry_run=true")
+    jobs = [set(line.split()) for line in proc.stdout.splitlines() if "+experiment=" in line]
+    assert len(jobs) == 4 * 6 + 2 * 2 and all({"dataset=mnist", "protocol=paper"} <= job for job in jobs)
+    readings = [{o for o in job - {"dataset=mnist", "protocol=paper"} if not o.startswith(("results_dir=", "hydra."))}
+                for job in jobs]  # fmt: skip
+    assert all(len(r) <= 2 for r in readings)  # the table, and at most one changed reading
+    assert sum(r == {"+experiment=table5", "method.hessian=exact"} for r in readings) == 1
