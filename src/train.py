@@ -13,22 +13,25 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nncompress import config, results
 from nncompress.compression.pruning import build_pruning
 from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
-from nncompress.errors import exit_on_user_error
-from nncompress.loggers import build_logger, log_replica_table
+from nncompress.errors import UserError, exit_on_user_error
+from nncompress.loggers import experiment_logger, log_replica_table
 from nncompress.models.factory import build_model
 from nncompress.population import Population, stable_seed
+from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.progress import progress_callback
 
 
 def train(cfg: DictConfig) -> list[dict]:
     config.validate(cfg)
+    config.check_paths(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}
@@ -47,7 +50,22 @@ def train(cfg: DictConfig) -> list[dict]:
         return [store.get(k) for k in keys.values()]
     if done:
         print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
-    population = Population.build(pending, cfg.common_random_numbers)
+    with store.claims([keys[c] for c in pending]) as busy:
+        if busy:  # another run trains these now (with common random numbers, a stream trains whole or not at all)
+            stream = (lambda c: c[:2]) if cfg.common_random_numbers else (lambda c: c)  # noqa: E731
+            held = {stream(c) for c in pending if keys[c] in busy}
+            store.release([keys[c] for c in pending if stream(c) in held])
+            pending = [c for c in pending if stream(c) not in held]
+            print(f"skipping {len(held)} replica stream(s) another run is training now "
+                  f"({', '.join(sorted(set(busy.values())))}); rerun later for them")
+        if not pending:
+            return []
+        return train_population(cfg, run_dir, resolved, splits, store, keys, done,
+                                Population.build(pending, cfg.common_random_numbers))  # fmt: skip
+
+
+def train_population(cfg, run_dir, resolved, splits, store, keys, done, population) -> list[dict]:
+    """Train `population`, test it, and record each replica that trained well (results.jsonl, store, logger)."""
     names, protocol = population.datasets, cfg.protocol
     data = PopulationData([splits[d] for d in names], protocol.batch_size, population.seeds("data"), cfg.eval_batch_size,
                           cfg.precision, [names.index(d) for d in population.stream_datasets])  # fmt: skip
@@ -57,64 +75,74 @@ def train(cfg: DictConfig) -> list[dict]:
     pruning = build_pruning(cfg, population, run_dir)
     if pruning is not None:
         callbacks.append(pruning)
+    if cfg.histogram_epochs and hasattr(model, "layers"):
+        callbacks.append(WeightHistograms(cfg.histogram_epochs, run_dir, [r.name for r in population.replicas]))
     epochs = pruning.max_epochs if pruning else protocol.epochs
     regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, data.n_train)
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, cfg.cuda_graph)
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator=cfg.accelerator,
-        devices=1,
-        precision=cfg.precision,
-        logger=build_logger(cfg, run_dir, resolved),
-        callbacks=callbacks,
-        deterministic=cfg.deterministic,
-        default_root_dir=run_dir,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if data.has("val") else 0,
-        log_every_n_steps=1,  # one step per epoch
-    )
-    torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
-    start = time.time()
-    trainer.fit(module, datamodule=data)
-    trainer.test(module, datamodule=data, verbose=False)
-    wall = time.time() - start
-
-    records = []
-    for replica, counts in zip(population.replicas, model.replica_counts()):
-        acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
-        records.append(
-            {
-                "key": keys[replica.cell],
-                "seed": replica.seed,
-                "ratio": replica.ratio,
-                "dataset": replica.dataset,
-                "source": splits[replica.dataset].source,
-                **counts,
-                **acc,
-                "epochs": trainer.current_epoch,
-                **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
-                "population_size": population.size,
-                "run_dir": str(run_dir.resolve()),
-                "wall_time_s": wall,
-                "config": results.replica_config(resolved, *replica.cell),
-            }
+    with experiment_logger(cfg, run_dir, resolved) as logger:
+        trainer = pl.Trainer(
+            max_epochs=epochs,
+            accelerator=cfg.accelerator,
+            devices=1,
+            precision=cfg.precision,
+            logger=logger,
+            callbacks=callbacks,
+            deterministic=cfg.deterministic,
+            default_root_dir=run_dir,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=1.0 if data.has("val") else 0,
+            log_every_n_steps=1,  # one step per epoch
         )
-    if cfg.save_model:
-        torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
-    results.write_jsonl(run_dir / "results.jsonl", records)
-    log_replica_table(trainer.logger, records)
-    for record, replica in zip(records, population.replicas):
-        if replica.cell not in done:  # retrained only to share a stream: already stored
-            store.put(record)
-    sources = ", ".join(f"{d} ({splits[d].source})" for d in names)
-    print(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {run_dir}")
-    if pruning:
-        print(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
-              f"({100 * pruning.work_s / wall:.0f} % of the run)")
-    print(results.format_table(records))
-    return records
+        torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
+        start = time.time()
+        trainer.fit(module, datamodule=data)
+        trainer.test(module, datamodule=data, verbose=False)
+        wall = time.time() - start
+
+        failed = module.failed()
+        records = []
+        for replica, counts in zip(population.replicas, model.replica_counts()):
+            if replica.index in failed:
+                continue
+            acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
+            records.append(
+                {
+                    "key": keys[replica.cell],
+                    "seed": replica.seed,
+                    "ratio": replica.ratio,
+                    "dataset": replica.dataset,
+                    "source": splits[replica.dataset].source,
+                    **counts,
+                    **acc,
+                    "epochs": trainer.current_epoch,
+                    **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
+                    "population_size": population.size,
+                    "run_dir": str(run_dir.resolve()),
+                    "wall_time_s": wall,
+                    "config": results.replica_config(resolved, *replica.cell),
+                }
+            )
+        if cfg.save_model:
+            torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
+        results.write_jsonl(run_dir / "results.jsonl", records)
+        log_replica_table(trainer.logger, records)
+        for record in records:
+            if (record["dataset"], record["seed"], record["ratio"]) not in done:  # retrained only to share a stream
+                store.put(record)
+        sources = ", ".join(f"{d} ({splits[d].source})" for d in names)
+        print(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {run_dir}")
+        if pruning:
+            print(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
+                  f"({100 * pruning.work_s / wall:.0f} % of the run)")
+        if records:
+            print(results.format_table(records))
+        if failed:
+            lost = ", ".join(f"{population.replicas[r].name} ({why})" for r, why in sorted(failed.items()))
+            raise UserError(f"{len(failed)} of {population.size} replica(s) not stored: {lost}; lower protocol.lr?")
+        return records
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -122,7 +150,13 @@ def main(cfg: DictConfig) -> tuple[float, float]:
     """Returns (mean validation accuracy, or test accuracy without a validation set; mean parameters): the
     objectives a Hydra sweeper such as Optuna's optimizes."""
     with exit_on_user_error():
-        records = train(cfg)
+        try:
+            records = train(cfg)
+        except SIGTERMException:  # Lightning's own exits with status 0, as if the job had finished
+            raise UserError(f"stopped by SIGTERM: this job's replicas were not stored; those finished before are in "
+                            f"{cfg.results_dir}, and rerunning the same command trains the rest") from None
+    if not records:  # all being trained by another run
+        return float("nan"), float("nan")
     accuracy = "val_acc" if "val_acc" in records[0] else "test_acc"
     return sum(r[accuracy] for r in records) / len(records), sum(r["parameters"] for r in records) / len(records)
 

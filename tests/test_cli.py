@@ -19,7 +19,7 @@ from conftest import ROOT, DATA_DIR, TINY, run_train
         (["ratio=0"], "ratio must be in (0, 1]"),
         (["ratio=1.5"], "ratio must be in (0, 1]"),
         (["ratio=[0.5,-0.1]"], "ratio must be in (0, 1]"),
-        (["hidden=0"], "hidden must be a positive number"),
+        (["hidden=0"], "hidden must be at least 1, got 0"),
         (["data_dir=/nonexistent/dir"], "data_dir '/nonexistent/dir' does not exist"),
         (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
         (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),

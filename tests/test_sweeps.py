@@ -114,3 +114,26 @@ def test_ablation_preset_changes_one_reading_at_a_time(tmp_path):
                 for job in jobs]  # fmt: skip
     assert all(len(r) <= 2 for r in readings)  # the table, and at most one changed reading
     assert sum(r == {"+experiment=table5", "method.hessian=exact"} for r in readings) == 1
+
+
+def test_wandb_gives_each_job_of_a_multirun_its_own_named_run(tmp_path):
+    import os
+
+    from wandb_offline import offline_run
+
+    os.environ["WANDB_MODE"] = "offline"  # the subprocess inherits it
+    try:
+        smoke(tmp_path, tmp_path / "w", "logger=wandb", "histogram_epochs=[2]")
+    finally:
+        del os.environ["WANDB_MODE"]
+    runs = [offline_run(d) for d in sorted((tmp_path / "w").glob("*/wandb/offline-run-*"))]
+    assert sorted(r["name"] for r in runs) == sorted(f"smoke/{m}/{d}/h30" for m in ("magl1", "obd")
+                                                    for d in ("mnist", "mnist_back_rand"))  # fmt: skip
+    for r in runs:
+        method, dataset = r["name"].split("/")[1:3]
+        assert r["group"] == f"smoke/{method}/mlp/{dataset}" and r["job_type"] == "smoke"
+        assert {"smoke", method, dataset, "fast"} <= r["tags"]
+        replicas = [f"{dataset}_seed{s}_ratio{q}" for s in (0, 1) for q in (0.1, 0.01)]
+        for name in replicas:  # every replica's own curves, its histogram, and the table of replicas
+            assert {f"train/loss/{name}", f"train/acc/{name}", f"prune/sparsity/{name}", f"weights/{name}/bins"} <= r["keys"]
+        assert any(k.startswith("replicas") for k in r["keys"])

@@ -1,5 +1,10 @@
 """Checks of the composed config that turn bad input into one-line errors before any work starts."""
+import math
+import os
+import tempfile
 from pathlib import Path
+
+import torch
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -21,12 +26,35 @@ def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
 
 
+def integer(value, name: str, low: int | None = None) -> int:
+    """`value` as an int of at least `low`, or a one-line UserError naming the config key."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UserError(f"{name} must be an integer, got '{value}'") from None
+    if low is not None and number < low:
+        raise UserError(f"{name} must be at least {low}, got {number}")
+    return number
+
+
+def real(value, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """`value` as a finite float in [low, high], or a one-line UserError naming the config key."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise UserError(f"{name} must be a number, got '{value}'") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise UserError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value}")
+    return number
+
+
 def ratios(cfg: DictConfig) -> list[float]:
-    return [float(r) for r in as_list(cfg.ratio)]
+    return [real(r, "ratio") for r in as_list(cfg.ratio)]
 
 
 def seeds(cfg: DictConfig) -> list[int]:
-    return [int(s) for s in as_list(cfg.seeds)]
+    """Any integers, negative ones included: a replica's random streams hash its seed."""
+    return [integer(s, "seeds") for s in as_list(cfg.seeds)]
 
 
 def dataset_names(cfg: DictConfig) -> list[str]:
@@ -40,6 +68,8 @@ def dataset_config(cfg: DictConfig, name: str) -> DictConfig:
 
 
 def validate(cfg: DictConfig) -> None:
+    if not ratios(cfg):
+        raise UserError("ratio must be a fraction of weights kept or a non-empty list of them, got []")
     for r in ratios(cfg):
         if not 0.0 < r <= 1.0:
             raise UserError(f"ratio must be in (0, 1] (fraction of weights kept), got {r}")
@@ -47,8 +77,8 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"seeds must be a non-empty list of distinct integers, got {list(as_list(cfg.seeds))}")
     if len(set(ratios(cfg))) != len(ratios(cfg)):
         raise UserError(f"ratio list has duplicates: {ratios(cfg)}")
-    if int(cfg.hidden) <= 0:
-        raise UserError(f"hidden must be a positive number of units, got {cfg.hidden}")
+    integer(cfg.hidden, "hidden", 1)
+    integer(cfg.eval_batch_size, "eval_batch_size", 1)
     d, names = cfg.dataset, dataset_names(cfg)
     for name in names:
         if name not in DATASETS:
@@ -59,6 +89,10 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"unknown dataset.split '{d.split}' (choose from: {', '.join(SPLITS)})")
     if d.get("source", "auto") not in ("auto", "original", "regenerated"):
         raise UserError(f"unknown dataset.source '{d.source}' (choose from: auto, original, regenerated)")
+    for size in ("train_size", "test_size"):  # null keeps the whole split
+        if d.get(size) is not None:
+            integer(d[size], f"dataset.{size}", 1)
+    integer(d.get("val_size") or 0, "dataset.val_size", 0)
     model = cfg.model.name
     if model not in MODELS:
         raise UserError(f"unknown model '{model}' (choose from: {', '.join(MODELS)})")
@@ -84,14 +118,39 @@ def validate(cfg: DictConfig) -> None:
     final = cfg.protocol.get("pruning", {}).get("final", "fixed")
     if final not in FINAL_PHASES:
         raise UserError(f"unknown protocol.pruning.final '{final}' (choose from: {', '.join(FINAL_PHASES)})")
-    if int(cfg.schedule.steps) < 1:
-        raise UserError(f"schedule.steps must be at least 1, got {cfg.schedule.steps}")
+    integer(cfg.schedule.steps, "schedule.steps", 1)
     p = cfg.protocol
     for key, allowed in (("activation", ACTIVATIONS), ("loss", LOSSES), ("init", INITS), ("lr_schedule", LR_SCHEDULES)):
         if p[key] not in allowed:
             raise UserError(f"unknown protocol.{key} '{p[key]}' (choose from: {', '.join(allowed)})")
-    if int(cfg.protocol.epochs) <= 0 or int(cfg.protocol.batch_size) <= 0:
-        raise UserError("protocol.epochs and protocol.batch_size must be positive")
+    integer(p.epochs, "protocol.epochs", 1)
+    integer(p.batch_size, "protocol.batch_size", 1)
+    if real(p.lr, "protocol.lr", 0.0) == 0:
+        raise UserError("protocol.lr must be positive, got 0")
+    real(p.momentum, "protocol.momentum", 0.0, 0.999)
+    real(p.weight_decay, "protocol.weight_decay", 0.0)
+    real(p.reg_lambda, "protocol.reg_lambda", 0.0)
+    if "pruning" in p:
+        integer(p.pruning.first_epoch, "protocol.pruning.first_epoch", 0)
+        integer(p.pruning.every, "protocol.pruning.every", 1)
+        integer(p.pruning.final_epochs, "protocol.pruning.final_epochs", 0)
+        if p.pruning.threshold is not None:
+            real(p.pruning.threshold, "protocol.pruning.threshold", 0.0, 1.0)
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"accelerator={cfg.accelerator} but no CUDA GPU is visible (use accelerator=cpu or auto)")
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """The data directory must be readable and the results store writable, before any training."""
+    data = Path(cfg.data_dir).expanduser()
+    if data.is_dir() and not os.access(data, os.R_OK | os.X_OK):
+        raise UserError(f"data_dir '{data}' is not readable")
+    store = Path(cfg.results_dir).expanduser()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=store).close()
+    except OSError as err:
+        raise UserError(f"results_dir '{store}' is not writable ({err.strerror})") from None
 
 
 def extra_config_dirs(argv: list[str]) -> list[Path]:
@@ -113,6 +172,8 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     conf_dirs = [conf_dir, *extra_config_dirs(argv)]
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
+        if sep and not arg.startswith(("+", "~", "-")) and not known_key(key, conf_dirs):
+            raise UserError(f"unknown config key '{key}' (a new key needs a +: +{key}={value})")
         groups = [d / key for d in conf_dirs if (d / key).is_dir()]
         if arg.startswith("-") or not sep or not groups or "(" in value:
             continue
@@ -120,3 +181,16 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
         for v in value.split(","):
             if v not in options:
                 raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
+
+
+def known_key(key: str, conf_dirs: list[Path]) -> bool:
+    """Whether `key` (dotted) names a value of train.yaml or of some option of a config group."""
+    top, *rest = key.split(".")
+    if top.split("/")[0] == "hydra" or any((d / top).is_dir() for d in conf_dirs) and not rest:
+        return True  # Hydra's own settings and groups (hydra/launcher=...), or a config group's option
+    absent = object()
+    options = [p for d in conf_dirs if (d / top).is_dir() for p in (d / top).glob("*.yaml")]
+    if options:  # a config group: the rest must be a key of one of its options
+        return not rest or any(OmegaConf.select(OmegaConf.load(p), ".".join(rest), default=absent) is not absent
+                               for p in options)  # fmt: skip
+    return OmegaConf.select(OmegaConf.load(conf_dirs[0] / "train.yaml"), key, default=absent) is not absent

@@ -7,7 +7,11 @@ a replica can never be recorded twice or half.
 import hashlib
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 # Settings that change where, how or under which preset a run is done, not its outcome.
@@ -49,20 +53,31 @@ def config_key(config: dict) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write all of `text` or nothing: a crash never leaves a partial file."""
+    """Write all of `text` or nothing: a crash never leaves a partial file, nor a power cut an empty one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
+def dumps(record: dict) -> str:
+    """Standard JSON (NaN and infinities refused, never written)."""
+    return json.dumps(record, sort_keys=True, allow_nan=False)
+
+
 def write_jsonl(path: Path, records: list[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    write_atomic(path, "".join(dumps(r) + "\n" for r in records))
 
 
 class ResultStore:
-    """A folder of `<key>.json` files, one per finished replica."""
+    """A folder of `<key>.json` files, one per finished replica.
+
+    A file counts only when it parses and holds its own key; a damaged one (truncated, emptied, edited) is moved to
+    `damaged/` with a warning, never deleted, and its replica counts as not done.
+    """
 
     def __init__(self, root):
         self.root = Path(root).expanduser()
@@ -70,17 +85,97 @@ class ResultStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
+    def read(self, path: Path) -> dict | None:
+        """The record in `path`, or None when there is none or it is damaged (then set aside)."""
+        try:
+            record = json.loads(path.read_text())
+            if isinstance(record, dict) and record.get("key") == path.stem:
+                return record
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            pass
+        damaged = self.root / "damaged" / path.name
+        damaged.parent.mkdir(exist_ok=True)
+        os.replace(path, damaged)
+        print(f"warning: damaged results-store entry moved to {damaged}; its replica will be trained again", file=sys.stderr)
+        return None
+
+    @contextmanager
+    def claims(self, keys: list[str]):
+        """Claim `keys` for this process while the block runs (`claims/<key>.claim` holding pid and host, created
+        exclusively); yields those another live run holds, key -> who. A claim whose owner is gone (this host, no
+        such process) or older than CLAIM_HOURS is taken over; this process's claims are released on the way out."""
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        mine, busy = [], {}  # keys
+        for key in keys:
+            path = self.root / "claims" / f"{key}.claim"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    holder = claim_holder(path, me)
+                    if holder is None:  # stale
+                        path.unlink(missing_ok=True)
+                        continue
+                    busy[key] = holder
+                    break
+                with os.fdopen(fd, "w") as f:
+                    json.dump(me, f)
+                mine.append(key)
+                break
+        try:
+            yield busy
+        finally:
+            self.release(mine)
+
+    def release(self, keys) -> None:
+        """Drop this process's claims on `keys` (never another's that took one over)."""
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for key in keys:
+            path = self.root / "claims" / f"{key}.claim"
+            try:
+                if json.loads(path.read_text()) == me:
+                    path.unlink()
+            except (FileNotFoundError, ValueError):
+                pass
+
     def __contains__(self, key: str) -> bool:
-        return self.path(key).exists()
+        return self.read(self.path(key)) is not None
 
     def get(self, key: str) -> dict:
-        return json.loads(self.path(key).read_text())
+        return self.read(self.path(key))
 
     def put(self, record: dict) -> None:
-        write_atomic(self.path(record["key"]), json.dumps(record, sort_keys=True))
+        write_atomic(self.path(record["key"]), dumps(record))
 
     def records(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(self.root.glob("*.json"))]
+        return [r for r in map(self.read, sorted(self.root.glob("*.json"))) if r is not None]
+
+
+CLAIM_HOURS = 48  # a claim from another host older than this is taken to be a crashed run's
+
+
+def claim_holder(path: Path, me: dict) -> str | None:
+    """Who holds the claim in `path` ("pid P on HOST"), or None when it is stale."""
+    try:
+        owner = json.loads(path.read_text())
+        age_h = (time.time() - path.stat().st_mtime) / 3600
+    except FileNotFoundError:
+        return None
+    except ValueError:  # being written this instant
+        return "a run starting now"
+    if owner["host"] == me["host"]:
+        try:
+            os.kill(owner["pid"], 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    elif age_h > CLAIM_HOURS:
+        return None
+    return f"pid {owner['pid']} on {owner['host']}"
 
 
 def read_jsonl(path: Path) -> list[dict]:

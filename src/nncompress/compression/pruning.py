@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -21,9 +20,9 @@ from .schedules import FINAL_PHASES, SCHEDULES, Timing
 
 class Pruning(pl.Callback):
     def __init__(self, saliency, schedule, timing: Timing, population: Population, scope: str = "global",
-                 run_dir: Path | None = None, histogram_epochs=()):  # fmt: skip
+                 run_dir: Path | None = None):  # fmt: skip
         self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
-        self.population, self.run_dir, self.histogram_epochs = population, run_dir, set(histogram_epochs)
+        self.population, self.run_dir = population, run_dir
         R = population.size
         self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)
         self.steps_done = torch.zeros(R, dtype=torch.long)
@@ -39,7 +38,11 @@ class Pruning(pl.Callback):
         return self.timing.max_epochs(self.schedule.steps)
 
     def train_accuracy(self, trainer, model) -> torch.Tensor:
-        return replica_accuracy(model, trainer.datamodule.eval_batches("train")).cpu()
+        accuracy = replica_accuracy(model, trainer.datamodule.eval_batches("train")).cpu()
+        if trainer.logger:
+            metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas}
+            trainer.logger.log_metrics(metrics, step=trainer.current_epoch)
+        return accuracy
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         start = time.perf_counter()
@@ -131,23 +134,8 @@ class Pruning(pl.Callback):
             pl_module.stepper.set_mask(layer.bias, bias_mask.reshape(layer.bias.shape))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        trained = trainer.current_epoch + 1
-        if trained in self.histogram_epochs and self.run_dir is not None:
-            self.save_histograms(pl_module.model, trained)
-        if bool((self.end_epoch <= trained).all()):
+        if bool((self.end_epoch <= trainer.current_epoch + 1).all()):
             trainer.should_stop = True
-
-    def save_histograms(self, model, epoch: int, bins: int = 200) -> None:
-        """Histogram of each replica's kept weights (all layers), for the paper's Figure 6."""
-        weights = torch.cat([layer.replica_weight().detach().flatten(1) for layer in model.layers], 1).cpu().numpy()
-        counts, edges = [], []
-        for w in weights:
-            c, e = np.histogram(w[w != 0], bins=bins)
-            counts.append(c)
-            edges.append(e)
-        path = self.run_dir / "histograms" / f"epoch{epoch}.npz"
-        path.parent.mkdir(exist_ok=True)
-        np.savez(path, counts=np.stack(counts), edges=np.stack(edges), replicas=[r.name for r in self.population.replicas])
 
     def replica_summary(self, index: int, epochs_trained: int) -> dict:
         return {
@@ -168,5 +156,5 @@ def build_pruning(cfg, population: Population, run_dir: Path | None):
         saliency = SALIENCIES[method.saliency]()
     schedule = SCHEDULES[cfg.schedule.kind](cfg.schedule.steps, cfg.schedule.c)
     return Pruning(
-        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir, cfg.histogram_epochs
+        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir
     )

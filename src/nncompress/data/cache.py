@@ -1,6 +1,9 @@
-"""Atomic writes of cached arrays, safe when parallel sweep jobs race to create the same file."""
+"""Cached arrays: atomic writes, safe when parallel sweep jobs race to create the same file, and reads that
+drop a damaged file so it is rebuilt instead of failing every run."""
 import os
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,3 +19,16 @@ def save_atomic(path: Path, arrays: dict) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def load_cached(path: Path) -> dict | None:
+    """The arrays cached in `path`; None when it is absent or unreadable (then removed, to be rebuilt)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as d:
+            return dict(d)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        print(f"warning: unreadable cache file {path} ({type(err).__name__}) removed; rebuilding it", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import UserError
 from . import larochelle, variants
-from .cache import save_atomic
+from .cache import load_cached, save_atomic
 from .mnist import NPZ_SHA256, load_mnist
 
 DATASETS = ("mnist",) + variants.VARIANTS
@@ -45,12 +45,13 @@ def paper_pool(m: dict) -> tuple[np.ndarray, ...]:
 def regenerated(name: str, data_dir: Path, cache_dir: Path, seed: int) -> tuple[np.ndarray, ...]:
     """The paper pool passed through the variant recipe, generated once per (recipe, seed, MNIST) and cached."""
     path = cache_dir / f"{name}-recipe{variants.RECIPE_VERSION}-seed{seed}-{NPZ_SHA256[:12]}.npz"
-    if not path.exists():
+    d = load_cached(path)
+    if d is None:
         x_tr, y_tr, x_te, y_te = paper_pool(load_mnist(data_dir))
         x = variants.regenerate(name, np.concatenate([x_tr, x_te]), seed)
-        save_atomic(path, {"x_train": x[: len(x_tr)], "y_train": y_tr, "x_test": x[len(x_tr) :], "y_test": y_te})
-    with np.load(path) as d:
-        return d["x_train"], d["y_train"], d["x_test"], d["y_test"]
+        d = {"x_train": x[: len(x_tr)], "y_train": y_tr, "x_test": x[len(x_tr) :], "y_test": y_te}
+        save_atomic(path, d)
+    return d["x_train"], d["y_train"], d["x_test"], d["y_test"]
 
 
 def load_arrays(cfg, data_dir: Path, cache_dir: Path) -> tuple[str, tuple]:

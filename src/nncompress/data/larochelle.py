@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, check_digest
-from .cache import save_atomic
+from .cache import load_cached, save_atomic
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ def load_original(name: str, data_dir: Path, cache_dir: Path, spec: AmatZip | No
     path = data_dir / spec.filename
     check_digest(path, "sha1", spec.sha1)
     cached = cache_dir / f"{name}-original-{spec.sha1[:12]}.npz"
-    if cached.exists():
-        with np.load(cached) as d:
-            return dict(d)
+    arrays = load_cached(cached)
+    if arrays is not None:
+        return arrays
     arrays = {}
     with zipfile.ZipFile(path) as z:
         for part, member in (("small", spec.small), ("large", spec.large)):

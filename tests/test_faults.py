@@ -1,0 +1,166 @@
+"""Bad input refused in one line before any training, diverged or interrupted runs never stored as good, and a
+damaged store or cache entry set aside and rebuilt."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from nncompress import config
+from nncompress.data.cache import load_cached
+from nncompress.errors import UserError
+from nncompress.results import ResultStore, read_jsonl
+
+from conftest import ROOT, TINY, run_train
+
+
+def composed(*overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["hidden=abc"], "hidden must be an integer, got 'abc'"),
+        (["ratio=abc"], "ratio must be a number, got 'abc'"),
+        (["ratio=[]"], "ratio must be a fraction of weights kept or a non-empty list"),
+        (["protocol.lr=-1"], "protocol.lr must be a finite number in [0, inf], got -1"),
+        (["protocol.lr=nan"], "protocol.lr must be a finite number"),
+        (["protocol.lr=0"], "protocol.lr must be positive"),
+        (["eval_batch_size=0"], "eval_batch_size must be at least 1, got 0"),
+        (["dataset.train_size=0"], "dataset.train_size must be at least 1, got 0"),
+        (["dataset.train_size=-5"], "dataset.train_size must be at least 1, got -5"),
+        (["dataset.test_size=0"], "dataset.test_size must be at least 1, got 0"),
+        (["method=magl1", "protocol.pruning.threshold=2"], "protocol.pruning.threshold must be a finite number in [0, 1]"),
+        (["method=magl1", "protocol.pruning.final=best"], "unknown protocol.pruning.final 'best'"),
+    ],
+)
+def test_bad_values_are_refused_before_training(overrides, message):
+    with pytest.raises(UserError) as err:
+        config.validate(composed(*overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_negative_seeds_are_seeds_like_any_other():
+    assert config.seeds(composed("seeds=[-1,3]")) == [-1, 3]
+    config.validate(composed("seeds=[-1]"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when no GPU is visible")
+def test_gpu_asked_for_without_one():
+    with pytest.raises(UserError, match="accelerator=gpu but no CUDA GPU is visible"):
+        config.validate(composed("accelerator=gpu"))
+
+
+def test_unknown_keys_are_one_line_errors():
+    for arg, key in (("foo=1", "foo"), ("protocol.foo=2", "protocol.foo"), ("dataset.nme=mnist", "dataset.nme")):
+        with pytest.raises(UserError, match=f"unknown config key '{key}'"):
+            config.check_choices([arg])
+    config.check_choices(["protocol.pruning.threshold=0.9", "dataset.train_size=5", "+foo=1", "hydra.verbose=true",
+                          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=mnist_rot",
+                          "model.kernel=5", "method.hessian=exact", "seeds=[1]"])  # fmt: skip
+
+
+def test_store_that_cannot_be_written_is_refused_before_training(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="is not writable"):
+        config.check_paths(composed(f"results_dir={tmp_path / 'file' / 'store'}", f"data_dir={tmp_path}"))
+
+
+def test_diverged_replicas_are_never_stored(tmp_path, results_dir):
+    proc = run_train(*TINY, "seeds=[0,1]", "protocol.lr=1000", f"hydra.run.dir={tmp_path}")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "2 of 2 replica(s) not stored: mnist_seed0_ratio1 (diverged in epoch" in errors[0]
+    assert not list(results_dir.glob("*.json")) and read_jsonl(tmp_path / "results.jsonl") == []
+
+
+def test_sigterm_exits_non_zero_stores_nothing_half_done_and_a_rerun_finishes(tmp_path, results_dir):
+    cmd = [sys.executable, str(ROOT / "src" / "train.py"), *TINY, "protocol.epochs=500", "seeds=[0,1]",
+           f"hydra.run.dir={tmp_path}/a"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until training runs
+        if line.startswith("epoch 2/"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "stopped by SIGTERM" in err, err[-2000:]
+    assert not list(results_dir.glob("*.json"))
+    done = run_train(*TINY, "seeds=[0,1]", f"hydra.run.dir={tmp_path}/b")
+    assert done.returncode == 0 and len(list(results_dir.glob("*.json"))) == 2
+
+
+def test_damaged_store_entries_are_set_aside_and_count_as_missing(tmp_path, capsys):
+    store = ResultStore(tmp_path)
+    for key in ("a", "b", "c"):
+        store.put({"key": key, "test_acc": 0.5})
+    store.path("a").write_text(store.path("a").read_text()[:7])  # truncated
+    store.path("b").write_text('{"key": "x"}')  # another entry's content
+    assert "a" not in store and "b" not in store and "c" in store
+    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == ["a.json", "b.json"]  # moved, not deleted
+    assert [r["key"] for r in store.records()] == ["c"]
+    assert capsys.readouterr().err.count("damaged results-store entry") == 2
+
+
+def test_results_are_standard_json():
+    store = ResultStore("unused")
+    with pytest.raises(ValueError):
+        store.put({"key": "nan", "lr": float("nan")})
+
+
+def test_damaged_cache_file_is_removed_and_rebuilt(tmp_path):
+    path = tmp_path / "variant.npz"
+    np.savez(path, x=np.arange(3))
+    assert load_cached(path)["x"].tolist() == [0, 1, 2]
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    assert load_cached(path) is None and not path.exists()
+
+
+def test_interrupted_regeneration_cache_is_rebuilt_by_a_run(tmp_path, cache_dir):
+    for f in cache_dir.glob("mnist_back_rand-*.npz"):
+        f.write_bytes(b"not a zip")
+    proc = run_train(*TINY, "dataset=mnist_back_rand", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert all(load_cached(f) is not None for f in cache_dir.glob("mnist_back_rand-*.npz"))
+
+
+def test_claims_keep_two_runs_off_one_replica_and_stale_claims_are_taken_over(tmp_path):
+    import json
+    import socket
+
+    store = ResultStore(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here, claims = socket.gethostname(), tmp_path / "claims"
+    claims.mkdir()
+    (claims / "live.claim").write_text(json.dumps({"pid": os.getppid(), "host": here}))
+    (claims / "dead.claim").write_text(json.dumps({"pid": dead.pid, "host": here}))
+    (claims / "far.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    (claims / "old.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    os.utime(claims / "old.claim", (time.time() - 3 * 86400,) * 2)
+    with store.claims(["live", "dead", "far", "old", "new"]) as busy:
+        assert busy == {"live": f"pid {os.getppid()} on {here}", "far": "pid 1 on elsewhere"}
+        mine = {"pid": os.getpid(), "host": here}
+        assert all(json.loads((claims / f"{k}.claim").read_text()) == mine for k in ("dead", "old", "new"))
+        with store.claims(["new"]) as again:  # held, by this very process: busy, and left held on the way out
+            assert again == {"new": f"pid {os.getpid()} on {here}"}
+        assert (claims / "new.claim").exists()
+    assert sorted(p.stem for p in claims.iterdir()) == ["far", "live"]  # ours released, others' left alone
+
+
+def test_two_identical_runs_started_together_train_each_replica_once(tmp_path, results_dir):
+    cmd = [sys.executable, str(ROOT / "src" / "train.py"), *TINY, "seeds=[0,1,2,3]", "protocol.epochs=3"]
+    runs = [subprocess.Popen([*cmd, f"hydra.run.dir={tmp_path}/{i}"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for i in range(2)]  # fmt: skip
+    outs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outs
+    trained = [rec["seed"] for i in range(2) if (tmp_path / f"{i}" / "results.jsonl").exists()
+               for rec in read_jsonl(tmp_path / f"{i}" / "results.jsonl")]  # fmt: skip
+    assert sorted(trained) == [0, 1, 2, 3]  # nothing twice, nothing lost
+    assert len(list(results_dir.glob("*.json"))) == 4 and not list((results_dir / "claims").iterdir())
