@@ -4,7 +4,8 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .compression.schedules import FINAL_PHASES
-from .data.datasets import DATASETS, SPLITS
+from .data.datasets import DATASETS
+from .data.splits import SPLITS
 from .data.module import PRECISIONS
 from .errors import UserError
 from .models.convnet import conv_output_side

@@ -11,7 +11,6 @@ from .cache import save_atomic
 from .mnist import NPZ_SHA256, load_mnist
 
 DATASETS = ("mnist",) + variants.VARIANTS
-SPLITS = {"paper": "50,000 train / 12,000 test", "official": "the source's own train / test"}
 
 
 @dataclass
