@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(abspath ../shared/data))
 ARGS ?=
 
-.PHONY: install run test bench data-preview paper-runs paper-figures clean
+.PHONY: install browser run test bench data-preview paper-runs paper-figures clean clean-results
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +17,10 @@ install: $(VENV)/.installed
 run: install  ## train the default population (conf/train.yaml); extra overrides via ARGS="..."
 	$(PY) src/train.py $(ARGS)
 
-test: install  ## the whole test suite (a few minutes on 2 cores)
+browser:  ## Debian's chromium, which the report's browser test drives (CI runs as root on Debian)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install browser  ## the whole test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -q $(ARGS)
 
 bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP floor
@@ -29,7 +32,7 @@ data-preview: install  ## PNG grids of samples per dataset, in previews/
 paper-runs: install  ## every run behind the paper's tables and figures (resumable: finished replicas are skipped)
 	$(PY) src/train.py -m +experiment=paper $(ARGS)
 
-paper-figures: install  ## the paper's tables from the results store, beside the paper's numbers, in reports/
+paper-figures: install  ## the paper's tables and figures from the results store, in reports/ (open reports/index.html)
 	$(PY) -m nncompress.report --results $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results) --out reports $(ARGS)
 
 clean:

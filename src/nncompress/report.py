@@ -277,23 +277,30 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
     return path
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="multirun/results", help="the results store")
     parser.add_argument("--out", default="reports")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = load_results(args.results)
-    for path in write_tables(runs, out, pd.read_csv(REFERENCE)):
+    from .html_report import write_html  # the page builds on this module
+
+    reference = pd.read_csv(REFERENCE)
+    for path in write_tables(runs, out, reference):
         print(path)
     mlp_protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"])) or ["fast"]
-    for protocol in mlp_protocols:
-        for number in FIGURES:
-            print(figure(runs, number, protocol, out))
-    print(histogram_figure(runs, out) or "fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
-    print(write_fidelity(runs, out, pd.read_csv(REFERENCE)))
+    drawn = {figure(runs, number, protocol, out): figure_curves(runs, number, protocol)[0]
+             for protocol in mlp_protocols for number in FIGURES}  # fmt: skip
+    print(*drawn, sep="\n")
+    fig6 = histogram_figure(runs, out)
+    figures = [png for png, curves in drawn.items() if curves] + ([fig6] if fig6 else [])  # the page skips empty ones
+    if not fig6:
+        print("fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
+    print(write_fidelity(runs, out, reference))
     print(write_summary(runs, out))
+    print(write_html(runs, out, reference, figures, args.results))
     print(f"{len(runs)} stored replicas read from {args.results}")
 
 
