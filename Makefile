@@ -1,8 +1,9 @@
 # Two commands on a fresh machine:  `make run` (venv + install + default job)  and  `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Where mnist.npz lives: your own data/ folder if it has it, else the shared folder next to the checkout.
-export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(abspath ../shared/data))
+# Where MNIST lives: your own data/ folder if it has mnist.npz, else the shared folder next to the checkout if there
+# is one, else data/ (MNIST is then downloaded into it).
+export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(or $(wildcard $(abspath ../shared/data)),$(CURDIR)/data))
 ARGS ?=
 
 .PHONY: install browser run test bench data-preview paper-runs paper-figures clean clean-results
