@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 # is one, else data/ (MNIST is then downloaded into it).
 export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(or $(wildcard $(abspath ../shared/data)),$(CURDIR)/data))
 ARGS ?=
+RESULTS := $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results)
 
 .PHONY: install browser run test bench data-preview paper-runs paper-figures clean clean-results
 
@@ -34,7 +35,11 @@ paper-runs: install  ## every run behind the paper's tables and figures (resumab
 	$(PY) src/train.py -m +experiment=paper $(ARGS)
 
 paper-figures: install  ## the paper's tables and figures from the results store, in reports/ (open reports/index.html)
-	$(PY) -m nncompress.report --results $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results) --out reports $(ARGS)
+	$(PY) -m nncompress.report --results $(RESULTS) --out reports $(ARGS)
 
-clean:
-	rm -rf outputs multirun previews .pytest_cache
+clean:  ## run folders, previews and caches; never the results store (multirun/results)
+	rm -rf outputs previews .pytest_cache
+	if [ -d multirun ]; then find multirun -mindepth 1 -maxdepth 1 ! -name results -exec rm -rf {} +; fi
+
+clean-results:  ## the results store itself: every finished replica (retraining them can take days)
+	rm -rf $(RESULTS)
