@@ -1,6 +1,6 @@
 import shutil
 
-import pytest
+from playwright.sync_api import sync_playwright  # the dev extra; it drives Debian's chromium (`make browser`)
 
 from nncompress.report import main
 from nncompress.results import ResultStore
@@ -24,7 +24,6 @@ def filled_store(root):
 
 
 def test_html_report_opens_offline_in_a_real_browser(tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")  # installed by `make install` (the dev extra)
     chromium = shutil.which("chromium")
     assert chromium, "no chromium on PATH: `make browser` installs Debian's package"
     store = filled_store(tmp_path / "store")
@@ -34,7 +33,7 @@ def test_html_report_opens_offline_in_a_real_browser(tmp_path):
     assert "http://" not in html and "https://" not in html  # nothing fetched: opens offline
     assert "96." in html and "94.31" in html and 'class="far"' in html  # ours, the paper's, a coloured Δ
     assert "holds" in html and "regenerated, paper split: 50,000 train / 12,000 test" in html
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []

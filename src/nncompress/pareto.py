@@ -7,7 +7,6 @@ default: the paper selected on test accuracy, which flatters the selected networ
 test accuracy.
 """
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,7 +58,7 @@ def convnet_front(conv: pd.DataFrame) -> pd.DataFrame:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", help="multirun or run directories holding results.jsonl files")
+    parser.add_argument("dirs", nargs="+", help="results stores, or multirun or run folders holding results.jsonl")
     parser.add_argument("--select", default="val_acc", help="column the front is selected on")
     parser.add_argument("--out", default=None, help="write the front as CSV here")
     args = parser.parse_args()

@@ -4,10 +4,12 @@
 
 Reads only the local results store (never W&B). Writes, per paper table and protocol found,
 `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one protocol name were trained with
-different settings or on different data, see `nncompress.replicas`): rows = edges removed, columns = datasets, our mean ± std over seeds (sample
-std, as the paper), the paper's value and the difference, in percent; cells without runs show as "—". And
-Figures 1-5 (`figN.png` / `.pdf`): test accuracy vs parameters, log x, with the ConvNet Pareto front (selected on
-validation accuracy when the ConvNets have a validation split) as a line.
+different settings or on different data, see `nncompress.replicas`): rows = edges removed, columns = datasets, our
+mean ± std over n seeds (sample std, as the paper), the paper's value and the difference, in percent; cells without
+runs show as "—". Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
+hidden size, with the Pareto front of each ConvNet variant on the same data (selected on validation accuracy when
+the ConvNets have a validation split) as a line. Then `fidelity.md`, `summary.md` and all of it as one page,
+`index.html`.
 """
 import argparse
 from pathlib import Path
