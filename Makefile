@@ -1,11 +1,13 @@
 # Two commands on a fresh machine:  `make run` (venv + install + default job)  and  `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Where mnist.npz lives: your own data/ folder if it has it, else the shared folder next to the checkout.
-export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(abspath ../shared/data))
+# Where MNIST lives: your own data/ folder if it has mnist.npz, else the shared folder next to the checkout if there
+# is one, else data/ (MNIST is then downloaded into it).
+export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(or $(wildcard $(abspath ../shared/data)),$(CURDIR)/data))
 ARGS ?=
+RESULTS := $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results)
 
-.PHONY: install run test bench data-preview paper-runs paper-figures clean
+.PHONY: install browser run test bench data-preview paper-runs paper-figures clean clean-results
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +19,10 @@ install: $(VENV)/.installed
 run: install  ## train the default population (conf/train.yaml); extra overrides via ARGS="..."
 	$(PY) src/train.py $(ARGS)
 
-test: install  ## the whole test suite (a few minutes on 2 cores)
+browser:  ## Debian's chromium, which the report's browser test drives (CI runs as root on Debian)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install browser  ## the whole test suite (a few minutes on 2 cores)
 	$(PY) -m pytest -q $(ARGS)
 
 bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP floor
@@ -29,8 +34,12 @@ data-preview: install  ## PNG grids of samples per dataset, in previews/
 paper-runs: install  ## every run behind the paper's tables and figures (resumable: finished replicas are skipped)
 	$(PY) src/train.py -m +experiment=paper $(ARGS)
 
-paper-figures: install  ## the paper's tables from the results store, beside the paper's numbers, in reports/
-	$(PY) -m nncompress.report --results $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results) --out reports $(ARGS)
+paper-figures: install  ## the paper's tables and figures from the results store, in reports/ (open reports/index.html)
+	$(PY) -m nncompress.report --results $(RESULTS) --out reports $(ARGS)
 
-clean:
-	rm -rf outputs multirun previews .pytest_cache
+clean:  ## run folders, previews and caches; never the results store (multirun/results)
+	rm -rf outputs previews .pytest_cache
+	if [ -d multirun ]; then find multirun -mindepth 1 -maxdepth 1 ! -name results -exec rm -rf {} +; fi
+
+clean-results:  ## the results store itself: every finished replica (retraining them can take days)
+	rm -rf $(RESULTS)

@@ -26,12 +26,13 @@ from nncompress.models.factory import build_model
 from nncompress.population import Population, stable_seed
 from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
-from nncompress.training.progress import progress_callback
+from nncompress.training.progress import progress_callback, quiet_lightning
 
 
 def train(cfg: DictConfig) -> list[dict]:
     config.validate(cfg)
     config.check_paths(cfg)
+    quiet_lightning()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}

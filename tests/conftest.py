@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The real MNIST: ../shared/data unless NNCOMPRESS_DATA_DIR points elsewhere.
 DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", str((ROOT / ".." / "shared" / "data").resolve())))
 os.environ.setdefault("WANDB_SILENT", "true")
+# Tests never reach the internet: a missing data file is "downloaded" from a closed local port (an instant failure).
+os.environ["NNCOMPRESS_MNIST_MIRRORS"] = os.environ["NNCOMPRESS_LAROCHELLE_URL"] = "http://127.0.0.1:9/"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,7 +2,8 @@ import json
 
 import pandas as pd
 
-from nncompress.pareto import load_results, pareto_front, settings
+from nncompress import load_results
+from nncompress.pareto import pareto_front, settings
 
 
 def test_pareto_front_on_a_hand_made_table():
@@ -20,9 +21,11 @@ def test_pareto_front_on_a_hand_made_table():
 
 def test_settings_average_seeds_from_results_files(tmp_path):
     rows = [
-        {"seed": s, "parameters": 1000 + k, "val_acc": 0.9 + 0.01 * s + k / 1000, "test_acc": 0.8 + 0.01 * s,
+        {"key": f"{k}-{s}", "seed": s, "dataset": "mnist", "source": "original", "parameters": 1000 + k,
+         "val_acc": 0.9 + 0.01 * s + k / 1000, "test_acc": 0.8 + 0.01 * s,
          "config": {"model": {"name": "convnet", "kernel": 5, "channels": 4 + k, "stride": 1, "pool": 2,
-                              "dropout": 0.0}, "hidden": 100, "dataset": {"name": "mnist"}}}
+                              "dropout": 0.0}, "hidden": 100, "dataset": {"name": "mnist"},
+                    "method": {"name": "none"}, "protocol": {"name": "convnet"}}}
         for k in (0, 8) for s in (0, 1)
     ]  # fmt: skip
     for i, chunk in enumerate((rows[:2], rows[2:])):

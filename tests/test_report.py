@@ -1,15 +1,16 @@
 import numpy as np
 import pandas as pd
 
-from nncompress.report import REFERENCE, load_store, write_tables
+from nncompress import load_results
+from nncompress.report import REFERENCE, write_tables
 from nncompress.results import ResultStore
 
 
-def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast"):
-    return {"key": f"{method}-{hidden}-{dataset}-{ratio}-{seed}-{protocol}", "dataset": dataset, "source": "regenerated",
-            "ratio": ratio, "seed": seed, "test_acc": acc, "parameters": 100,
+def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **data):
+    return {"key": f"{method}-{hidden}-{dataset}-{ratio}-{seed}-{protocol}-{data}", "dataset": dataset,
+            "source": "regenerated", "ratio": ratio, "seed": seed, "test_acc": acc, "parameters": 100,
             "config": {"method": {"name": method}, "model": {"name": "mlp"}, "hidden": hidden,
-                       "protocol": {"name": protocol}}}  # fmt: skip
+                       "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 
 def test_tables_match_the_store(tmp_path):
@@ -19,7 +20,7 @@ def test_tables_match_the_store(tmp_path):
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
     store.put(fake_record("magl1", 100, "mnist_rot", 0.1, 0, 0.80))
     store.put(fake_record("magl1", 30, "mnist", 0.01, 0, 0.5))  # another table (2)
-    write_tables(load_store(store.root), tmp_path, pd.read_csv(REFERENCE))
+    write_tables(load_results(store.root), tmp_path, pd.read_csv(REFERENCE))
     t3 = pd.read_csv(tmp_path / "table3_fast.csv")
     cell = t3[(t3["dataset"] == "mnist") & (t3["edges_removed_pct"] == 99)].iloc[0]
     values = 100 * np.array(list(accs.values()))
@@ -42,7 +43,7 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
         other["key"] += "-lr"
         other["config"]["protocol"]["lr"] = 0.01
         store.put(other)
-    runs = load_store(store.root)
+    runs = load_results(store.root)
     labels = sorted(set(runs["protocol"]))
     assert len(labels) == 2 and all(label.startswith("fast-") for label in labels)
     write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
@@ -50,7 +51,7 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     assert np.allclose(means, [60.0, 95.0])
     assert set(runs["settings"]) == {"protocol.lr=0.01", "protocol.lr=—"}  # what tells the variants apart
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
-    assert "paper" in set(load_store(store.root)["protocol"])  # one setting under a name: the plain name
+    assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
 
 
 def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
@@ -64,7 +65,7 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
         for seed in (0, 1):
             mean = paper.loc[(5, "mnist", ratio), "mean_pct"] + off
             store.put(fake_record("obd", 100, "mnist", ratio, seed, (mean + (0.1 if seed else -0.1)) / 100))
-    runs = load_store(store.root)
+    runs = load_results(store.root)
     t5 = within_tolerance(runs, reference).set_index(["table", "data"]).loc[(5, "mnist")]
     # independently: within max(1, 2 sd) for 1.0, 0.5 and 0.01, the 0.002 cell only if the paper's sd is over 1.5
     expected = sum(abs(off) <= max(1.0, 2 * paper.loc[(5, "mnist", r), "std_pct"]) for r, off in offsets.items())
@@ -74,7 +75,7 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
 
 
 def test_figures_are_drawn_from_the_store(tmp_path):
-    from nncompress.report import convnet_front, figure
+    from nncompress.report import convnet_front, convnet_variants, figure
 
     store = ResultStore(tmp_path / "store")
     for seed in (0, 1):
@@ -87,8 +88,8 @@ def test_figures_are_drawn_from_the_store(tmp_path):
             rec["config"]["model"] = {"name": "convnet", "kernel": len(arch) * 5 + ord(arch) % 3, "channels": 4,
                                       "stride": 1, "pool": 2, "dropout": 0.0}  # fmt: skip
             store.put(rec)
-    runs = load_store(store.root)
-    front = convnet_front(runs, "mnist_rot")
+    runs = load_results(store.root)
+    front = convnet_front(convnet_variants(runs, "mnist_rot")["fast"])
     assert front["parameters"].tolist() == [500, 2000]  # the 900-parameter net is dominated
     png = figure(runs, 3, "fast", tmp_path)
     assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
@@ -108,7 +109,7 @@ def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path
             store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
     store.put(fake_record("magl1", 100, "mnist", 0.005, 0, 0.9))  # one seed: nothing to test
     store.put(fake_record("obd", 100, "mnist", 0.005, 0, 0.95))
-    runs = load_store(store.root)
+    runs = load_results(store.root)
     table = comparisons(runs).set_index(["comparison", "ratio"])
     assert table.loc[("magl1 vs obd", 0.01), "verdict"] == "supports"
     assert table.loc[("magl2 vs obd", 0.01), "verdict"] == "CONTRADICTS"
@@ -148,6 +149,44 @@ def test_figure6_histograms_from_run_dirs(tmp_path):
         rec = fake_record(method, 50, "mnist", 0.04, 0, 0.95)
         rec["run_dir"] = str(run)
         store.put(rec)
-    path = histogram_figure(load_store(store.root), tmp_path)
+    path = histogram_figure(load_results(store.root), tmp_path)
     assert path is not None and path.stat().st_size > 10_000
-    assert histogram_figure(load_store(store.root).assign(hidden=100), tmp_path / "none") is None
+    assert histogram_figure(load_results(store.root).assign(hidden=100), tmp_path / "none") is None
+
+
+def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_is_drawn(tmp_path):
+    from nncompress.claims import comparisons
+    from nncompress.report import figure_curves
+
+    store = ResultStore(tmp_path / "store")
+    for size, acc in ((500, 0.80), (2000, 0.90)):  # one seed each: a cell of n=1 apiece, never "n=2"
+        store.put(fake_record("magl1", 100, "mnist", 0.01, 0, acc, train_size=size))
+    for seed in (0, 1):
+        store.put(fake_record("magl1", 30, "mnist", 0.01, seed, 0.7, train_size=2000))
+        for epochs, acc in ((30, 0.97), (2, 0.5)):  # the paper's ConvNet training, and a 2-epoch trial
+            rec = fake_record("none", 100, "mnist", 1.0, seed, acc, protocol="convnet", train_size=500)
+            rec["key"] += str(epochs)
+            rec["config"]["protocol"]["epochs"] = epochs
+            rec["config"]["model"] = {"name": "convnet", "kernel": 5, "channels": 4, "stride": 1, "pool": 2,
+                                      "dropout": 0.0}  # fmt: skip
+            store.put(rec)
+    runs = load_results(store.root)
+    mlp = runs[runs["model"] == "mlp"]
+    small = mlp[mlp["dataset.train_size"] == 500]
+    assert len(set(mlp["protocol"])) == 2 and small["settings"].item() == "dataset.train_size=500"
+    assert small["data"].item() == "regenerated, paper split: 500 train / 12,000 test"
+    write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
+    for label in set(mlp["protocol"]):
+        md = (tmp_path / f"table3_{label}.md").read_text()
+        assert "(n=1)" in md and "(n=2)" not in md and " train / 12,000 test" in md
+    convnets = runs[runs["model"] == "convnet"]
+    assert len(set(convnets["protocol"])) == 2 and "protocol.epochs=2" in set(convnets["settings"])
+    # every hidden size is drawn; ConvNets only beside MLPs on the same data, one front per ConvNet variant
+    curves, data = figure_curves(runs, 2, small["protocol"].item())
+    assert {k for k in curves if not k.startswith("ConvNet")} == {"magl1, 100 hidden"}
+    assert sum(k.startswith("ConvNet") for k in curves) == 2 and "500 train" in data
+    curves, _ = figure_curves(runs, 2, mlp.loc[mlp["hidden"] == 30, "protocol"].iloc[0])
+    assert set(curves) == {"magl1, 30 hidden", "magl1, 100 hidden"}  # no ConvNet trained on these 2,000 images
+    table = comparisons(runs)
+    vs = table[table["comparison"].str.contains("ConvNet")]
+    assert len(vs) == 2 and set(vs["n"]) == {"1/2"} and set(vs["verdict"]) == {"not tested (n < 2)"}

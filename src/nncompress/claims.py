@@ -5,14 +5,15 @@ and read the same data order (their random streams hash (seed, ratio), or (seed,
 the method), so method comparisons are paired by seed: a paired t-test over seeds. Not Wilcoxon's signed-rank test:
 with the paper's 5 seeds its smallest two-sided p-value is 2 / 2^5 = 0.0625, so it could never reject at 5 %. Model
 comparisons (ConvNet vs MLP) share nothing: Welch's t-test. Within one claim and protocol, p-values are adjusted
-by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds on a side is "not tested".
+by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds on a side is "not tested". ConvNets
+stand beside MLPs only when trained and tested on the same data, one ConvNet protocol variant at a time.
 """
 import numpy as np
 import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from .pareto import convnet_front
+from .pareto import convnet_front, convnet_variants
 
 ALPHA = 0.05
 HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
@@ -52,14 +53,13 @@ def by_seed(cell: pd.DataFrame) -> pd.Series:
     return cell.groupby("seed")["acc"].mean()
 
 
-def best_convnet_within(runs: pd.DataFrame, dataset: str, parameters: float) -> pd.Series:
-    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most
-    `parameters` parameters."""
-    front = convnet_front(runs, dataset)
+def best_convnet_within(conv: pd.DataFrame, parameters: float) -> pd.Series:
+    """Per-seed accuracies of the most accurate setting of one ConvNet variant (on the selection metric) with at
+    most `parameters` parameters."""
+    front = convnet_front(conv)
     front = front[front["parameters"] <= parameters]
     if front.empty:
         return pd.Series(dtype=float)
-    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
     return by_seed(conv[conv["architecture"] == front.iloc[-1]["architecture"]])
 
 
@@ -81,15 +81,17 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
             for mag in ("magl1", "magl2"):
                 add(MAGNITUDE_VS_OBD, f"{mag} vs obd", acc[mag], acc["obd"], True, where)
             add(L1_VS_L2, "magl1 vs magl2", acc["magl1"], acc["magl2"], True, where)
-        for m in PRUNING:
-            if len(acc[m]):
-                conv = best_convnet_within(runs, dataset, cell[cell["method"] == m]["parameters"].mean())
-                add(PRUNING_VS_CONVNET, f"{m} vs ConvNet", acc[m], conv, False, where)
+        for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
+            for m in PRUNING:
+                if len(acc[m]):
+                    best = best_convnet_within(conv, cell[cell["method"] == m]["parameters"].mean())
+                    add(PRUNING_VS_CONVNET, f"{m} vs ConvNet {label}", acc[m], best, False, where)
     hashed = runs[runs["model"] == "hashednet"]
     for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        conv = best_convnet_within(runs, dataset, cell["parameters"].mean())
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
-        add(CONVNET_VS_HASHEDNET, "ConvNet vs hashednet", conv, by_seed(cell), False, where)
+        for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
+            best = best_convnet_within(conv, cell["parameters"].mean())
+            add(CONVNET_VS_HASHEDNET, f"ConvNet {label} vs hashednet", best, by_seed(cell), False, where)
     table = pd.DataFrame(rows)
     if table.empty:
         return table

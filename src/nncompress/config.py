@@ -9,7 +9,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .compression.schedules import FINAL_PHASES
-from .data.datasets import DATASETS, SPLITS
+from .data.datasets import DATASETS
+from .data.splits import SPLITS
 from .data.module import PRECISIONS
 from .errors import UserError
 from .models.convnet import conv_output_side

@@ -7,27 +7,18 @@ default: the paper selected on test accuracy, which flatters the selected networ
 test accuracy.
 """
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .results import read_jsonl
+from .replicas import load_results
 
-ARCHITECTURE = ["model.name", "model.kernel", "model.channels", "model.stride", "model.pool", "model.dropout",
+# What makes one setting: replicas differing only in their seed (and never across protocol variants or data).
+SETTING = ["protocol", "data", "model.name", "model.kernel", "model.channels", "model.stride", "model.pool", "model.dropout",
                 "hidden", "dataset.name"]  # fmt: skip
 
 
-def load_results(*dirs) -> pd.DataFrame:
-    """Every replica line of every results.jsonl under `dirs`, with the config flattened into columns."""
-    rows = [r for d in dirs for path in sorted(Path(d).rglob("results.jsonl")) for r in read_jsonl(path)]
-    if not rows:
-        return pd.DataFrame()
-    table = pd.json_normalize(rows, sep=".")
-    return table.rename(columns=lambda c: c.removeprefix("config."))
-
-
-def settings(table: pd.DataFrame, by=ARCHITECTURE) -> pd.DataFrame:
+def settings(table: pd.DataFrame, by=SETTING) -> pd.DataFrame:
     """One row per setting: mean and std over seeds of the accuracies, parameters and the number of seeds."""
     keys = [k for k in by if k in table.columns]
     metrics = [m for m in ("val_acc", "test_acc", "train_acc") if m in table.columns]
@@ -48,12 +39,18 @@ def pareto_front(table: pd.DataFrame, accuracy: str = "val_acc", size: str = "pa
     return table[~dominated].sort_values([size, accuracy]).reset_index(drop=True)
 
 
-def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The ConvNet settings on `dataset` no other beats in (accuracy, parameters), means over seeds, from the
-    report's table of stored replicas (validation accuracy selects when every setting has one)."""
+def convnet_variants(runs: pd.DataFrame, dataset: str, data_keys=None) -> dict[str, pd.DataFrame]:
+    """The ConvNets on `dataset` per protocol variant (never pooled), keeping those trained and tested on the data
+    `data_keys` name when given (the `data_key` column of `load_results`)."""
     conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
-    if conv.empty:
-        return conv
+    if data_keys is not None:
+        conv = conv[conv["data_key"].isin(data_keys)]
+    return {label: group for label, group in conv.groupby("protocol")}
+
+
+def convnet_front(conv: pd.DataFrame) -> pd.DataFrame:
+    """The ConvNet settings of one variant (see `convnet_variants`) no other beats in (accuracy, parameters), means
+    over seeds (validation accuracy selects when every setting has one)."""
     settings = conv.groupby("architecture")[["acc", "val_acc", "parameters"]].mean().reset_index()
     select = "val_acc" if settings["val_acc"].notna().all() else "acc"
     return pareto_front(settings, accuracy=select)
@@ -61,7 +58,7 @@ def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", help="multirun or run directories holding results.jsonl files")
+    parser.add_argument("dirs", nargs="+", help="results stores, or multirun or run folders holding results.jsonl")
     parser.add_argument("--select", default="val_acc", help="column the front is selected on")
     parser.add_argument("--out", default=None, help="write the front as CSV here")
     args = parser.parse_args()

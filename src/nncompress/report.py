@@ -4,80 +4,32 @@
 
 Reads only the local results store (never W&B). Writes, per paper table and protocol found,
 `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one protocol name were trained with
-different settings, see `TRAINING_SETTINGS`): rows = edges removed, columns = datasets, our mean ± std over seeds (sample
-std, as the paper), the paper's value and the difference, in percent; cells without runs show as "—". And
-Figures 1-5 (`figN.png` / `.pdf`): test accuracy vs parameters, log x, with the ConvNet Pareto front (selected on
-validation accuracy when the ConvNets have a validation split) as a line.
+different settings or on different data, see `nncompress.replicas`): rows = edges removed, columns = datasets, our
+mean ± std over n seeds (sample std, as the paper), the paper's value and the difference, in percent; cells without
+runs show as "—". Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
+hidden size, with the Pareto front of each ConvNet variant on the same data (selected on validation accuracy when
+the ConvNets have a validation split) as a line. Then `fidelity.md`, `summary.md` and all of it as one page,
+`index.html`.
 """
 import argparse
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import claims
-from .pareto import convnet_front
-from .results import ResultStore, without_added_defaults
+from .pareto import convnet_front, convnet_variants
+from .replicas import load_results
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "paper_tables.csv"
 DATASETS = ["mnist", "mnist_back_image", "mnist_back_rand", "mnist_rot"]  # the paper's column order
 
 
-# Config keys that say how a network was trained, whatever the method or model: runs that share a protocol name
-# but differ in these (say `protocol.lr=0.01` beside the default) are reported apart, never pooled.
-TRAINING_SETTINGS = ("protocol", "schedule", "precision", "pruning_scope", "common_random_numbers")
-
-
-def protocol_labels(records: list[dict]) -> tuple[list[str], list[str]]:
-    """Per record: the protocol's name, suffixed with a short hash of the training settings where runs under that
-    name differ; and those differing settings as `key=value` text (empty where the name has one variant)."""
-    configs = [without_added_defaults(r["config"]) for r in records]  # an option added later splits nothing
-    settings = pd.json_normalize([{k: c.get(k) for k in TRAINING_SETTINGS} for c in configs], sep=".")
-    keys = [json.dumps(row, sort_keys=True, default=str) for row in settings.to_dict("records")]
-    names = pd.Series([r["config"]["protocol"]["name"] for r in records])
-    labels, described = [], []
-    for i, (name, key) in enumerate(zip(names, keys)):
-        same = settings[names == name]
-        varying = [c for c in same.columns if same[c].map(repr).nunique() > 1]
-        labels.append(name if not varying else f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:6]}")
-        described.append(", ".join(f"{c}={'—' if pd.isna(settings.at[i, c]) else settings.at[i, c]}" for c in varying))
-    return labels, described
-
-
-def load_store(root) -> pd.DataFrame:
-    """One row per stored replica: what names its cell, its seed, and its test accuracy in percent."""
-    records = ResultStore(root).records()
-    if not records:
-        return pd.DataFrame(columns=["method", "model", "hidden", "protocol", "settings", "dataset", "source", "ratio",
-                                     "seed", "acc"])  # fmt: skip
-    labels, settings = protocol_labels(records)
-    return pd.DataFrame(
-        {
-            "method": [r["config"]["method"]["name"] for r in records],
-            "model": [r["config"]["model"]["name"] for r in records],
-            "hidden": [r["config"]["hidden"] for r in records],
-            "protocol": labels,
-            "settings": settings,
-            "dataset": [r["dataset"] for r in records],
-            "source": [r["source"] for r in records],
-            "ratio": [r["ratio"] for r in records],
-            "seed": [r["seed"] for r in records],
-            "acc": [100 * r["test_acc"] for r in records],
-            "parameters": [r["parameters"] for r in records],
-            "val_acc": [100 * r.get("val_acc", float("nan")) for r in records],
-            "architecture": [architecture(r["config"]["model"]) for r in records],
-            "run_dir": [r.get("run_dir", "") for r in records],
-        }
-    )
-
-
-def architecture(model: dict) -> str:
-    """A ConvNet's setting as a short label (empty for other models)."""
-    if model["name"] != "convnet":
-        return ""
-    return "k{kernel}-c{channels}-s{stride}-p{pool}-d{dropout}".format(**model)
+def variant_data(runs: pd.DataFrame, protocol: str) -> dict:
+    """Per dataset, the data one protocol variant's replicas were trained and tested on, and the variant's settings."""
+    sel = runs[runs["protocol"] == protocol]
+    return {"data": sel.groupby("dataset")["data"].agg(lambda d: "; ".join(sorted(set(d)))).to_dict(),
+            "settings": "; ".join(sorted(set(sel["settings"]) - {""}))}  # fmt: skip
 
 
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
@@ -103,15 +55,17 @@ def fmt(mean, std, n=None) -> str:
     return f"{mean:.2f}{spread}" + ("" if n is None or pd.isna(n) else f" (n={int(n)})")
 
 
-def markdown(t: pd.DataFrame, number: int, protocol: str, sources: dict) -> str:
+def markdown(t: pd.DataFrame, number: int, protocol: str, variant: dict) -> str:
     method, hidden = t["method"].iloc[0], t["hidden"].iloc[0]
     datasets = [d for d in DATASETS if d in set(t["dataset"])]
     head = "| edges removed | " + " | ".join(f"{d} ours | paper | Δ" for d in datasets) + " |"
     lines = [
         f"## Table {number}: {method}, {hidden} hidden units, protocol `{protocol}`",
         "",
-        "Test accuracy (%), mean ± sample std over seeds; paper: 5 runs. Δ = ours − paper. "
-        + "Data: " + ", ".join(f"{d} ({sources.get(d, 'no runs')})" for d in datasets) + ".",
+        "Test accuracy (%), mean ± sample std over seeds (n = seeds); paper: 5 runs. Δ = ours − paper. "
+        + (f"Settings: {variant['settings']}. " if variant["settings"] else ""),
+        "",
+        "Data: " + "; ".join(f"{d}: {variant['data'].get(d, 'no runs')}" for d in datasets) + ".",
         "",
         head,
         "|" + " --- |" * (1 + 3 * len(datasets)),
@@ -129,14 +83,13 @@ def markdown(t: pd.DataFrame, number: int, protocol: str, sources: dict) -> str:
 def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list[Path]:
     """Every paper table for every protocol with runs (just the paper's numbers if there are none)."""
     stats = cell_stats(runs)
-    sources = runs.groupby("dataset")["source"].agg(lambda s: "/".join(sorted(set(s)))).to_dict()
     written = []
     for protocol in sorted(set(stats["protocol"])) or ["none"]:
         for number in sorted(set(reference["table"])):
             t = table(reference, stats, number, protocol)
             stem = out / f"table{number}_{protocol}"
             t.to_csv(stem.with_suffix(".csv"), index=False)
-            stem.with_suffix(".md").write_text(markdown(t, number, protocol, sources))
+            stem.with_suffix(".md").write_text(markdown(t, number, protocol, variant_data(runs, protocol)))
             written.append(stem.with_suffix(".md"))
     return written
 
@@ -206,27 +159,39 @@ def save(fig, stem: Path) -> Path:
     return stem.with_suffix(".png")
 
 
+def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
+    """The curves of one figure, label -> (parameters, accuracy mean, accuracy std) by point: the figure's models,
+    one curve per hidden size, and the Pareto front of each ConvNet variant trained and tested on the same data;
+    with the data they were computed on."""
+    dataset, models = FIGURES[number]
+    mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset)]
+    curves = {}
+    for method, model in models:
+        for hidden, sel in mlps[(mlps["method"] == method) & (mlps["model"] == model)].groupby("hidden"):
+            g = sel.groupby("ratio").agg(p=("parameters", "mean"), m=("acc", "mean"), s=("acc", "std"))
+            curves[f"{model if model != 'mlp' else method}, {hidden} hidden"] = g.sort_values("p")
+    data_keys = set(mlps["data_key"]) if len(mlps) else None
+    for label, conv in convnet_variants(runs, dataset, data_keys).items():
+        front = convnet_front(conv).rename(columns={"parameters": "p", "acc": "m"})
+        curves[f"ConvNet front ({label})"] = front.assign(s=float("nan"))
+    return curves, "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
+
+
 def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     plt = pyplot()
-    dataset, curves = FIGURES[number]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for method, model in curves:
-        sel = runs[(runs["method"] == method) & (runs["model"] == model) & (runs["dataset"] == dataset)]
-        sel = sel[(sel["protocol"] == protocol) & ((sel["hidden"] == 100) | (model != "mlp"))]
-        if sel.empty:
-            continue
-        g = sel.groupby("ratio").agg(p=("parameters", "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("p")
-        label = model if model != "mlp" else method
-        ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
-    front = convnet_front(runs, dataset)
-    if not front.empty:
-        ax.plot(front["parameters"], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
+    curves, data = figure_curves(runs, number, protocol)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for label, g in curves.items():
+        if label.startswith("ConvNet"):
+            ax.plot(g["p"], g["m"], "--", marker="s", ms=3, label=label)
+        else:
+            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("parameters (weights kept + biases)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Figure {number}: {dataset}, protocol {protocol}")
-    if ax.lines or ax.collections:
-        ax.legend()
+    ax.set_title(f"Figure {number}: {FIGURES[number][0]}, protocol {protocol}\n{data}", fontsize=9)
+    if curves:
+        ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center")
     ax.grid(True, which="both", alpha=0.3)
@@ -263,6 +228,13 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
     return save(fig, out / "fig6")
 
 
+def variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """What was read: per model, protocol variant and dataset, the variant's settings, its data and replica count."""
+    keys = ["model", "protocol", "settings", "dataset", "data"]
+    counts = runs.groupby(keys).agg(replicas=("seed", "size"), seeds=("seed", "nunique"))
+    return counts.reset_index()
+
+
 def write_summary(runs: pd.DataFrame, out: Path) -> Path:
     table = claims.comparisons(runs)
     protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"]))
@@ -285,6 +257,12 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
         "A claim fails where a cell contradicts it significantly, holds where cells were tested and none does.",
         "",
         claims.verdicts(table, protocols).to_markdown(index=False),
+        "",
+        "## Runs read",
+        "",
+        "Replicas are pooled only within one protocol variant (settings as shown) and one dataset's data.",
+        "",
+        variants(runs).to_markdown(index=False) if len(runs) else "none",
     ]
     if not table.empty:
         lines += ["", "## Every comparison", "", table.to_markdown(index=False, floatfmt=".3g")]
@@ -301,23 +279,30 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
     return path
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="multirun/results", help="the results store")
     parser.add_argument("--out", default="reports")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = load_store(args.results)
-    for path in write_tables(runs, out, pd.read_csv(REFERENCE)):
+    runs = load_results(args.results)
+    from .html_report import write_html  # the page builds on this module
+
+    reference = pd.read_csv(REFERENCE)
+    for path in write_tables(runs, out, reference):
         print(path)
     mlp_protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"])) or ["fast"]
-    for protocol in mlp_protocols:
-        for number in FIGURES:
-            print(figure(runs, number, protocol, out))
-    print(histogram_figure(runs, out) or "fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
-    print(write_fidelity(runs, out, pd.read_csv(REFERENCE)))
+    drawn = {figure(runs, number, protocol, out): figure_curves(runs, number, protocol)[0]
+             for protocol in mlp_protocols for number in FIGURES}  # fmt: skip
+    print(*drawn, sep="\n")
+    fig6 = histogram_figure(runs, out)
+    figures = [png for png, curves in drawn.items() if curves] + ([fig6] if fig6 else [])  # the page skips empty ones
+    if not fig6:
+        print("fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
+    print(write_fidelity(runs, out, reference))
     print(write_summary(runs, out))
+    print(write_html(runs, out, reference, figures, args.results))
     print(f"{len(runs)} stored replicas read from {args.results}")
 
 

@@ -31,6 +31,7 @@ class Pruning(pl.Callback):
         self.active = torch.ones(R, dtype=torch.bool)
         self.peak = torch.full((R,), -1.0)  # last accuracy measured after the last step (final phase `*_peak`)
         self.history: list[dict] = []  # one entry per pruning step and replica
+        self.measured_train_acc = None  # (epoch, per-replica accuracy) of the last measurement
         self.work_s = 0.0  # seconds of the per-epoch work: training accuracy for the trigger, saliencies, masks
 
     @property
@@ -42,6 +43,7 @@ class Pruning(pl.Callback):
         if trainer.logger:
             metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas}
             trainer.logger.log_metrics(metrics, step=trainer.current_epoch)
+        self.measured_train_acc = (trainer.current_epoch, accuracy)  # for the epoch line (training/progress.py)
         return accuracy
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

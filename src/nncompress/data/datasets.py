@@ -6,12 +6,11 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from . import larochelle, variants
+from . import download, larochelle, variants
 from .cache import load_cached, save_atomic
 from .mnist import NPZ_SHA256, load_mnist
 
 DATASETS = ("mnist",) + variants.VARIANTS
-SPLITS = {"paper": "50,000 train / 12,000 test", "official": "the source's own train / test"}
 
 
 @dataclass
@@ -61,9 +60,11 @@ def load_arrays(cfg, data_dir: Path, cache_dir: Path) -> tuple[str, tuple]:
         m = load_mnist(data_dir)
         arrays = paper_pool(m) if split == "paper" else (m["x_train"], m["y_train"], m["x_test"], m["y_test"])
         return "original", arrays
-    have_original = (data_dir / larochelle.ORIGINALS[name].filename).exists()
+    spec = larochelle.ORIGINALS[name]
+    have_original = (data_dir / spec.filename).exists()
     if source == "original" and not have_original:
-        raise UserError(f"{name}: source=original needs {larochelle.ORIGINALS[name].filename} in {data_dir}")
+        download.fetch(spec.filename, "sha1", spec.sha1, data_dir, download.larochelle_mirrors(),
+                       f"{name}: source=original needs {spec.filename} in {data_dir}")  # fmt: skip
     if source == "original" or (source == "auto" and have_original):
         a = larochelle.load_original(name, data_dir, cache_dir)
         arrays = (a["x_large"], a["y_large"], a["x_small"], a["y_small"])
@@ -83,8 +84,9 @@ def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 def load_dataset(cfg, data_dir: str | Path, cache_dir: str | Path) -> Splits:
     """Load, split and limit the dataset described by the `dataset` config group."""
     data_dir, cache_dir = Path(data_dir).expanduser(), Path(cache_dir).expanduser()
-    if not data_dir.is_dir():
-        raise UserError(f"data_dir '{data_dir}' does not exist (set data_dir=... or NNCOMPRESS_DATA_DIR)")
+    if not data_dir.parent.is_dir():  # a misspelt path fails here; a new folder (data/ on a fresh clone) is made
+        raise UserError(f"data_dir '{data_dir}' does not exist, nor its parent (set data_dir=... or NNCOMPRESS_DATA_DIR)")
+    data_dir.mkdir(exist_ok=True)
     source, (x_tr, y_tr, x_te, y_te) = load_arrays(cfg, data_dir, cache_dir)
     val = cfg.get("val_size", 0) or 0
     if not 0 <= val < len(x_tr):

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, check_digest
+from . import download
 
 NPZ_NAME = "mnist.npz"
 NPZ_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
@@ -57,9 +58,14 @@ def load_idx_dir(data_dir: Path, md5: dict = IDX_MD5) -> dict:
 
 
 def load_mnist(data_dir: Path) -> dict:
-    """MNIST as uint8 arrays x_train (60000, 28, 28), y_train, x_test (10000, 28, 28), y_test."""
+    """MNIST as uint8 arrays x_train (60000, 28, 28), y_train, x_test (10000, 28, 28), y_test; the idx files
+    are downloaded into `data_dir` when neither they nor the npz are there."""
     npz = data_dir / NPZ_NAME
     if not npz.exists():
+        for stem in IDX_PARTS.values():
+            if not any((data_dir / n).exists() for n in (stem + ".gz", stem)):
+                missing = f"MNIST not found: put {NPZ_NAME} or the four idx files ({stem}.gz, ...) in {data_dir}"
+                download.fetch(stem + ".gz", "md5", IDX_MD5[stem + ".gz"], data_dir, download.mnist_mirrors(), missing)
         return load_idx_dir(data_dir)
     check_digest(npz, "sha256", NPZ_SHA256)
     with np.load(npz) as d:

@@ -1,20 +1,48 @@
-"""Progress output: a live bar on a terminal, one line per epoch in logs and CI (no carriage-return spam)."""
+"""Progress output: a live bar on a terminal, one line per epoch in logs and CI (no carriage-return spam), and
+none of Lightning's banners and warnings about what this trainer does on purpose."""
+import logging
 import sys
 import time
+import warnings
 
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
 
+def quiet_lightning() -> None:
+    """Silence the GPU/TPU availability lines, the litlogger tip and `Trainer.fit stopped` (all info-level logs),
+    torch's LeafSpec deprecation raised inside Lightning, and the logging-interval warning (one step per epoch)."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*deprecated")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `2 h 07 min`."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class EpochLines(ProgressBar):
-    """Prints `epoch i/n  loss ...  elapsed` after every training epoch."""
+    """Prints `epoch i/n  loss ...  train acc ...  elapsed  ETA` after every training epoch: the training accuracy
+    (mean over replicas) when the pruning callback measured it that epoch, the ETA from the mean epoch time (pruning
+    runs may end before their last possible epoch)."""
 
     def on_train_start(self, trainer, pl_module):
         self.start = time.time()
 
     def on_train_epoch_end(self, trainer, pl_module):
-        metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in trainer.progress_bar_metrics.items())
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {metrics}  {time.time() - self.start:.1f} s",
-              flush=True)
+        done, elapsed = trainer.current_epoch + 1, time.time() - self.start
+        parts = [f"epoch {done}/{trainer.max_epochs}"]
+        parts += [f"{k} {float(v):.4f}" for k, v in trainer.progress_bar_metrics.items()]
+        for callback in trainer.callbacks:
+            measured = getattr(callback, "measured_train_acc", None)
+            if measured is not None and measured[0] == trainer.current_epoch:
+                parts.append(f"train acc {float(measured[1].mean()):.4f}")
+        parts += [f"{duration(elapsed)} elapsed", f"ETA {duration(elapsed / done * (trainer.max_epochs - done))}"]
+        print("  ".join(parts), flush=True)
 
 
 def progress_callback() -> ProgressBar:

@@ -1,0 +1,13 @@
+"""The splits a dataset can be cut into, and how many images each part then holds."""
+
+SPLITS = {"paper": "50,000 train / 12,000 test", "official": "the source's own train / test"}
+
+
+def split_sizes(name: str, split: str, train_size=None, test_size=None, val_size=None) -> tuple[int, int, int]:
+    """(train, validation, test) image counts of `name` under `split` and the size options of `dataset`."""
+    if split == "paper":
+        full_train, full_test = 50000, 12000
+    else:  # MNIST's own 60k/10k; Larochelle's sets train on their 12,000-image file, test on the 50,000 one
+        full_train, full_test = (60000, 10000) if name == "mnist" else (12000, 50000)
+    val = val_size or 0
+    return min(train_size or full_train, full_train - val), val, min(test_size or full_test, full_test)

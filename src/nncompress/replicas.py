@@ -1,0 +1,161 @@
+"""Every stored replica as one row of a pandas DataFrame, labelled so that runs trained differently are never pooled.
+
+    import nncompress
+    runs = nncompress.load_results("multirun/results")
+
+Replicas are pooled over seeds (a table cell, a point of a figure) only when they were trained the same way on the
+same data: runs under one protocol name that differ in a training setting (`TRAINING_SETTINGS`), a data setting
+(`DATA_SETTINGS`, the data source) or a method or model option (against that option file's defaults) carry the name
+suffixed with a short hash of what differs (`fast-1a2b3c`), and `settings` says what it is.
+"""
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from .data.splits import split_sizes
+from .results import ResultStore, read_jsonl, without_added_defaults
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+# Config keys that say how a network was trained, whatever the method or model.
+TRAINING_SETTINGS = ("protocol", "schedule", "precision", "pruning_scope", "common_random_numbers")
+# Keys of `dataset` that say which images a replica trained and was tested on (with the source it used).
+DATA_SETTINGS = ("split", "train_size", "test_size", "val_size", "regen_seed")
+# Keys of the data that must agree for a ConvNet to stand beside an MLP: the ConvNet search holds out a
+# validation split of its own (dataset.val_size), so that one may differ.
+COMPARABLE_DATA = ("dataset.source", "dataset.split", "dataset.train_size", "dataset.test_size", "dataset.regen_seed")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@cache
+def option_defaults(group: str, name: str) -> dict:
+    """The flattened options of conf/<group>/<name>.yaml ({} if there is no such file)."""
+    path = CONF / group / f"{name}.yaml"
+    if not path.exists():
+        return {}
+    options = OmegaConf.to_container(OmegaConf.load(path))
+    options.pop("defaults", None)
+    return flatten(options, f"{group}.")
+
+
+def shared_settings(record: dict) -> dict:
+    """The training and data settings of a replica, flattened."""
+    config = without_added_defaults(record["config"])  # an option added later splits nothing
+    data = config.get("dataset") or {}
+    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS})
+            | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
+
+
+def changed_options(config: dict, group: str) -> dict:
+    """Options of `group` (method, model, protocol) the replica set away from its option file's defaults."""
+    node = config.get(group) or {}
+    defaults = option_defaults(group, str(node.get("name")))
+    return {k: v for k, v in flatten(node, f"{group}.").items() if k != f"{group}.name" and defaults.get(k, v) != v}
+
+
+def own_settings(config: dict) -> dict:
+    """Method and model options changed from their defaults (a ConvNet's shape is its `architecture` instead)."""
+    model = {} if (config.get("model") or {}).get("name") == "convnet" else changed_options(config, "model")
+    return changed_options(config, "method") | model
+
+
+def shown(value) -> str:
+    return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
+    """Per record: the protocol's name, suffixed with a short hash of the settings that tell its variant apart; and
+    those settings as `key=value` text, with the protocol options changed from their defaults."""
+    rows = [shared_settings(r) for r in records]
+    shared = pd.DataFrame(rows)
+    names = pd.Series([r["config"]["protocol"]["name"] for r in records])
+    datasets = pd.Series([r["dataset"] for r in records])
+    # A setting splits a protocol name where it differs between replicas of one dataset (sources, say, may differ
+    # between datasets: each table column says which it used).
+    differs = shared.map(repr).groupby([names, datasets]).nunique() > 1
+    varying = differs.groupby(level=0).any()
+    labels, described = [], []
+    for i, record in enumerate(records):
+        name, config = names[i], record["config"]
+        keys = {c: rows[i].get(c) for c in shared.columns if varying.at[name, c]} | own_settings(config)
+        digest = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:6]
+        labels.append(f"{name}-{digest}" if keys else name)
+        keys |= {k: v for k, v in changed_options(config, "protocol").items() if k not in keys}
+        described.append(", ".join(f"{k}={shown(v)}" for k, v in sorted(keys.items())))
+    return labels, described
+
+
+def data_description(record: dict) -> str:
+    """Which images a replica used: `original, paper split: 50,000 train / 12,000 test`."""
+    data = record["config"].get("dataset") or {}
+    split = data.get("split", "paper")
+    train, val, test = split_sizes(record["dataset"], split, data.get("train_size"), data.get("test_size"),
+                                   data.get("val_size"))  # fmt: skip
+    return (f"{record.get('source', '?')}, {split} split: {train:,} train / {test:,} test"
+            + (f" / {val:,} validation" if val else ""))  # fmt: skip
+
+
+def architecture(model: dict) -> str:
+    """A ConvNet's setting as a short label (empty for other models)."""
+    if model["name"] != "convnet":
+        return ""
+    return "k{kernel}-c{channels}-s{stride}-p{pool}-d{dropout}".format(**model)
+
+
+def read_records(*paths) -> list[dict]:
+    """The replicas of results stores (folders of `<key>.json`) and of every `results.jsonl` under `paths`, each
+    replica once."""
+    records = {}
+    for path in paths:
+        found = ResultStore(path).records() + [r for f in sorted(Path(path).rglob("results.jsonl")) for r in read_jsonl(f)]
+        records |= {r.get("key", id(r)): r for r in found}
+    return list(records.values())
+
+
+COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
+           "parameters", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
+
+
+def load_results(*paths) -> pd.DataFrame:
+    """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
+    protocol variant, dataset, ratio), seed, `settings` and `data` (what its variant was trained on), test accuracy
+    in percent (`acc`) and the record's own fields (accuracies as fractions) with its config flattened
+    (`model.kernel`, `protocol.lr`, ...)."""
+    records = read_records(*paths)
+    if not records:
+        return pd.DataFrame(columns=COLUMNS + ["data_key"])
+    labels, settings = variant_labels(records)
+    shared = [shared_settings(r) for r in records]
+    frame = pd.DataFrame({
+        "method": [r["config"]["method"]["name"] for r in records],
+        "model": [r["config"]["model"]["name"] for r in records],
+        "hidden": [r["config"].get("hidden") for r in records],
+        "protocol": labels,
+        "settings": settings,
+        "data": [data_description(r) for r in records],
+        "data_key": [json.dumps({k: s[k] for k in COMPARABLE_DATA}, sort_keys=True, default=str) for s in shared],
+        "acc": [100 * r["test_acc"] for r in records],
+        "architecture": [architecture(r["config"]["model"]) for r in records],
+    })  # fmt: skip
+    fields = pd.json_normalize([{k: v for k, v in r.items() if k != "config"} for r in records], sep=".")
+    config = pd.json_normalize([r["config"] for r in records], sep=".")
+    config = config[[c for c in config.columns if c not in fields.columns and c not in frame.columns]]
+    frame = pd.concat([frame, fields.drop(columns=[c for c in frame.columns if c in fields.columns]), config], axis=1)
+    for column in ("val_acc", "train_acc", "run_dir"):
+        if column not in frame.columns:
+            frame[column] = float("nan") if column != "run_dir" else ""
+    return frame
