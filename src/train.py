@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from nncompress import config, results
+from nncompress.artefact.export import export
 from nncompress.compression.pruning import build_pruning
 from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
@@ -32,9 +33,7 @@ def train(cfg: DictConfig) -> list[dict]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}
-    if cfg.protocol.normalize:
-        for s in splits.values():
-            s.standardize_()
+    standardization = {name: s.standardize_() for name, s in splits.items()} if cfg.protocol.normalize else {}
     store = results.ResultStore(cfg.results_dir)
     keys = {
         (d, s, r): results.experiment_key(resolved, d, s, r, splits[d].source)
@@ -101,6 +100,10 @@ def train(cfg: DictConfig) -> list[dict]:
                 "config": results.replica_config(resolved, *replica.cell),
             }
         )
+    if cfg.export:
+        for record, replica in zip(records, population.replicas):
+            path = run_dir / "artefacts" / f"{record['key']}.safetensors"
+            record["artefact_bytes"] = export(path, model, replica.index, record, standardization.get(replica.dataset))
     if cfg.save_model:
         torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
     results.write_jsonl(run_dir / "results.jsonl", records)

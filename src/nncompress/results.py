@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Settings that change where, how or under which preset a run is done, not its outcome.
 NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size",
-              "save_model", "cuda_graph")  # fmt: skip
+              "save_model", "export", "cuda_graph")  # fmt: skip
 
 
 def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
