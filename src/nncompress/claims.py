@@ -52,20 +52,20 @@ def by_seed(cell: pd.DataFrame) -> pd.Series:
     return cell.groupby("seed")["acc"].mean()
 
 
-def best_convnet_within(runs: pd.DataFrame, dataset: str, parameters: float) -> pd.Series:
-    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most
-    `parameters` parameters."""
-    front = convnet_front(runs, dataset)
-    front = front[front["parameters"] <= parameters]
+def best_convnet_within(runs: pd.DataFrame, dataset: str, limit: float, size: str = "parameters") -> pd.Series:
+    """Per-seed accuracies of the most accurate ConvNet setting (on the selection metric) with at most `limit`
+    of `size` (parameters, or bytes on disk)."""
+    front = convnet_front(runs, dataset, size)
+    front = front[front[size] <= limit]
     if front.empty:
         return pd.Series(dtype=float)
     conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
     return by_seed(conv[conv["architecture"] == front.iloc[-1]["architecture"]])
 
 
-def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
     """Every cell where both sides of a claim have runs: the difference A - B (A the side the paper favours), its
-    test, Holm-adjusted p-value and the cell's verdict."""
+    test, Holm-adjusted p-value and the cell's verdict. `size` is what "equal size" counts: parameters, or bytes."""
     rows = []
 
     def add(claim, comparison, a, b, paired, where):
@@ -83,11 +83,11 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
             add(L1_VS_L2, "magl1 vs magl2", acc["magl1"], acc["magl2"], True, where)
         for m in PRUNING:
             if len(acc[m]):
-                conv = best_convnet_within(runs, dataset, cell[cell["method"] == m]["parameters"].mean())
+                conv = best_convnet_within(runs, dataset, cell[cell["method"] == m][size].mean(), size)
                 add(PRUNING_VS_CONVNET, f"{m} vs ConvNet", acc[m], conv, False, where)
     hashed = runs[runs["model"] == "hashednet"]
     for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        conv = best_convnet_within(runs, dataset, cell["parameters"].mean())
+        conv = best_convnet_within(runs, dataset, cell[size].mean(), size)
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         add(CONVNET_VS_HASHEDNET, "ConvNet vs hashednet", conv, by_seed(cell), False, where)
     table = pd.DataFrame(rows)

@@ -48,15 +48,15 @@ def pareto_front(table: pd.DataFrame, accuracy: str = "val_acc", size: str = "pa
     return table[~dominated].sort_values([size, accuracy]).reset_index(drop=True)
 
 
-def convnet_front(runs: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """The ConvNet settings on `dataset` no other beats in (accuracy, parameters), means over seeds, from the
-    report's table of stored replicas (validation accuracy selects when every setting has one)."""
-    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
+def convnet_front(runs: pd.DataFrame, dataset: str, size: str = "parameters") -> pd.DataFrame:
+    """The ConvNet settings on `dataset` no other beats in (accuracy, `size`: parameters or bytes), means over
+    seeds, from the report's table of stored replicas (validation accuracy selects when every setting has one)."""
+    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)].dropna(subset=[size])
     if conv.empty:
         return conv
-    settings = conv.groupby("architecture")[["acc", "val_acc", "parameters"]].mean().reset_index()
+    settings = conv.groupby("architecture")[["acc", "val_acc", size]].mean().reset_index()
     select = "val_acc" if settings["val_acc"].notna().all() else "acc"
-    return pareto_front(settings, accuracy=select)
+    return pareto_front(settings, accuracy=select, size=size)
 
 
 def main():

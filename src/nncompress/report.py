@@ -7,7 +7,8 @@ Reads only the local results store (never W&B). Writes, per paper table and prot
 different settings, see `TRAINING_SETTINGS`): rows = edges removed, columns = datasets, our mean ± std over seeds (sample
 std, as the paper), the paper's value and the difference, in percent; cells without runs show as "—". And
 Figures 1-5 (`figN.png` / `.pdf`): test accuracy vs parameters, log x, with the ConvNet Pareto front (selected on
-validation accuracy when the ConvNets have a validation split) as a line.
+validation accuracy when the ConvNets have a validation split) as a line; and per dataset, accuracy vs the
+artefacts' bytes on disk (`bytes_<dataset>_<protocol>.png`, replicas trained with `export=true`).
 """
 import argparse
 import hashlib
@@ -46,7 +47,7 @@ def load_store(root) -> pd.DataFrame:
     """One row per stored replica: what names its cell, its seed, and its test accuracy in percent."""
     records = ResultStore(root).records()
     if not records:
-        return pd.DataFrame(columns=["method", "model", "hidden", "protocol", "dataset", "source", "ratio", "seed", "acc"])
+        return pd.DataFrame(columns=["method", "model", "hidden", "protocol", "dataset", "source", "ratio", "seed", "acc", "bytes"])
     return pd.DataFrame(
         {
             "method": [r["config"]["method"]["name"] for r in records],
@@ -59,6 +60,7 @@ def load_store(root) -> pd.DataFrame:
             "seed": [r["seed"] for r in records],
             "acc": [100 * r["test_acc"] for r in records],
             "parameters": [r["parameters"] for r in records],
+            "bytes": [r.get("artefact_bytes", float("nan")) for r in records],  # older records: no artefact
             "val_acc": [100 * r.get("val_acc", float("nan")) for r in records],
             "architecture": [architecture(r["config"]["model"]) for r in records],
             "run_dir": [r.get("run_dir", "") for r in records],
@@ -189,6 +191,49 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     return save(fig, out / f"fig{number}_{protocol}")
 
 
+def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
+    """Test accuracy vs the artefact's bytes on disk, every method and model that has artefacts, with the ConvNet
+    Pareto front in bytes."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sel = runs[(runs["dataset"] == dataset) & runs["bytes"].notna()]
+    for (model, method), curve in sel[(sel["model"] != "convnet") & (sel["protocol"] == protocol)].groupby(["model", "method"]):
+        g = curve.groupby(["hidden", "ratio"]).agg(b=("bytes", "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("b")
+        ax.errorbar(g["b"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=method if model == "mlp" else model)
+    front = convnet_front(runs, dataset, size="bytes")
+    if not front.empty:
+        ax.plot(front["bytes"], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("artefact size on disk (bytes)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Accuracy vs bytes: {dataset}, protocol {protocol}")
+    if ax.lines or ax.collections:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no artefacts yet (train with export=true)", transform=ax.transAxes, ha="center")
+    ax.grid(True, which="both", alpha=0.3)
+    return save(fig, out / f"bytes_{dataset}_{protocol}")
+
+
+def bytes_section(runs: pd.DataFrame, protocols) -> list[str]:
+    """summary.md's comparison with ConvNets at equal bytes on disk instead of equal parameters."""
+    lines = ["", "## At equal bytes on disk", "",
+             "The two claims comparing models, re-tested with size counted as the artefact's bytes (`export=true`) "
+             "instead of parameters: a pruned weight carries its index (CSR), a hashed weight carries none, ConvNets "
+             "and dense MLPs are stored dense. Same tests as above, on the replicas that have artefacts.", ""]  # fmt: skip
+    with_bytes = runs[runs["bytes"].notna()]
+    if with_bytes.empty:
+        return lines + ["Not tested: no stored replica has an artefact (train with `export=true`, or run "
+                        "`python -m nncompress.artefact.export` on runs saved with `save_model=true`)."]  # fmt: skip
+    table = claims.comparisons(with_bytes, size="bytes")
+    sized = [claims.PRUNING_VS_CONVNET, claims.CONVNET_VS_HASHEDNET]
+    verdicts = claims.verdicts(table, protocols)
+    lines.append(verdicts[verdicts["claim"].isin(sized)].to_markdown(index=False))
+    if not table.empty and table["claim"].isin(sized).any():
+        lines += ["", table[table["claim"].isin(sized)].to_markdown(index=False, floatfmt=".3g")]
+    return lines
+
+
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
     """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04)."""
     import numpy as np
@@ -252,6 +297,7 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
                          f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}")  # fmt: skip
         if disagree.empty:
             lines.append("- in no tested cell")
+    lines += bytes_section(runs, protocols)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -271,6 +317,8 @@ def main():
     for protocol in mlp_protocols:
         for number in FIGURES:
             print(figure(runs, number, protocol, out))
+        for dataset in sorted(set(runs["dataset"])):
+            print(bytes_figure(runs, dataset, protocol, out))
     print(histogram_figure(runs, out) or "fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
     print(write_summary(runs, out))
     print(f"{len(runs)} stored replicas read from {args.results}")
