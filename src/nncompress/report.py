@@ -176,19 +176,25 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
         g = sel.groupby("ratio").agg(p=("parameters", "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("p")
         label = model if model != "mlp" else method
         ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
-    front = convnet_front(runs, dataset)
+    finish_accuracy_axes(ax, runs, dataset, "parameters", "parameters (weights kept + biases)",
+                         f"Figure {number}: {dataset}, protocol {protocol}", "no runs yet")  # fmt: skip
+    return save(fig, out / f"fig{number}_{protocol}")
+
+
+def finish_accuracy_axes(ax, runs: pd.DataFrame, dataset: str, size: str, xlabel: str, title: str, empty: str) -> None:
+    """The ConvNet Pareto front in `size` as a dashed line, log x, labels, and a legend (or `empty` if none)."""
+    front = convnet_front(runs, dataset, size)
     if not front.empty:
-        ax.plot(front["parameters"], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
+        ax.plot(front[size], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (weights kept + biases)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Figure {number}: {dataset}, protocol {protocol}")
+    ax.set_title(title)
     if ax.lines or ax.collections:
         ax.legend()
     else:
-        ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center")
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
     ax.grid(True, which="both", alpha=0.3)
-    return save(fig, out / f"fig{number}_{protocol}")
 
 
 def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
@@ -200,18 +206,8 @@ def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> 
     for (model, method), curve in sel[(sel["model"] != "convnet") & (sel["protocol"] == protocol)].groupby(["model", "method"]):
         g = curve.groupby(["hidden", "ratio"]).agg(b=("bytes", "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("b")
         ax.errorbar(g["b"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=method if model == "mlp" else model)
-    front = convnet_front(runs, dataset, size="bytes")
-    if not front.empty:
-        ax.plot(front["bytes"], front["acc"], "k--", marker="s", ms=3, label="ConvNet Pareto front")
-    ax.set_xscale("log")
-    ax.set_xlabel("artefact size on disk (bytes)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Accuracy vs bytes: {dataset}, protocol {protocol}")
-    if ax.lines or ax.collections:
-        ax.legend()
-    else:
-        ax.text(0.5, 0.5, "no artefacts yet (train with export=true)", transform=ax.transAxes, ha="center")
-    ax.grid(True, which="both", alpha=0.3)
+    finish_accuracy_axes(ax, runs, dataset, "bytes", "artefact size on disk (bytes)",
+                         f"Accuracy vs bytes: {dataset}, protocol {protocol}", "no artefacts yet (train with export=true)")  # fmt: skip
     return save(fig, out / f"bytes_{dataset}_{protocol}")
 
 
