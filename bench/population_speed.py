@@ -5,11 +5,16 @@ All on the same synthetic MNIST-shaped data (50,000 x 784, batch 100, 784-100-10
 in float32 and in bf16-mixed precision (each against the floor at its own matmul peak). On a GPU (the default
 when CUDA is present) the trainer replays a CUDA graph per step; a row shows it eager too.
 
+Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP written dense vs as CSR, at
+ratios 0.1, 0.01 and 0.002, batch 1 and 1,000 (median of repeated calls).
+
     python bench/population_speed.py [--replicas 70] [--epochs 2] [--samples 50000] [--accelerator cpu|gpu]
+    python bench/population_speed.py --only inference
 """
 import argparse
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +25,10 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from nncompress import artefact
+from nncompress.artefact.export import export
+from nncompress.artefact.latency import median_ms
+from nncompress.compression.masks import prune_masks
 from nncompress.compression.schedules import PowerSchedule, Timing
 from nncompress.data.datasets import Splits
 from nncompress.data.module import PRECISIONS, PopulationData
@@ -176,6 +185,36 @@ def paper_grid_estimate(accelerator: str, samples: int) -> str:
     return f"paper grid, {pruned_epochs} epochs per table: {total / 60:.1f} min  ({'; '.join(parts)})"
 
 
+def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000)) -> list[str]:
+    """One replica pruned to each ratio by global magnitude, exported dense and as CSR, each loaded and timed."""
+    pop = Population.grid([0], list(ratios))
+    model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], "relu")
+    model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], "kaiming")
+    scores = [layer.replica_weight().abs() for layer in model.layers]
+    masks = prune_masks(scores, [layer.replica_mask() for layer in model.layers], 1 - torch.tensor(ratios))
+    for layer, mask in zip(model.layers, masks):
+        layer.set_replica_mask_(mask)
+    x = {b: torch.rand(b, D) for b in batches}
+    rows = [f"{'ratio':>6} {'dense bytes':>12} {'CSR bytes':>10} " + " ".join(
+        f"{f'dense ms b={b}':>14} {f'CSR ms b={b}':>12} {'speedup':>8}" for b in batches)]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        for r, ratio in enumerate(ratios):
+            record = {"key": f"bench{r}", "seed": 0, "ratio": ratio, "dataset": "synthetic",
+                      "config": {"method": {"name": "magl1"}, "model": {"name": "mlp"}, "protocol": {"name": "fast"},
+                                 "dataset": {"name": "synthetic"}}}  # fmt: skip
+            sizes, models = [], []
+            for dense in (True, False):
+                path = Path(tmp) / f"{r}{dense}.safetensors"
+                sizes.append(export(path, model, r, record, (torch.tensor(0.13), torch.tensor(0.31)), dense=dense))
+                models.append(artefact.load(path))
+            cells = []
+            for b in batches:
+                dense_ms, csr_ms = (median_ms(m, x[b], repeats=200 if b == 1 else 50) for m in models)
+                cells.append(f"{dense_ms:>14.4f} {csr_ms:>12.4f} {dense_ms / csr_ms:>7.1f}x")
+            rows.append(f"{ratio:>6g} {sizes[0]:>12} {sizes[1]:>10} " + " ".join(cells))
+    return rows
+
+
 def main():
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # no per-fit banners between the rows
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -186,8 +225,21 @@ def main():
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", help="comma-separated (default: 32-true, and bf16-mixed where bfloat16 is "
                         "native: a GPU, or a CPU with AVX-512)")  # fmt: skip
+    parser.add_argument("--inference-threads", type=int, default=1, help="threads for the inference part (one: "
+                        "latency medians stay meaningful on a machine shared with other work)")  # fmt: skip
+    parser.add_argument("--only", choices=("training", "inference"), help="run one part of the benchmark")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.only != "inference":
+        training(args)
+    if args.only != "training":
+        torch.set_num_threads(args.inference_threads)
+        print(f"-- CPU inference, artefacts of a magnitude-pruned {D}-{H}-{C} MLP, {torch.get_num_threads()} threads, "
+              "median ms per call (speedup = dense / CSR)")
+        print("\n".join(inference_rows()))
+
+
+def training(args):
     x, y = torch.rand(args.samples, D), torch.randint(0, C, (args.samples,))
     device = "cuda" if args.accelerator == "gpu" else "cpu"
     R, e, acc = args.replicas, args.epochs, args.accelerator

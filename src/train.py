@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nncompress import config, results
+from nncompress.artefact.export import export
 from nncompress.compression.pruning import build_pruning
 from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
@@ -36,9 +37,7 @@ def train(cfg: DictConfig) -> list[dict]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}
-    if cfg.protocol.normalize:
-        for s in splits.values():
-            s.standardize_()
+    standardization = {name: s.standardize_() for name, s in splits.items()} if cfg.protocol.normalize else {}
     store = results.ResultStore(cfg.results_dir)
     keys = {
         (d, s, r): results.experiment_key(resolved, d, s, r, splits[d].source)
@@ -61,11 +60,11 @@ def train(cfg: DictConfig) -> list[dict]:
                   f"({', '.join(sorted(set(busy.values())))}); rerun later for them")
         if not pending:
             return []
-        return train_population(cfg, run_dir, resolved, splits, store, keys, done,
+        return train_population(cfg, run_dir, resolved, splits, standardization, store, keys, done,
                                 Population.build(pending, cfg.common_random_numbers))  # fmt: skip
 
 
-def train_population(cfg, run_dir, resolved, splits, store, keys, done, population) -> list[dict]:
+def train_population(cfg, run_dir, resolved, splits, standardization, store, keys, done, population) -> list[dict]:
     """Train `population`, test it, and record each replica that trained well (results.jsonl, store, logger)."""
     names, protocol = population.datasets, cfg.protocol
     data = PopulationData([splits[d] for d in names], protocol.batch_size, population.seeds("data"), cfg.eval_batch_size,
@@ -104,10 +103,11 @@ def train_population(cfg, run_dir, resolved, splits, store, keys, done, populati
         wall = time.time() - start
 
         failed = module.failed()
-        records = []
+        kept, records = [], []
         for replica, counts in zip(population.replicas, model.replica_counts()):
             if replica.index in failed:
                 continue
+            kept.append(replica)
             acc = {f"{split}_acc": float(a[replica.index]) for split, a in module.accuracy.items()}
             records.append(
                 {
@@ -126,6 +126,10 @@ def train_population(cfg, run_dir, resolved, splits, store, keys, done, populati
                     "config": results.replica_config(resolved, *replica.cell),
                 }
             )
+        if cfg.export:
+            for record, replica in zip(records, kept):
+                path = run_dir / "artefacts" / f"{record['key']}.safetensors"
+                record["artefact_bytes"] = export(path, model, replica.index, record, standardization.get(replica.dataset))
         if cfg.save_model:
             torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
         results.write_jsonl(run_dir / "results.jsonl", records)

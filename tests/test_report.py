@@ -190,3 +190,34 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
     table = comparisons(runs)
     vs = table[table["comparison"].str.contains("ConvNet")]
     assert len(vs) == 2 and set(vs["n"]) == {"1/2"} and set(vs["verdict"]) == {"not tested (n < 2)"}
+
+
+def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
+    from nncompress.report import bytes_figure, write_summary
+
+    store = ResultStore(tmp_path / "store")
+    store.put(fake_record("magl1", 100, "mnist", 0.01, 9, 0.9))  # an older record: no artefact_bytes
+    runs = load_results(store.root)
+    assert "Not tested: no stored replica has an artefact" in write_summary(runs, tmp_path).read_text()
+    for seed in (0, 1, 2):
+        pruned = fake_record("magl1", 100, "mnist", 0.01, seed, 0.95 + 0.001 * seed)
+        pruned["artefact_bytes"] = 6000
+        store.put(pruned)
+        for arch, (nbytes, acc) in {"small": (5000, 0.90), "big": (9000, 0.99)}.items():
+            conv = fake_record("none", 100, "mnist", 1.0, seed, acc + 0.001 * seed)
+            conv["key"] += arch
+            conv["artefact_bytes"], conv["parameters"] = nbytes, 50
+            conv["config"]["model"] = {"name": "convnet", "kernel": len(arch), "channels": 4, "stride": 1, "pool": 2, "dropout": 0.0}
+            store.put(conv)
+    runs = load_results(store.root)
+    assert bytes_figure(runs, "mnist", "fast", tmp_path).stat().st_size > 10_000
+    summary = write_summary(runs, tmp_path).read_text()
+    section = summary[summary.index("## At equal bytes on disk") :]
+    # At equal parameters every ConvNet (50) fits under the MLP's 100 and the big one wins; at equal bytes only the
+    # 5,000-byte one fits under the pruned MLP's 6,000, and pruning wins: 95 % vs 90 %.
+    verdict = [line for line in section.splitlines() if line.startswith("| pruning >= a ConvNet") and "Welch" not in line]
+    assert len(verdict) == 1 and "| holds " in verdict[0]
+    cell = [c.strip() for c in next(line for line in section.splitlines() if "magl1 vs ConvNet" in line).split("|")]
+    at = next(i for i, c in enumerate(cell) if c.startswith("magl1 vs ConvNet"))
+    assert cell[at + 1 : at + 4] == ["95.1", "90.1", "5"]
+    assert "CONTRADICTS" in summary[: summary.index("## At equal bytes on disk")]  # at equal parameters, it fails

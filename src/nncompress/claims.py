@@ -53,19 +53,19 @@ def by_seed(cell: pd.DataFrame) -> pd.Series:
     return cell.groupby("seed")["acc"].mean()
 
 
-def best_convnet_within(conv: pd.DataFrame, parameters: float) -> pd.Series:
+def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.Series:
     """Per-seed accuracies of the most accurate setting of one ConvNet variant (on the selection metric) with at
-    most `parameters` parameters."""
-    front = convnet_front(conv)
-    front = front[front["parameters"] <= parameters]
+    most `limit` of `size` (parameters, or bytes on disk)."""
+    front = convnet_front(conv, size)
+    front = front[front[size] <= limit]
     if front.empty:
         return pd.Series(dtype=float)
     return by_seed(conv[conv["architecture"] == front.iloc[-1]["architecture"]])
 
 
-def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
     """Every cell where both sides of a claim have runs: the difference A - B (A the side the paper favours), its
-    test, Holm-adjusted p-value and the cell's verdict."""
+    test, Holm-adjusted p-value and the cell's verdict. `size` is what "equal size" counts: parameters, or bytes."""
     rows = []
 
     def add(claim, comparison, a, b, paired, where):
@@ -84,13 +84,13 @@ def comparisons(runs: pd.DataFrame) -> pd.DataFrame:
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
             for m in PRUNING:
                 if len(acc[m]):
-                    best = best_convnet_within(conv, cell[cell["method"] == m]["parameters"].mean())
+                    best = best_convnet_within(conv, cell[cell["method"] == m][size].mean(), size)
                     add(PRUNING_VS_CONVNET, f"{m} vs ConvNet {label}", acc[m], best, False, where)
     hashed = runs[runs["model"] == "hashednet"]
     for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
-            best = best_convnet_within(conv, cell["parameters"].mean())
+            best = best_convnet_within(conv, cell[size].mean(), size)
             add(CONVNET_VS_HASHEDNET, f"ConvNet {label} vs hashednet", best, by_seed(cell), False, where)
     table = pd.DataFrame(rows)
     if table.empty:

@@ -48,12 +48,15 @@ def convnet_variants(runs: pd.DataFrame, dataset: str, data_keys=None) -> dict[s
     return {label: group for label, group in conv.groupby("protocol")}
 
 
-def convnet_front(conv: pd.DataFrame) -> pd.DataFrame:
-    """The ConvNet settings of one variant (see `convnet_variants`) no other beats in (accuracy, parameters), means
-    over seeds (validation accuracy selects when every setting has one)."""
-    settings = conv.groupby("architecture")[["acc", "val_acc", "parameters"]].mean().reset_index()
+def convnet_front(conv: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
+    """The ConvNet settings of one variant (see `convnet_variants`) no other beats in (accuracy, `size`: parameters
+    or bytes on disk), means over seeds (validation accuracy selects when every setting has one)."""
+    conv = conv.dropna(subset=[size])
+    if conv.empty:
+        return conv
+    settings = conv.groupby("architecture")[["acc", "val_acc", size]].mean().reset_index()
     select = "val_acc" if settings["val_acc"].notna().all() else "acc"
-    return pareto_front(settings, accuracy=select)
+    return pareto_front(settings, accuracy=select, size=size)
 
 
 def main():

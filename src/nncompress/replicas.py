@@ -127,14 +127,14 @@ def read_records(*paths) -> list[dict]:
 
 
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
-           "parameters", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
+           "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
 
 
 def load_results(*paths) -> pd.DataFrame:
     """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
     protocol variant, dataset, ratio), seed, `settings` and `data` (what its variant was trained on), test accuracy
-    in percent (`acc`) and the record's own fields (accuracies as fractions) with its config flattened
-    (`model.kernel`, `protocol.lr`, ...)."""
+    in percent (`acc`), its artefact's size on disk (`bytes`, NaN without one) and the record's own fields
+    (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...)."""
     records = read_records(*paths)
     if not records:
         return pd.DataFrame(columns=COLUMNS + ["data_key"])
@@ -158,4 +158,5 @@ def load_results(*paths) -> pd.DataFrame:
     for column in ("val_acc", "train_acc", "run_dir"):
         if column not in frame.columns:
             frame[column] = float("nan") if column != "run_dir" else ""
+    frame["bytes"] = frame["artefact_bytes"] if "artefact_bytes" in frame.columns else float("nan")  # export=true
     return frame

@@ -8,8 +8,8 @@ different settings or on different data, see `nncompress.replicas`): rows = edge
 mean ± std over n seeds (sample std, as the paper), the paper's value and the difference, in percent; cells without
 runs show as "—". Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
 hidden size, with the Pareto front of each ConvNet variant on the same data (selected on validation accuracy when
-the ConvNets have a validation split) as a line. Then `fidelity.md`, `summary.md` and all of it as one page,
-`index.html`.
+the ConvNets have a validation split) as a line; per dataset with artefacts (`export=true`), accuracy vs bytes on
+disk (`bytes_<dataset>_<protocol>.png`). Then `fidelity.md`, `summary.md` and all of it as one page, `index.html`.
 """
 import argparse
 from pathlib import Path
@@ -159,27 +159,39 @@ def save(fig, stem: Path) -> Path:
     return stem.with_suffix(".png")
 
 
-def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
-    """The curves of one figure, label -> (parameters, accuracy mean, accuracy std) by point: the figure's models,
-    one curve per hidden size, and the Pareto front of each ConvNet variant trained and tested on the same data;
-    with the data they were computed on."""
-    dataset, models = FIGURES[number]
-    mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset)]
+def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, size: str = "parameters") -> tuple[dict, str]:
+    """Curves label -> points (p: `size`, m: accuracy mean, s: std): each (method, model) of `models`, one curve per
+    hidden size, and the Pareto front in `size` of each ConvNet variant trained and tested on the same data; with
+    the data they were computed on."""
+    mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset)].dropna(subset=[size])
     curves = {}
     for method, model in models:
         for hidden, sel in mlps[(mlps["method"] == method) & (mlps["model"] == model)].groupby("hidden"):
-            g = sel.groupby("ratio").agg(p=("parameters", "mean"), m=("acc", "mean"), s=("acc", "std"))
+            g = sel.groupby("ratio").agg(p=(size, "mean"), m=("acc", "mean"), s=("acc", "std"))
             curves[f"{model if model != 'mlp' else method}, {hidden} hidden"] = g.sort_values("p")
     data_keys = set(mlps["data_key"]) if len(mlps) else None
     for label, conv in convnet_variants(runs, dataset, data_keys).items():
-        front = convnet_front(conv).rename(columns={"parameters": "p", "acc": "m"})
-        curves[f"ConvNet front ({label})"] = front.assign(s=float("nan"))
+        front = convnet_front(conv, size).rename(columns={size: "p", "acc": "m"})
+        if len(front):
+            curves[f"ConvNet front ({label})"] = front.assign(s=float("nan"))
     return curves, "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
 
 
-def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
+    """The curves of one of the paper's Figures 1-5 (accuracy vs parameters)."""
+    dataset, models = FIGURES[number]
+    return accuracy_curves(runs, dataset, models, protocol)
+
+
+def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict, str]:
+    """Accuracy vs the artefacts' bytes on disk: every method and model with artefacts on `dataset`."""
+    sel = runs[(runs["dataset"] == dataset) & (runs["model"] != "convnet") & runs["bytes"].notna()]
+    models = sorted(set(zip(sel["method"], sel["model"])))
+    return accuracy_curves(runs, dataset, models, protocol, "bytes")
+
+
+def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path) -> Path:
     plt = pyplot()
-    curves, data = figure_curves(runs, number, protocol)
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for label, g in curves.items():
         if label.startswith("ConvNet"):
@@ -187,15 +199,46 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
         else:
             ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (weights kept + biases)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Figure {number}: {FIGURES[number][0]}, protocol {protocol}\n{data}", fontsize=9)
+    ax.set_title(title, fontsize=9)
     if curves:
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no runs yet", transform=ax.transAxes, ha="center")
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
     ax.grid(True, which="both", alpha=0.3)
-    return save(fig, out / f"fig{number}_{protocol}")
+    return save(fig, stem)
+
+
+def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+    curves, data = figure_curves(runs, number, protocol)
+    return draw(curves, "parameters (weights kept + biases)", f"Figure {number}: {FIGURES[number][0]}, protocol "
+                f"{protocol}\n{data}", "no runs yet", out / f"fig{number}_{protocol}")  # fmt: skip
+
+
+def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
+    curves, data = bytes_curves(runs, dataset, protocol)
+    return draw(curves, "artefact size on disk (bytes)", f"Accuracy vs bytes: {dataset}, protocol {protocol}\n{data}",
+                "no artefacts yet (train with export=true)", out / f"bytes_{dataset}_{protocol}")  # fmt: skip
+
+
+def bytes_section(runs: pd.DataFrame, protocols) -> list[str]:
+    """summary.md's comparison with ConvNets at equal bytes on disk instead of equal parameters."""
+    lines = ["", "## At equal bytes on disk", "",
+             "The two claims comparing models, re-tested with size counted as the artefact's bytes (`export=true`) "
+             "instead of parameters: a pruned weight carries its index (CSR), a hashed weight carries none, ConvNets "
+             "and dense MLPs are stored dense. Same tests as above, on the replicas that have artefacts.", ""]  # fmt: skip
+    with_bytes = runs[runs["bytes"].notna()]
+    if with_bytes.empty:
+        return lines + ["Not tested: no stored replica has an artefact (train with `export=true`, or run "
+                        "`python -m nncompress.artefact.export` on runs saved with `save_model=true`)."]  # fmt: skip
+    table = claims.comparisons(with_bytes, size="bytes")
+    sized = [claims.PRUNING_VS_CONVNET, claims.CONVNET_VS_HASHEDNET]
+    verdicts = claims.verdicts(table, protocols)
+    lines.append(verdicts[verdicts["claim"].isin(sized)].to_markdown(index=False))
+    if not table.empty and table["claim"].isin(sized).any():
+        lines += ["", table[table["claim"].isin(sized)].to_markdown(index=False, floatfmt=".3g")]
+    return lines
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
@@ -274,6 +317,7 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
                          f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}")  # fmt: skip
         if disagree.empty:
             lines.append("- in no tested cell")
+    lines += bytes_section(runs, protocols)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -295,6 +339,9 @@ def main(argv=None):
     mlp_protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"])) or ["fast"]
     drawn = {figure(runs, number, protocol, out): figure_curves(runs, number, protocol)[0]
              for protocol in mlp_protocols for number in FIGURES}  # fmt: skip
+    with_bytes = sorted(set(runs.loc[runs["bytes"].notna(), "dataset"]))
+    drawn |= {bytes_figure(runs, dataset, protocol, out): bytes_curves(runs, dataset, protocol)[0]
+              for protocol in mlp_protocols for dataset in with_bytes}  # fmt: skip
     print(*drawn, sep="\n")
     fig6 = histogram_figure(runs, out)
     figures = [png for png, curves in drawn.items() if curves] + ([fig6] if fig6 else [])  # the page skips empty ones

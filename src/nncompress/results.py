@@ -16,7 +16,7 @@ from pathlib import Path
 
 # Settings that change where, how or under which preset a run is done, not its outcome.
 NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size",
-              "save_model", "cuda_graph")  # fmt: skip
+              "save_model", "export", "cuda_graph")  # fmt: skip
 
 
 # Options added after results were stored, at the value every earlier run had: left out of the key at that value,

@@ -26,11 +26,12 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
 
-    def standardize_(self) -> None:
-        """Scale every split by the training set's pixel mean and std."""
+    def standardize_(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scale every split by the training set's pixel mean and std; returns them (0-d float32 tensors)."""
         mean, std = self.x_train.mean(), self.x_train.std()
         for name in ("x_train", "x_val", "x_test"):
             setattr(self, name, (getattr(self, name) - mean) / std)
+        return mean, std
 
 
 def paper_pool(m: dict) -> tuple[np.ndarray, ...]:

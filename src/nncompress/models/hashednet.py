@@ -50,6 +50,7 @@ class HashedPopulationLinear(PopulationLinear):
     def __init__(self, streams: int, per_stream: int, in_features: int, out_features: int, layer: int,
                  ratios: list[float], hash_seeds: list[int]):  # fmt: skip
         super().__init__(streams, per_stream, in_features, out_features)
+        self.layer, self.hash_seeds = layer, list(hash_seeds)  # what an exported replica needs to rebuild its hash
         del self.weight  # replaced by the buckets and the hashed virtual weight
         m = in_features * out_features
         self.bucket_counts = [bucket_count(r, m) for r in ratios]

@@ -1,0 +1,60 @@
+"""Measure an artefact: one JSON line with its test accuracy, bytes on disk, parameters, and CPU inference latency
+(median of repeated calls, in ms) at batch 1 and batch 1,000.
+
+    python -m nncompress.artefact PATH [--dataset mnist] [--data-dir DIR]
+
+The test split is the one the replica was tested on (its dataset config), read from `--data-dir`
+(default: NNCOMPRESS_DATA_DIR, else data/); `--dataset` tests it on another dataset instead.
+"""
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ..data.datasets import load_dataset
+from ..errors import exit_on_user_error
+from . import file, formats
+from .latency import batch_of, median_ms
+
+BATCHES = (1, 1000)
+
+
+def parameters(tensors: dict[str, torch.Tensor]) -> int:
+    """Stored weight values and biases (the input standardization is not a parameter)."""
+    return sum(t.numel() for name, t in tensors.items() if t.is_floating_point() and not name.startswith("input."))
+
+
+@torch.no_grad()
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 4000) -> float:
+    hits = sum(int((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    return hits / len(x)
+
+
+def measure(path: Path, dataset: str | None, data_dir: str, cache_dir: str) -> dict:
+    tensors, config = file.read(path)
+    model = formats.module(path, tensors, config).eval()
+    split = load_dataset(OmegaConf.create({**config["dataset"], **({"name": dataset} if dataset else {})}), data_dir, cache_dir)
+    return {
+        "path": str(path), "format": config["format"], "dataset": split.name, "test_acc": accuracy(model, split.x_test, split.y_test),
+        "bytes": path.stat().st_size, "parameters": parameters(tensors),
+        **{f"latency_ms_batch{b}": median_ms(model, batch_of(split.x_test, b)) for b in BATCHES},
+        "threads": torch.get_num_threads(), "key": config["key"],
+    }  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--dataset", help="test on this dataset (default: the one the replica was tested on)")
+    parser.add_argument("--data-dir", default=os.environ.get("NNCOMPRESS_DATA_DIR", "data"))
+    parser.add_argument("--cache-dir", default=os.environ.get("NNCOMPRESS_CACHE_DIR", "~/.cache/nncompress"))
+    args = parser.parse_args()
+    with exit_on_user_error():
+        print(json.dumps(measure(args.path, args.dataset, args.data_dir, args.cache_dir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Artefacts: every family exported, loaded as a plain module, and checked against the population it came from."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from nncompress import artefact
+from nncompress.artefact import file
+from nncompress.artefact.__main__ import measure
+from nncompress.artefact.export import export
+from nncompress.errors import UserError
+from nncompress.models.factory import build_model
+from nncompress.population import Population
+from nncompress.results import read_jsonl
+
+from conftest import DATA_DIR, TINY, run_train
+
+MEAN_STD = (torch.tensor(0.13), torch.tensor(0.31))
+
+
+def population_model(model: dict, ratios, seeds=(0, 1)):
+    """An initialised population of `model` (2 seeds x `ratios`, common random numbers: streams of several replicas)."""
+    cfg = OmegaConf.create({"model": model, "protocol": {"activation": "relu", "init": "kaiming"}, "hidden": 100})
+    population = Population.grid(list(seeds), list(ratios), common_random_numbers=True)
+    return build_model(cfg, population, 784), population
+
+
+def record(population, r: int, model: str, method: str = "none") -> dict:
+    replica = population.replicas[r]
+    return {"key": f"k{r}", "seed": replica.seed, "ratio": replica.ratio, "dataset": "mnist",
+            "config": {"method": {"name": method}, "model": {"name": model}, "protocol": {"name": "fast"},
+                       "dataset": {"name": "mnist", "split": "paper"}}}  # fmt: skip
+
+
+def prune_(model, ratio_of):
+    """Random masks keeping `ratio_of(r)` of each replica's weights (zeroing the rest, as pruning does)."""
+    g = torch.Generator().manual_seed(0)
+    for layer in model.layers:
+        shape = (layer.replicas, layer.in_features, layer.out_features)
+        keep = torch.rand(shape, generator=g) < torch.tensor([ratio_of(r) for r in range(layer.replicas)]).view(-1, 1, 1)
+        layer.set_replica_mask_(keep)
+
+
+FAMILIES = {
+    "dense-mlp": ({"name": "mlp"}, [1.0, 1.0 - 1e-9]),
+    "csr-mlp": ({"name": "mlp"}, [0.1, 0.01]),
+    "hashed-mlp": ({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1, 0.01]),
+    "convnet": ({"name": "convnet", "kernel": 5, "channels": 4, "stride": 2, "pool": 2, "dropout": 0.0}, [1.0, 1.0 - 1e-9]),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loaded_module_gives_the_population_replicas_logits(tmp_path, family):
+    spec, ratios = FAMILIES[family]
+    model, population = population_model(spec, ratios)
+    if family == "csr-mlp":
+        prune_(model, lambda r: population.replicas[r].ratio)
+    model.eval()
+    x = torch.rand(64, 784)
+    with torch.no_grad():
+        expected = model((x - MEAN_STD[0]) / MEAN_STD[1])
+    method = "magl1" if family == "csr-mlp" else "none"
+    for r in range(population.size):
+        path = tmp_path / f"{r}.safetensors"
+        size = export(path, model, r, record(population, r, spec["name"], method), MEAN_STD)
+        assert size == path.stat().st_size
+        loaded = artefact.load(path)
+        assert isinstance(loaded, torch.nn.Module) and not any(p.requires_grad for p in loaded.parameters())
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), expected[r], rtol=1e-5, atol=1e-5)
+        assert json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["nncompress"])["format"] == family
+
+
+def test_pruned_artefact_holds_only_the_kept_weights_in_a_fifteenth_of_the_dense_bytes(tmp_path):
+    model, population = population_model({"name": "mlp"}, [0.01], seeds=(0,))
+    prune_(model, lambda r: 0.01)
+    rec = record(population, 0, "mlp", "obd")
+    sparse = export(tmp_path / "s.safetensors", model, 0, rec, MEAN_STD)
+    dense = export(tmp_path / "d.safetensors", model, 0, rec, MEAN_STD, dense=True)
+    half = export(tmp_path / "h.safetensors", model, 0, rec, MEAN_STD, values=torch.float16)
+    assert sparse <= dense / 15 and half < sparse
+    from safetensors.torch import load_file
+
+    kept = sum(int((layer.replica_weight()[0] != 0).sum()) for layer in model.layers)
+    stored = load_file(tmp_path / "s.safetensors")
+    assert sum(stored[f"layers.{i}.values"].numel() for i in (0, 1)) == kept
+    assert abs(kept / (784 * 100 + 100 * 10) - 0.01) < 0.002
+    assert stored["layers.0.col_indices"].dtype == torch.int16 and stored["layers.1.col_indices"].dtype == torch.uint8
+    x = torch.rand(8, 784)
+    torch.testing.assert_close(artefact.load(tmp_path / "h.safetensors")(x), artefact.load(tmp_path / "d.safetensors")(x),
+                               rtol=1e-2, atol=1e-2)  # fmt: skip
+
+
+def damaged(tmp_path):
+    """name -> (path of a bad file, what its error says)."""
+    model, population = population_model({"name": "mlp"}, [1.0], seeds=(0,))
+    good = tmp_path / "good.safetensors"
+    export(good, model, 0, record(population, 0, "mlp"), MEAN_STD)
+    data = good.read_bytes()
+    files = {"missing": (tmp_path / "nothing.safetensors", "no artefact at"),
+             "truncated": (tmp_path / "truncated.safetensors", "truncated or foreign"),
+             "foreign": (tmp_path / "foreign.safetensors", "truncated or foreign"),
+             "checksum": (tmp_path / "flipped.safetensors", "checksum mismatch"),
+             "shapes": (tmp_path / "shapes.safetensors", "tensors do not match its config")}  # fmt: skip
+    files["truncated"][0].write_bytes(data[: len(data) // 2])
+    files["foreign"][0].write_bytes(b"PK\x03\x04 not a safetensors file at all")
+    flipped = bytearray(data)
+    flipped[-100] ^= 0xFF  # a weight's byte
+    files["checksum"][0].write_bytes(bytes(flipped))
+    tensors, config = file.read(good)
+    config["architecture"]["sizes"][1] = 99
+    file.write(files["shapes"][0], tensors, config)
+    return files
+
+
+def test_bad_files_fail_with_one_line(tmp_path):
+    for name, (path, message) in damaged(tmp_path).items():
+        with pytest.raises(UserError, match=message) as err:
+            artefact.load(path)
+        assert "\n" not in str(err.value), name
+    path, message = damaged(tmp_path)["truncated"]
+    proc = subprocess.run([sys.executable, "-m", "nncompress.artefact", str(path)], capture_output=True, text=True)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def check_run(run_dir, data_dir=DATA_DIR):
+    """Every replica of a run exported: its file's size in its record, and its accuracy measured again equal."""
+    records = read_jsonl(run_dir / "results.jsonl")
+    for r in records:
+        path = run_dir / "artefacts" / f"{r['key']}.safetensors"
+        measured = measure(path, None, str(data_dir), "~/.cache/nncompress")
+        assert r["artefact_bytes"] == path.stat().st_size == measured["bytes"]
+        assert measured["parameters"] == r["parameters"] and abs(measured["test_acc"] - r["test_acc"]) < 1e-4
+        assert measured["latency_ms_batch1"] > 0 and measured["latency_ms_batch1000"] > 0
+    return records
+
+
+def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, results_dir):
+    """Runs of every family (pruned by each method, dense, hashed, ConvNet) with `export=true`; then the export
+    command, from the results store, writes the pruned runs' saved models as the same artefacts."""
+    pruning = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "schedule.steps=2"]
+    for name, args in {"pruned": ["-m", "method=obd,magl1,magl2", "ratio=[0.01]", "save_model=true", *pruning],
+                       "dense": ["-m", "model=mlp,hashednet", "ratio=[1.0]"],
+                       "conv": ["model=convnet", "protocol=convnet", "protocol.epochs=1", "model.kernel=7",
+                                "model.channels=4", "model.pool=3"]}.items():  # fmt: skip
+        proc = run_train(*args, *TINY, "export=true", f"hydra.sweep.dir={tmp_path}/{name}", f"hydra.run.dir={tmp_path}/{name}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent for p in tmp_path.rglob("results.jsonl"))
+    records = {r["config"]["model"]["name"] + "/" + r["config"]["method"]["name"]: r for d in runs for r in check_run(d)}
+    assert sorted(records) == ["convnet/none", "hashednet/none", "mlp/magl1", "mlp/magl2", "mlp/none", "mlp/obd"]
+    for method in ("obd", "magl1", "magl2"):
+        assert records[f"mlp/{method}"]["nonzero_weights"] == round(0.01 * 79400)
+        assert records[f"mlp/{method}"]["artefact_bytes"] <= records["mlp/none"]["artefact_bytes"] / 15
+    stored = {json.loads(p.read_text())["key"]: json.loads(p.read_text()) for p in results_dir.glob("*.json")}
+    assert all(stored[r["key"]]["artefact_bytes"] == r["artefact_bytes"] for r in records.values())
+    proc = subprocess.run([sys.executable, "-m", "nncompress.artefact", str(next(tmp_path.rglob("*.safetensors")))],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert {"test_acc", "bytes", "parameters", "latency_ms_batch1", "latency_ms_batch1000"} <= json.loads(proc.stdout).keys()
+    for p in results_dir.glob("*.json"):
+        p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "artefact_bytes"}))
+    subprocess.run([sys.executable, "-m", "nncompress.artefact.export", str(results_dir), "--out", str(tmp_path / "again")],
+                   check=True, capture_output=True)  # fmt: skip
+    for r in records.values():
+        again = tmp_path / "again" / f"{r['key']}.safetensors"
+        if r["config"]["save_model"]:
+            (tensors, config), (first, first_config) = (file.read(p) for p in (again, Path(r["run_dir"]) / "artefacts" / again.name))
+            assert config == first_config and tensors.keys() == first.keys() and all(torch.equal(tensors[k], first[k]) for k in first)
+            assert again.stat().st_size == r["artefact_bytes"]  # (the bytes differ only in safetensors' metadata order)
+        assert json.loads((results_dir / f"{r['key']}.json").read_text()).get("artefact_bytes") == (
+            r["artefact_bytes"] if r["config"]["save_model"] else None)
