@@ -22,7 +22,7 @@ from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import UserError, exit_on_user_error
-from nncompress.loggers import experiment_logger, log_replica_table
+from nncompress.loggers import experiment_logger, log_artefacts, log_replica_table, run_name
 from nncompress.models.factory import build_model
 from nncompress.population import Population, stable_seed
 from nncompress.training.histograms import WeightHistograms
@@ -134,6 +134,9 @@ def train_population(cfg, run_dir, resolved, splits, standardization, store, key
             torch.save({"replicas": [r.__dict__ for r in population.replicas], "state_dict": model.state_dict()}, run_dir / "model.pt")
         results.write_jsonl(run_dir / "results.jsonl", records)
         log_replica_table(trainer.logger, records)
+        if cfg.export:
+            log_artefacts(trainer.logger, sorted((run_dir / "artefacts").glob("*.safetensors")),
+                          "replicas-" + run_name(cfg).replace("/", "-"))  # fmt: skip
         for record in records:
             if (record["dataset"], record["seed"], record["ratio"]) not in done:  # retrained only to share a stream
                 store.put(record)

@@ -123,7 +123,7 @@ def test_wandb_gives_each_job_of_a_multirun_its_own_named_run(tmp_path):
 
     os.environ["WANDB_MODE"] = "offline"  # the subprocess inherits it
     try:
-        smoke(tmp_path, tmp_path / "w", "logger=wandb", "histogram_epochs=[2]")
+        proc = smoke(tmp_path, tmp_path / "w", "logger=wandb", "histogram_epochs=[2]", "export=true")
     finally:
         del os.environ["WANDB_MODE"]
     runs = [offline_run(d) for d in sorted((tmp_path / "w").glob("*/wandb/offline-run-*"))]
@@ -137,3 +137,6 @@ def test_wandb_gives_each_job_of_a_multirun_its_own_named_run(tmp_path):
         for name in replicas:  # every replica's own curves, its histogram, and the table of replicas
             assert {f"train/loss/{name}", f"train/acc/{name}", f"prune/sparsity/{name}", f"weights/{name}/bins"} <= r["keys"]
         assert any(k.startswith("replicas") for k in r["keys"])
+        assert r["artifacts"]["replicas-" + r["name"].replace("/", "-")] == ("model", 4)  # the exported files
+    assert "wandb:" not in proc.stdout + proc.stderr  # W&B's own console lines are silenced
+    assert proc.stdout.count("W&B run 'smoke/") == 4

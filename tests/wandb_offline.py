@@ -29,12 +29,14 @@ def records(path: Path):
 
 
 def offline_run(run_dir: Path) -> dict:
-    """name, group, job_type, tags and every logged key of one offline run directory."""
+    """name, group, job_type, tags, every logged key and the artifacts (name -> (type, files)) of one offline run."""
     (log,) = Path(run_dir).glob("run-*.wandb")
-    run, keys = {}, set()
+    run, keys, artifacts = {}, set(), {}
     for r in records(log):
         if r.WhichOneof("record_type") == "run":
             run = {"name": r.run.display_name, "group": r.run.run_group, "job_type": r.run.job_type, "tags": set(r.run.tags)}
         elif r.WhichOneof("record_type") == "history":
             keys |= {item.key or "/".join(item.nested_key) for item in r.history.item}
-    return {**run, "keys": keys}
+        elif r.WhichOneof("record_type") == "artifact":
+            artifacts[r.artifact.name] = (r.artifact.type, len(r.artifact.manifest.contents))
+    return {**run, "keys": keys, "artifacts": artifacts}

@@ -1,4 +1,5 @@
 """Experiment loggers: W&B (offline unless told otherwise; one run per job), CSV, or none."""
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +19,10 @@ def run_name(cfg) -> str:
 def build_logger(cfg, run_dir: Path, config: dict):
     name, datasets = cfg.logger.name, dataset_names(cfg)
     if name == "wandb":
-        return WandbLogger(
+        # W&B's own console lines (banners, run history, a warning about a setting Lightning passes) silenced; the
+        # run's directory is said in one line at its end instead. WANDB_SILENT=false brings them back.
+        os.environ.setdefault("WANDB_SILENT", "true")
+        logger = WandbLogger(
             project=cfg.logger.project,
             name=run_name(cfg),
             save_dir=str(run_dir),
@@ -28,6 +32,9 @@ def build_logger(cfg, run_dir: Path, config: dict):
             tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, *datasets, cfg.protocol.name) if t],
             config=config,
         )
+        # Lightning always passes `anonymous` (None by default), which W&B >= 0.19 warns about whatever its value.
+        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+        return logger
     if name == "csv":
         return CSVLogger(str(run_dir), name="csv")
     return False
@@ -42,18 +49,33 @@ def experiment_logger(cfg, run_dir: Path, config: dict):
         yield logger
     finally:
         if isinstance(logger, WandbLogger):
+            where = logger.experiment.dir
             logger.experiment.finish()
+            print(f"W&B run '{run_name(cfg)}' in {Path(where).parent}" + (" (upload: wandb sync DIR)" if cfg.logger.offline else ""))
 
 
 REPLICA_COLUMNS = ["dataset", "seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
 
 
 def log_replica_table(logger, records: list[dict]) -> None:
-    """A W&B table with one row per replica, so the UI can plot accuracy vs kept parameters across runs."""
+    """A W&B table with one row per replica, so the UI can plot accuracy vs kept parameters (or bytes on disk,
+    with `export=true`) across runs."""
     if isinstance(logger, WandbLogger):
-        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], r["config"]["hidden"]] + [r[c] for c in REPLICA_COLUMNS]
+        columns = REPLICA_COLUMNS + (["artefact_bytes"] if records and "artefact_bytes" in records[0] else [])
+        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], r["config"]["hidden"]] + [r[c] for c in columns]
                 for r in records]  # fmt: skip
-        logger.log_table("replicas", columns=["method", "model", "hidden", *REPLICA_COLUMNS], data=rows)
+        logger.log_table("replicas", columns=["method", "model", "hidden", *columns], data=rows)
+
+
+def log_artefacts(logger, paths: list[Path], name: str) -> None:
+    """The run's exported replicas as one W&B Artifact of type `model` (offline: kept for `wandb sync`)."""
+    if isinstance(logger, WandbLogger) and paths:
+        import wandb
+
+        artifact = wandb.Artifact(name, type="model", metadata={"replicas": len(paths)})
+        for path in paths:
+            artifact.add_file(str(path))
+        logger.experiment.log_artifact(artifact)
 
 
 def log_histograms(logger, histograms: dict, step: int) -> None:
