@@ -43,7 +43,8 @@ class PopulationStep:
                  weight_decay: float = 0.0, autocast_dtype: torch.dtype | None = None, cuda_graph: bool = True):  # fmt: skip
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.lr = optimizer.param_groups[0]["lr"]
+        group = optimizer.param_groups[0]  # its lr on the weights' device: a captured step reads it there
+        self.lr = group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=x.device)
         self.base_lr = float(self.lr)
         self.x, self.y, self.batch_size = x, y, batch_size
         self.regularizer, self.regularized = regularizer, {id(p) for p in regularized}
