@@ -16,7 +16,7 @@ from .errors import UserError
 from .models.convnet import conv_output_side
 from .models.factory import MODELS
 from .models.mlp import ACTIVATIONS
-from .models.population import INITS
+from .models.layers import INITS
 from .training.module import LOSSES
 from .training.step import LR_SCHEDULES
 

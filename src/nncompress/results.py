@@ -9,10 +9,11 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from .atomic import write_text
 
 # Settings that change where, how or under which preset a run is done, not its outcome.
 NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size",
@@ -52,24 +53,13 @@ def config_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write all of `text` or nothing: a crash never leaves a partial file, nor a power cut an empty one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def dumps(record: dict) -> str:
     """Standard JSON (NaN and infinities refused, never written)."""
     return json.dumps(record, sort_keys=True, allow_nan=False)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> None:
-    write_atomic(path, "".join(dumps(r) + "\n" for r in records))
+    write_text(path, "".join(dumps(r) + "\n" for r in records))
 
 
 class ResultStore:
@@ -148,7 +138,7 @@ class ResultStore:
         return self.read(self.path(key))
 
     def put(self, record: dict) -> None:
-        write_atomic(self.path(record["key"]), dumps(record))
+        write_text(self.path(record["key"]), dumps(record))
 
     def records(self) -> list[dict]:
         return [r for r in map(self.read, sorted(self.root.glob("*.json"))) if r is not None]

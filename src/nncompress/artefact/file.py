@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..atomic import atomic_path
 from ..errors import UserError
 
 CONFIG, DIGEST = "nncompress", "sha256"  # metadata entries
@@ -29,9 +30,9 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 def write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> int:
     """Write the artefact; returns its size in bytes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(path), metadata={CONFIG: json.dumps(config, sort_keys=True), DIGEST: digest(tensors)})
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CONFIG: json.dumps(config, sort_keys=True), DIGEST: digest(tensors)})
     return path.stat().st_size
 
 

@@ -12,7 +12,7 @@ get LeCun's diagonal approximation.
 import torch
 import torch.nn.functional as F
 
-from ..models.population import replica_targets
+from ..models.layers import replica_targets
 
 
 def activation_derivatives(name: str, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

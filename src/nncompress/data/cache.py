@@ -1,24 +1,17 @@
 """Cached arrays: atomic writes, safe when parallel sweep jobs race to create the same file, and reads that
 drop a damaged file so it is rebuilt instead of failing every run."""
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 
 def save_atomic(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:  # np.savez appends .npz to a name without it
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_cached(path: Path) -> dict | None:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .population import PopulationLinear, draw_weights
+from .layers import PopulationLinear, draw_weights
 
 
 def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:

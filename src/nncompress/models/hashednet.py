@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .population import PopulationLinear, draw_biases, draw_weights
+from .layers import PopulationLinear, draw_biases, draw_weights
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 

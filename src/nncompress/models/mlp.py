@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .population import PopulationLinear
+from .layers import PopulationLinear
 
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
 

@@ -7,7 +7,7 @@ state handling (reset, device moves, distributed sum).
 import torch
 from torchmetrics import Metric
 
-from ..models.population import replica_targets
+from ..models.layers import replica_targets
 
 
 class ReplicaAccuracy(Metric):

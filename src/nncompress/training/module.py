@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.module import PopulationData
-from ..models.population import replica_targets
+from ..models.layers import replica_targets
 from ..population import Population
 from .metrics import ReplicaAccuracy
 from .step import PopulationStep

@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from ..models.population import replica_targets
+from ..models.layers import replica_targets
 
 LR_SCHEDULES = ("inv_sqrt", "cosine", "constant")
 
