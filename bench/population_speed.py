@@ -29,17 +29,19 @@ from nncompress import artefact
 from nncompress.artefact.export import export
 from nncompress.artefact.latency import median_ms
 from nncompress.compression.masks import prune_masks
-from nncompress.compression.schedules import PowerSchedule, Timing
+from nncompress.compression.schedules import PowerSchedule
 from nncompress.data.datasets import Splits
 from nncompress.data.module import PRECISIONS, PopulationData
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
 from nncompress.training.metrics import replica_accuracy
 from nncompress.training.module import PopulationClassifier
+from nncompress.typed import construct
 
 D, H, C, BATCH = 784, 100, 10, 100
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FAST, PAPER = (OmegaConf.load(CONF / "protocol" / f"{name}.yaml") for name in ("fast", "paper"))
+PAPER_PRUNING = OmegaConf.load(CONF / "pruning" / "paper.yaml")
 # The paper's six tables as populations of 4 datasets x 5 seeds x the table's ratios (conf/experiment/table*.yaml).
 TABLES = {f"table{i}": (100 if i % 2 else 30, 4 * 5 * (14 if i % 2 else 8)) for i in range(1, 7)}
 
@@ -168,7 +170,7 @@ def paper_grid_estimate(accelerator: str, samples: int) -> str:
     (at most the power schedule's 15 steps, 25 epochs apart at the latest, then 50 epochs), each epoch 500 steps
     plus one training-accuracy pass (the pruning trigger), all measured on `samples` synthetic images and scaled
     to the paper's 50,000."""
-    pruned_epochs = Timing(**PAPER.pruning).max_epochs(PowerSchedule().steps)
+    pruned_epochs = construct(PAPER_PRUNING.timing).max_epochs(PowerSchedule().steps)
     x, y = torch.rand(samples, D), torch.randint(0, C, (samples,))
     total, parts = 0.0, []
     for name, (hidden, replicas) in TABLES.items():

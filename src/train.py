@@ -1,7 +1,7 @@
 """Train a population of networks (every seed x ratio of the config) and record one result per replica.
 
     python src/train.py                                  # defaults: conf/train.yaml
-    python src/train.py protocol=paper seeds=[0,1,2] hidden=30
+    python src/train.py protocol=paper seeds=[0,1,2] model.hidden=30
     python src/train.py -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
 """
 import sys
@@ -17,13 +17,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nncompress import config, results
 from nncompress.artefact.export import export
-from nncompress.compression.pruning import build_pruning
-from nncompress.compression.regularizers import build_regularizer
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import UserError, exit_on_user_error
 from nncompress.loggers import experiment_logger, log_artefacts, log_replica_table, run_name
-from nncompress.models.factory import build_model
 from nncompress.population import Population, stable_seed
 from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
@@ -31,14 +28,15 @@ from nncompress.training.progress import progress_callback, quiet_lightning
 
 
 def train(cfg: DictConfig) -> list[dict]:
-    config.validate(cfg)
+    parts = config.build(cfg)
     config.check_paths(cfg)
     quiet_lightning()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    splits = {name: load_dataset(config.dataset_config(cfg, name), cfg.data_dir, cfg.cache_dir) for name in config.dataset_names(cfg)}
-    standardization = {name: s.standardize_() for name, s in splits.items()} if cfg.protocol.normalize else {}
+    splits = {name: load_dataset(d, cfg.data_dir, cfg.cache_dir) for name, d in parts.datasets.items()}
+    standardization = {name: s.standardize_() for name, s in splits.items()} if parts.protocol.normalize else {}
     store = results.ResultStore(cfg.results_dir)
+    store.migrate()
     keys = {
         (d, s, r): results.experiment_key(resolved, d, s, r, splits[d].source)
         for d in splits for s in config.seeds(cfg) for r in config.ratios(cfg)
@@ -60,27 +58,30 @@ def train(cfg: DictConfig) -> list[dict]:
                   f"({', '.join(sorted(set(busy.values())))}); rerun later for them")
         if not pending:
             return []
-        return train_population(cfg, run_dir, resolved, splits, standardization, store, keys, done,
+        return train_population(cfg, parts, run_dir, resolved, splits, standardization, store, keys, done,
                                 Population.build(pending, cfg.common_random_numbers))  # fmt: skip
 
 
-def train_population(cfg, run_dir, resolved, splits, standardization, store, keys, done, population) -> list[dict]:
+def train_population(cfg, parts, run_dir, resolved, splits, standardization, store, keys, done, population) -> list[dict]:
     """Train `population`, test it, and record each replica that trained well (results.jsonl, store, logger)."""
-    names, protocol = population.datasets, cfg.protocol
+    names, protocol = population.datasets, parts.protocol
     data = PopulationData([splits[d] for d in names], protocol.batch_size, population.seeds("data"), cfg.eval_batch_size,
                           cfg.precision, [names.index(d) for d in population.stream_datasets])  # fmt: skip
 
-    model = build_model(cfg, population, data.features)
+    model = parts.model.build(population, data.features, protocol)
     callbacks = [progress_callback()]
-    pruning = build_pruning(cfg, population, run_dir)
-    if pruning is not None:
+    pruning = parts.pruning and parts.pruning(saliency=parts.saliency, population=population, run_dir=run_dir)
+    if pruning:
         callbacks.append(pruning)
     if cfg.histogram_epochs and hasattr(model, "layers"):
         callbacks.append(WeightHistograms(cfg.histogram_epochs, run_dir, [r.name for r in population.replicas]))
     epochs = pruning.max_epochs if pruning else protocol.epochs
-    regularizer = build_regularizer(cfg.method.regularizer, protocol.reg_lambda, data.n_train)
+    # The authors' update w <- w - lambda * eta * R'(w) / n, n the training-set size.
+    regularizer = None
+    if parts.regularizer and protocol.reg_lambda:
+        regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, cfg.cuda_graph)
-    with experiment_logger(cfg, run_dir, resolved) as logger:
+    with experiment_logger(cfg, parts.logger, run_dir, resolved) as logger:
         trainer = pl.Trainer(
             max_epochs=epochs,
             accelerator=cfg.accelerator,

@@ -13,7 +13,7 @@ from nncompress.artefact import file
 from nncompress.artefact.__main__ import measure
 from nncompress.artefact.export import export
 from nncompress.errors import UserError
-from nncompress.models.factory import build_model
+from nncompress.models.factory import ConvNet, HashedNet, MLP
 from nncompress.population import Population
 from nncompress.results import read_jsonl
 
@@ -24,9 +24,9 @@ MEAN_STD = (torch.tensor(0.13), torch.tensor(0.31))
 
 def population_model(model: dict, ratios, seeds=(0, 1)):
     """An initialised population of `model` (2 seeds x `ratios`, common random numbers: streams of several replicas)."""
-    cfg = OmegaConf.create({"model": model, "protocol": {"activation": "relu", "init": "kaiming"}, "hidden": 100})
+    spec = {"mlp": MLP, "hashednet": HashedNet, "convnet": ConvNet}[model["name"]](**model)
     population = Population.grid(list(seeds), list(ratios), common_random_numbers=True)
-    return build_model(cfg, population, 784), population
+    return spec.build(population, 784, OmegaConf.create({"activation": "relu", "init": "kaiming"})), population
 
 
 def record(population, r: int, model: str, method: str = "none") -> dict:
@@ -143,7 +143,7 @@ def check_run(run_dir, data_dir=DATA_DIR):
 def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, results_dir):
     """Runs of every family (pruned by each method, dense, hashed, ConvNet) with `export=true`; then the export
     command, from the results store, writes the pruned runs' saved models as the same artefacts."""
-    pruning = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "schedule.steps=2"]
+    pruning = ["pruning.timing.first_epoch=1", "pruning.timing.final_epochs=1", "schedule.steps=2"]
     for name, args in {"pruned": ["-m", "method=obd,magl1,magl2", "ratio=[0.01]", "save_model=true", *pruning],
                        "dense": ["-m", "model=mlp,hashednet", "ratio=[1.0]"],
                        "conv": ["model=convnet", "protocol=convnet", "protocol.epochs=1", "model.kernel=7",

@@ -19,14 +19,14 @@ from conftest import ROOT, DATA_DIR, TINY, run_train
         (["ratio=0"], "ratio must be in (0, 1]"),
         (["ratio=1.5"], "ratio must be in (0, 1]"),
         (["ratio=[0.5,-0.1]"], "ratio must be in (0, 1]"),
-        (["hidden=0"], "hidden must be at least 1, got 0"),
+        (["model.hidden=0"], "model.hidden must be at least 1, got 0"),
         (["data_dir=/nonexistent/dir"], "data_dir '/nonexistent/dir' does not exist"),
         (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
         (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
         (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
         (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
         (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),
-        (["method=magl1", "pruning_scope=row"], "unknown pruning_scope 'row' (choose from: global, layer)"),
+        (["method=magl1", "pruning.scope=row"], "unknown pruning.scope 'row' (choose from: global, layer)"),
         (["precision=16-mixed"], "unknown precision '16-mixed' (choose from: 32-true, bf16-mixed)"),
     ],
 )
@@ -107,7 +107,7 @@ def test_readme_run_command_with_default_wandb_logger(tmp_path):
 
 @pytest.mark.parametrize("method", ["obd", "magl1", "magl2"])
 def test_pruning_run_end_to_end(tmp_path, method):
-    schedule = ["protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1", "schedule.steps=3"]
+    schedule = ["pruning.timing.first_epoch=1", "pruning.timing.final_epochs=1", "schedule.steps=3"]
     proc = run_train(*TINY, f"method={method}", "ratio=[0.1,0.01]", "histogram_epochs=[2]", *schedule,
                      f"hydra.run.dir={tmp_path}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -161,8 +161,8 @@ def test_convnet_searches_and_pareto(tmp_path):
 def test_population_over_datasets_trains_each_replica_as_alone_and_resumes_what_is_missing(tmp_path, results_dir):
     """`dataset.name=[...]` trains one population over datasets; each replica's record equals its run alone; a
     store holding one dataset's replicas makes the mixed run train only the other's."""
-    pruned = ["method=obd", "ratio=[0.5,0.05]", "seeds=[0]", "protocol.pruning.first_epoch=1", "schedule.steps=2",
-              "protocol.pruning.final_epochs=1", "logger=none"]  # fmt: skip
+    pruned = ["method=obd", "ratio=[0.5,0.05]", "seeds=[0]", "pruning.timing.first_epoch=1", "schedule.steps=2",
+              "pruning.timing.final_epochs=1", "logger=none"]  # fmt: skip
     alone = {}
     for name in ("mnist", "mnist_back_rand"):
         run = tmp_path / name

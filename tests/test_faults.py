@@ -27,7 +27,7 @@ def composed(*overrides):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["hidden=abc"], "hidden must be an integer, got 'abc'"),
+        (["model.hidden=abc"], "model.hidden must be an integer, got 'abc'"),
         (["ratio=abc"], "ratio must be a number, got 'abc'"),
         (["ratio=[]"], "ratio must be a fraction of weights kept or a non-empty list"),
         (["protocol.lr=-1"], "protocol.lr must be a finite number in [0, inf], got -1"),
@@ -37,13 +37,13 @@ def composed(*overrides):
         (["dataset.train_size=0"], "dataset.train_size must be at least 1, got 0"),
         (["dataset.train_size=-5"], "dataset.train_size must be at least 1, got -5"),
         (["dataset.test_size=0"], "dataset.test_size must be at least 1, got 0"),
-        (["method=magl1", "protocol.pruning.threshold=2"], "protocol.pruning.threshold must be a finite number in [0, 1]"),
-        (["method=magl1", "protocol.pruning.final=best"], "unknown protocol.pruning.final 'best'"),
+        (["method=magl1", "pruning.timing.threshold=2"], "pruning.timing.threshold must be a finite number in [0, 1]"),
+        (["method=magl1", "pruning.timing.final=best"], "unknown pruning.timing.final 'best'"),
     ],
 )
 def test_bad_values_are_refused_before_training(overrides, message):
     with pytest.raises(UserError) as err:
-        config.validate(composed(*overrides))
+        config.build(composed(*overrides))
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -62,9 +62,9 @@ def test_unknown_keys_are_one_line_errors():
     for arg, key in (("foo=1", "foo"), ("protocol.foo=2", "protocol.foo"), ("dataset.nme=mnist", "dataset.nme")):
         with pytest.raises(UserError, match=f"unknown config key '{key}'"):
             config.check_choices([arg])
-    config.check_choices(["protocol.pruning.threshold=0.9", "dataset.train_size=5", "+foo=1", "hydra.verbose=true",
+    config.check_choices(["pruning.timing.threshold=0.9", "dataset.train_size=5", "+foo=1", "hydra.verbose=true",
                           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "dataset=mnist_rot",
-                          "model.kernel=5", "method.hessian=exact", "seeds=[1]"])  # fmt: skip
+                          "model=convnet", "model.kernel=5", "method=obd", "method.saliency.hessian=exact", "seeds=[1]"])  # fmt: skip
 
 
 def test_store_that_cannot_be_written_is_refused_before_training(tmp_path):

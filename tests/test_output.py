@@ -10,8 +10,8 @@ NOISE = ("GPU available", "TPU available", "litlogger", "LeafSpec", "log_every_n
 
 def test_sweep_is_quiet_shows_eta_and_accuracy_and_ends_with_one_table(tmp_path):
     proc = multirun(tmp_path, tmp_path / "sweep", "dataset.train_size=1000", "dataset.test_size=500", "logger=csv",
-                    "method=magl1", "ratio=0.5", "seeds=[0,1]", "protocol.pruning.first_epoch=1", "schedule.steps=1",
-                    "protocol.pruning.final_epochs=1", "hidden=20,30")  # fmt: skip
+                    "method=magl1", "ratio=0.5", "seeds=[0,1]", "pruning.timing.first_epoch=1", "schedule.steps=1",
+                    "pruning.timing.final_epochs=1", "model.hidden=20,30")  # fmt: skip
     out = proc.stdout + proc.stderr
     assert not [n for n in NOISE if n in out], out
     epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]

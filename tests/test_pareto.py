@@ -24,7 +24,7 @@ def test_settings_average_seeds_from_results_files(tmp_path):
         {"key": f"{k}-{s}", "seed": s, "dataset": "mnist", "source": "original", "parameters": 1000 + k,
          "val_acc": 0.9 + 0.01 * s + k / 1000, "test_acc": 0.8 + 0.01 * s,
          "config": {"model": {"name": "convnet", "kernel": 5, "channels": 4 + k, "stride": 1, "pool": 2,
-                              "dropout": 0.0}, "hidden": 100, "dataset": {"name": "mnist"},
+                              "dropout": 0.0}, "dataset": {"name": "mnist"},
                     "method": {"name": "none"}, "protocol": {"name": "convnet"}}}
         for k in (0, 8) for s in (0, 1)
     ]  # fmt: skip

@@ -72,9 +72,9 @@ def test_obd_saliency_is_w2_times_hessian():
     batches = EvalBatches(x, y, 7)
     h = hessian_diagonal(model, batches, "mse")
     w = model.layers[0].replica_weight()
-    torch.testing.assert_close(OBD("mse", "abs").scores(model, batches)[0], w**2 * h[0].abs())
-    torch.testing.assert_close(OBD("mse", "exact").scores(model, batches)[0], 0.5 * w**2 * h[0])
-    torch.testing.assert_close(Magnitude().scores(model, batches)[0], w.abs())
+    torch.testing.assert_close(OBD("abs").scores(model, batches, "mse")[0], w**2 * h[0].abs())
+    torch.testing.assert_close(OBD("exact").scores(model, batches, "mse")[0], 0.5 * w**2 * h[0])
+    torch.testing.assert_close(Magnitude().scores(model, batches, "mse")[0], w.abs())
 
 
 class Snapshots(pl.Callback):

@@ -9,7 +9,7 @@ from nncompress.results import ResultStore
 def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **data):
     return {"key": f"{method}-{hidden}-{dataset}-{ratio}-{seed}-{protocol}-{data}", "dataset": dataset,
             "source": "regenerated", "ratio": ratio, "seed": seed, "test_acc": acc, "parameters": 100,
-            "config": {"method": {"name": method}, "model": {"name": "mlp"}, "hidden": hidden,
+            "config": {"method": {"name": method}, "model": {"name": "mlp", "hidden": hidden},
                        "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 

@@ -1,39 +1,107 @@
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from nncompress.population import Population
-from nncompress.results import ResultStore, config_key, experiment_key
+from nncompress.results import ResultStore, experiment_key, target_defaults, upgrade_record, without_defaults
 
 from conftest import ROOT, TINY
+from test_faults import composed
 
 
-def test_experiment_key_ignores_run_settings_only():
-    cfg = {"seeds": [0, 1], "ratio": [0.1], "logger": {"name": "wandb"}, "data_dir": "a", "hidden": 100,
-           "dataset": {"name": "mnist", "source": "auto"}}  # fmt: skip
-    key = experiment_key(cfg, "mnist", 0, 0.1, "original")
-    assert key == experiment_key({**cfg, "logger": {"name": "csv"}, "data_dir": "b", "seeds": [0], "cuda_graph": False},
-                                 "mnist", 0, 0.1, "original")  # fmt: skip
-    assert key != experiment_key({**cfg, "hidden": 30}, "mnist", 0, 0.1, "original")
-    assert key != experiment_key(cfg, "mnist", 1, 0.1, "original") != experiment_key(cfg, "mnist", 0, 0.1, "regenerated")
+def key(*overrides, dataset="mnist", seed=0, ratio=1.0, source="original"):
+    """The experiment key of one replica of the config `overrides` compose."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("train", overrides=list(overrides)), resolve=True)
+    return experiment_key(cfg, dataset, seed, ratio, source)
+
+
+def test_experiment_key_hashes_only_what_changes_the_result():
+    base = key()
+    assert base == key("logger=csv", "data_dir=/elsewhere", "cuda_graph=false", "eval_batch_size=7", "export=true",
+                       "histogram_epochs=[3]", "seeds=[0,5]")  # fmt: skip
+    assert base == key("schedule.steps=3", "pruning.timing.every=7", "schedule=power")  # no pruning: unused
+    assert base != key("model.hidden=30") != key("protocol.lr=0.1") != key("dataset.split=official")
+    assert base != key(seed=1) != key(source="regenerated")
+    pruned = key("method=magl1", ratio=0.1)
+    assert pruned != key("method=magl1", "schedule.steps=3", ratio=0.1) != key("method=magl2", ratio=0.1)
+    assert key("model=convnet") == key("model=convnet", "model.channels=8")  # a default, said or not
     # a replica of a population over datasets is the same experiment as a run on its dataset alone
-    both = {**cfg, "dataset": {"name": ["mnist_rot", "mnist"], "source": "auto"}}
-    assert experiment_key(both, "mnist", 0, 0.1, "original") == key != experiment_key(both, "mnist_rot", 0, 0.1, "original")
-    # and keys written before populations spanned datasets stay valid: the replica config, run settings out
-    single = {"seeds": [0], "ratio": 0.1, "hidden": 100, "dataset": {"name": "mnist", "source": "original"}}
-    assert key == config_key(single)
+    assert key("dataset=paper_tables") == base != key("dataset=paper_tables", dataset="mnist_rot")
 
 
-def test_keys_survive_an_option_added_with_its_old_behaviour_as_default():
-    old = {"seeds": [0], "ratio": 0.1, "protocol": {"name": "paper", "pruning": {"final_epochs": 50}},
-           "dataset": {"name": "mnist"}}  # fmt: skip
-    new = {**old, "protocol": {"name": "paper", "pruning": {"final_epochs": 50, "final": "fixed"}}}
-    peak = {**old, "protocol": {"name": "paper", "pruning": {"final_epochs": 50, "final": "train_peak"}}}
-    key = experiment_key(old, "mnist", 0, 0.1, "original")
-    assert experiment_key(new, "mnist", 0, 0.1, "original") == key != experiment_key(peak, "mnist", 0, 0.1, "original")
-    assert new["protocol"]["pruning"]["final"] == "fixed"  # the caller's config is left as it was
+@dataclass
+class Grown:
+    """A config node's class before an option is added to it."""
+
+    a: int = 1
+
+
+def test_keys_survive_an_option_added_with_its_old_behaviour_as_default(monkeypatch):
+    node = {"model": {"_target_": f"{__name__}.Grown", "a": 1}}
+    cfg = json.loads(json.dumps(OmegaConf.to_container(composed(), resolve=True))) | node
+    before = experiment_key(cfg, "mnist", 0, 1.0, "original")
+
+    @dataclass
+    class Grown2:
+        a: int = 1
+        b: str = "old behaviour"
+
+    monkeypatch.setattr(sys.modules[__name__], "Grown", Grown2)
+    target_defaults.cache_clear()
+    with_b = lambda b: cfg | {"model": {**node["model"], "b": b}}  # noqa: E731
+    assert experiment_key(with_b("old behaviour"), "mnist", 0, 1.0, "original") == before
+    assert experiment_key(with_b("new behaviour"), "mnist", 0, 1.0, "original") != before
+    target_defaults.cache_clear()
+    # the option added for real: Timing.final, whose default `fixed` is what runs did before it existed
+    timing = {"first_epoch": 50, "every": 25, "threshold": 0.96, "final_epochs": 50}
+    assert without_defaults({"_target_": "nncompress.compression.schedules.Timing", **timing, "final": "fixed"}) == \
+        {"_target_": "nncompress.compression.schedules.Timing", **timing}
+
+
+# The results-store entries that key version 1 wrote (before configs were constructor trees), and today's overrides
+# for the same experiments.
+V1_STORE = ROOT / "tests" / "fixtures" / "store_v1"
+TINY_V1 = ["dataset.train_size=1000", "dataset.test_size=500", "protocol.epochs=2"]
+PRUNE_V1 = ["pruning.timing.first_epoch=0", "pruning.timing.every=1", "pruning.timing.final_epochs=1", "schedule.steps=1"]
+V1_RUNS = {
+    ("mlp", "none"): TINY_V1,
+    ("mlp", "magl1"): TINY_V1 + PRUNE_V1 + ["method=magl1"],
+    ("mlp", "obd"): TINY_V1 + PRUNE_V1 + ["method=obd"],
+    ("hashednet", "none"): TINY_V1 + ["model=hashednet", "model.hidden=30"],
+    ("convnet", "none"): TINY_V1 + ["model=convnet"],
+    ("mlp", "magl2"): TINY_V1 + PRUNE_V1 + ["protocol=paper", "method=magl2", "model.hidden=30", "dataset=mnist_rot",
+                                             "dataset.source=regenerated"],  # fmt: skip
+}
+
+
+def test_entries_of_key_version_1_get_the_keys_of_todays_same_experiments():
+    for path in sorted(V1_STORE.glob("*.json")):
+        old = json.loads(path.read_text())
+        new = upgrade_record(old)
+        overrides = V1_RUNS[old["config"]["model"]["name"], old["config"]["method"]["name"]]
+        assert new["key"] == key(*overrides, dataset=old["dataset"], seed=old["seed"], ratio=old["ratio"],
+                                 source=old["source"]), path.name  # fmt: skip
+        assert new["v1_key"] == old["key"] == path.stem and new["test_acc"] == old["test_acc"]
+
+
+def test_a_store_of_key_version_1_is_migrated_and_resumed(tmp_path):
+    store = tmp_path / "store"
+    shutil.copytree(V1_STORE, store)
+    out = subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *TINY_V1, "seeds=[0,1]", "logger=none",
+                          f"results_dir={store}"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "7 entries of an earlier key scheme re-keyed" in out.stdout and "nothing to do: all 2 replica(s)" in out.stdout
+    assert sorted(p.name for p in (store / "migrated").iterdir()) == sorted(p.name for p in V1_STORE.iterdir())
+    assert len(ResultStore(store).records()) == 7 and ResultStore(store).migrate() == 0
 
 
 def test_pending_cells():
@@ -46,7 +114,7 @@ def test_pending_cells():
 
 def sweep(store, sweep_dir, log):
     cmd = [sys.executable, str(ROOT / "src" / "train.py"), "-m", "method=obd,magl1,magl2", "ratio=[0.1,0.01]",
-           "seeds=[0,1]", *TINY, "protocol.pruning.first_epoch=1", "protocol.pruning.final_epochs=1",
+           "seeds=[0,1]", *TINY, "pruning.timing.first_epoch=1", "pruning.timing.final_epochs=1",
            "schedule.steps=2", f"results_dir={store}", f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -98,12 +98,12 @@ def test_union_sweeper_runs_every_part(tmp_path):
         "      - [+experiment=smoke, method=magl1, dataset=mnist]\n"
         "      - [+experiment=smoke, method=none, 'ratio=[1.0]', 'seeds=[3]', 'dataset=mnist,mnist_back_rand']\n"
     )
-    multirun(tmp_path, tmp_path / "sweep", f"--config-dir={tmp_path / 'conf'}", "+experiment=two_parts", "hidden=20")
+    multirun(tmp_path, tmp_path / "sweep", f"--config-dir={tmp_path / 'conf'}", "+experiment=two_parts", "model.hidden=20")
     records = ResultStore(tmp_path / "store").records()
     got = sorted((r["config"]["method"]["name"], r["dataset"], r["seed"], r["ratio"]) for r in records)
     assert got == sorted([("magl1", "mnist", s, r) for s in (0, 1) for r in (0.1, 0.01)]
                          + [("none", d, 3, 1.0) for d in ("mnist", "mnist_back_rand")])  # fmt: skip
-    assert {r["config"]["hidden"] for r in records} == {20} and {r["config"]["experiment"] for r in records} == {"smoke"}
+    assert {r["config"]["model"]["hidden"] for r in records} == {20} and {r["config"]["experiment"] for r in records} == {"smoke"}
 
 
 def test_ablation_preset_changes_one_reading_at_a_time(tmp_path):
@@ -113,7 +113,7 @@ def test_ablation_preset_changes_one_reading_at_a_time(tmp_path):
     readings = [{o for o in job - {"dataset=mnist", "protocol=paper"} if not o.startswith(("results_dir=", "hydra."))}
                 for job in jobs]  # fmt: skip
     assert all(len(r) <= 2 for r in readings)  # the table, and at most one changed reading
-    assert sum(r == {"+experiment=table5", "method.hessian=exact"} for r in readings) == 1
+    assert sum(r == {"+experiment=table5", "method.saliency.hessian=exact"} for r in readings) == 1
 
 
 def test_wandb_gives_each_job_of_a_multirun_its_own_named_run(tmp_path):

@@ -2,21 +2,20 @@ import math
 
 import torch
 
-from nncompress.compression.regularizers import build_regularizer
+from nncompress.compression.regularizers import L1, L2
 from nncompress.training.metrics import ReplicaAccuracy
 from nncompress.training.step import lr_factor
 
 
 def test_regularized_sgd_step_is_the_authors_update():
     lam, n, lr = 1.0, 500, 0.3
-    for name, derivative in (("l2", lambda w: w), ("l1", torch.sign)):
+    for regularizer, derivative in ((L2, lambda w: w), (L1, torch.sign)):
         w = torch.randn(3, 4, 5, requires_grad=True)
         w.grad = torch.randn_like(w)
         expected = w.detach() - lam * lr * derivative(w.detach()) / n - lr * w.grad
-        build_regularizer(name, lam, n).add_to(w.grad, w)
+        regularizer(lam / n).add_to(w.grad, w)
         torch.optim.SGD([w], lr=lr).step()
         torch.testing.assert_close(w.detach(), expected)
-    assert build_regularizer("none", lam, n) is None
 
 
 def test_learning_rate_schedules_on_the_device_match_their_formulas():

@@ -1,52 +1,26 @@
-"""Checks of the composed config that turn bad input into one-line errors before any work starts."""
-import math
+"""The composed config built into its objects, and the checks between nodes, before any work starts.
+
+Each node with a `_target_` builds itself and checks its own values (typed.Typed); what no single node can know
+(a ratio a model cannot take, a GPU that is not there) is checked here. Errors are one line.
+"""
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .compression.schedules import FINAL_PHASES
-from .data.datasets import DATASETS
-from .data.splits import SPLITS
 from .data.module import PRECISIONS
 from .errors import UserError
-from .models.convnet import conv_output_side
-from .models.factory import MODELS
-from .models.mlp import ACTIVATIONS
-from .models.layers import INITS
-from .training.module import LOSSES
-from .training.step import LR_SCHEDULES
+from .typed import construct, integer, real
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
-
-
-def integer(value, name: str, low: int | None = None) -> int:
-    """`value` as an int of at least `low`, or a one-line UserError naming the config key."""
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise UserError(f"{name} must be an integer, got '{value}'") from None
-    if low is not None and number < low:
-        raise UserError(f"{name} must be at least {low}, got {number}")
-    return number
-
-
-def real(value, name: str, low: float = -math.inf, high: float = math.inf) -> float:
-    """`value` as a finite float in [low, high], or a one-line UserError naming the config key."""
-    try:
-        number = float(str(value))
-    except ValueError:
-        raise UserError(f"{name} must be a number, got '{value}'") from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise UserError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value}")
-    return number
 
 
 def ratios(cfg: DictConfig) -> list[float]:
@@ -68,7 +42,38 @@ def dataset_config(cfg: DictConfig, name: str) -> DictConfig:
     return OmegaConf.merge(cfg.dataset, {"name": name})
 
 
+@dataclass
+class Parts:
+    """The run's objects, built from its config nodes. `saliency`, `regularizer` and `pruning` are None for a
+    method that does not prune or regularize; `regularizer(strength)` and `pruning(saliency, population, run_dir)`
+    finish building at run time."""
+
+    model: object
+    protocol: object
+    datasets: dict
+    saliency: object
+    regularizer: object
+    pruning: object
+    logger: object
+
+
+def build(cfg: DictConfig) -> Parts:
+    """Every node of the config built (so checked), and the checks between nodes; one-line errors."""
+    validate(cfg)
+    method = cfg.method
+    return Parts(
+        model=construct(cfg.model),
+        protocol=construct(cfg.protocol),
+        datasets={name: construct(dataset_config(cfg, name)) for name in dataset_names(cfg)},
+        saliency=None if method.get("saliency") is None else construct(method.saliency),
+        regularizer=None if method.get("regularizer") is None else construct(method.regularizer),
+        pruning=None if method.get("saliency") is None else construct(cfg.pruning),
+        logger=construct(cfg.logger) if cfg.logger.get("_target_") else None,
+    )
+
+
 def validate(cfg: DictConfig) -> None:
+    """The checks no single node can make."""
     if not ratios(cfg):
         raise UserError("ratio must be a fraction of weights kept or a non-empty list of them, got []")
     for r in ratios(cfg):
@@ -78,65 +83,19 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"seeds must be a non-empty list of distinct integers, got {list(as_list(cfg.seeds))}")
     if len(set(ratios(cfg))) != len(ratios(cfg)):
         raise UserError(f"ratio list has duplicates: {ratios(cfg)}")
-    integer(cfg.hidden, "hidden", 1)
     integer(cfg.eval_batch_size, "eval_batch_size", 1)
-    d, names = cfg.dataset, dataset_names(cfg)
-    for name in names:
-        if name not in DATASETS:
-            raise UserError(f"unknown dataset '{name}' (choose from: {', '.join(DATASETS)})")
+    names = dataset_names(cfg)
     if not names or len(set(names)) != len(names):
         raise UserError(f"dataset.name must be one dataset or a list of distinct ones, got {names}")
-    if d.split not in SPLITS:
-        raise UserError(f"unknown dataset.split '{d.split}' (choose from: {', '.join(SPLITS)})")
-    if d.get("source", "auto") not in ("auto", "original", "regenerated"):
-        raise UserError(f"unknown dataset.source '{d.source}' (choose from: auto, original, regenerated)")
-    for size in ("train_size", "test_size"):  # null keeps the whole split
-        if d.get(size) is not None:
-            integer(d[size], f"dataset.{size}", 1)
-    integer(d.get("val_size") or 0, "dataset.val_size", 0)
-    model = cfg.model.name
-    if model not in MODELS:
-        raise UserError(f"unknown model '{model}' (choose from: {', '.join(MODELS)})")
-    if model != "mlp" and cfg.method.name != "none":
+    model, method = cfg.model.name, cfg.method.name
+    if model != "mlp" and method != "none":
         raise UserError(f"model={model} trains as it is: use method=none (pruning methods apply to model=mlp)")
-    if model == "mlp" and cfg.method.name == "none" and any(r < 1.0 for r in ratios(cfg)):
+    if model == "mlp" and method == "none" and any(r < 1.0 for r in ratios(cfg)):
         raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
-    if model == "convnet":
-        if any(r != 1.0 for r in ratios(cfg)):
-            raise UserError("model=convnet has no ratio: its size comes from kernel, channels, stride and pool")
-        c = cfg.model
-        if conv_output_side(28, c.kernel, c.stride, c.pool) < 1 or min(c.kernel, c.channels, c.stride, c.pool) < 1:
-            raise UserError(f"convnet kernel={c.kernel} channels={c.channels} stride={c.stride} pool={c.pool} "
-                            "leaves no feature map of a 28-pixel image")
-        if not 0.0 <= c.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1), got {c.dropout}")
+    if model == "convnet" and any(r != 1.0 for r in ratios(cfg)):
+        raise UserError("model=convnet has no ratio: its size comes from kernel, channels, stride and pool")
     if cfg.precision not in PRECISIONS:
         raise UserError(f"unknown precision '{cfg.precision}' (choose from: {', '.join(PRECISIONS)})")
-    if cfg.pruning_scope not in ("global", "layer"):
-        raise UserError(f"unknown pruning_scope '{cfg.pruning_scope}' (choose from: global, layer)")
-    if cfg.method.get("hessian", "abs") not in ("abs", "exact", "gauss_newton"):
-        raise UserError(f"unknown method.hessian '{cfg.method.hessian}' (choose from: abs, exact, gauss_newton)")
-    final = cfg.protocol.get("pruning", {}).get("final", "fixed")
-    if final not in FINAL_PHASES:
-        raise UserError(f"unknown protocol.pruning.final '{final}' (choose from: {', '.join(FINAL_PHASES)})")
-    integer(cfg.schedule.steps, "schedule.steps", 1)
-    p = cfg.protocol
-    for key, allowed in (("activation", ACTIVATIONS), ("loss", LOSSES), ("init", INITS), ("lr_schedule", LR_SCHEDULES)):
-        if p[key] not in allowed:
-            raise UserError(f"unknown protocol.{key} '{p[key]}' (choose from: {', '.join(allowed)})")
-    integer(p.epochs, "protocol.epochs", 1)
-    integer(p.batch_size, "protocol.batch_size", 1)
-    if real(p.lr, "protocol.lr", 0.0) == 0:
-        raise UserError("protocol.lr must be positive, got 0")
-    real(p.momentum, "protocol.momentum", 0.0, 0.999)
-    real(p.weight_decay, "protocol.weight_decay", 0.0)
-    real(p.reg_lambda, "protocol.reg_lambda", 0.0)
-    if "pruning" in p:
-        integer(p.pruning.first_epoch, "protocol.pruning.first_epoch", 0)
-        integer(p.pruning.every, "protocol.pruning.every", 1)
-        integer(p.pruning.final_epochs, "protocol.pruning.final_epochs", 0)
-        if p.pruning.threshold is not None:
-            real(p.pruning.threshold, "protocol.pruning.threshold", 0.0, 1.0)
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(f"accelerator={cfg.accelerator} but no CUDA GPU is visible (use accelerator=cpu or auto)")
 
@@ -166,15 +125,14 @@ def extra_config_dirs(argv: list[str]) -> list[Path]:
 
 
 def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """Reject `group=option` overrides naming no config file, listing the valid options.
+    """Reject `group=option` overrides naming no config file (listing the valid options), then keys that the
+    composed config does not have, each value of a sweep (`a=x,y`) in turn.
 
-    Hydra reports these too, but as a multi-line message; this catches them first to keep it one line.
+    Hydra reports these too, but as multi-line messages; this catches them first to keep them one line.
     """
     conf_dirs = [conf_dir, *extra_config_dirs(argv)]
     for arg in argv:
         key, sep, value = arg.lstrip("+~").partition("=")
-        if sep and not arg.startswith(("+", "~", "-")) and not known_key(key, conf_dirs):
-            raise UserError(f"unknown config key '{key}' (a new key needs a +: +{key}={value})")
         groups = [d / key for d in conf_dirs if (d / key).is_dir()]
         if arg.startswith("-") or not sep or not groups or "(" in value:
             continue
@@ -182,16 +140,32 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
         for v in value.split(","):
             if v not in options:
                 raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
+    check_composes(argv, conf_dirs)
 
 
-def known_key(key: str, conf_dirs: list[Path]) -> bool:
-    """Whether `key` (dotted) names a value of train.yaml or of some option of a config group."""
-    top, *rest = key.split(".")
-    if top.split("/")[0] == "hydra" or any((d / top).is_dir() for d in conf_dirs) and not rest:
-        return True  # Hydra's own settings and groups (hydra/launcher=...), or a config group's option
-    absent = object()
-    options = [p for d in conf_dirs if (d / top).is_dir() for p in (d / top).glob("*.yaml")]
-    if options:  # a config group: the rest must be a key of one of its options
-        return not rest or any(OmegaConf.select(OmegaConf.load(p), ".".join(rest), default=absent) is not absent
-                               for p in options)  # fmt: skip
-    return OmegaConf.select(OmegaConf.load(conf_dirs[0] / "train.yaml"), key, default=absent) is not absent
+def check_composes(argv: list[str], conf_dirs: list[Path]) -> None:
+    """Compose the config once per value of each sweep override (the others at their first value); a key that is
+    not there is a one-line UserError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    # Overrides only: flags and their values (`--cfg job`, `-cd DIR`) have no `=`, Hydra's own settings are its.
+    ours = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(ours)
+    except Exception as err:  # OverrideParseException, multi-line
+        raise UserError(str(err).splitlines()[0]) from None
+    values = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed]
+    prefixes = [o.input_line.split("=", 1)[0] + "=" if o.is_sweep_override() else "" for o in parsed]
+    firsts = [p + v[0] for p, v in zip(prefixes, values)]
+    variants = [firsts] + [firsts[:i] + [prefixes[i] + v] + firsts[i + 1 :] for i in range(len(values)) for v in values[i][1:]]
+    search = [f"hydra.searchpath=[{','.join(f'file://{d.resolve()}' for d in conf_dirs[1:])}]"] if conf_dirs[1:] else []
+    with initialize_config_dir(str(conf_dirs[0]), version_base="1.3"):
+        for variant in variants:
+            try:
+                compose("train", overrides=variant + search)
+            except Exception as err:  # Hydra's errors share no type worth naming; all mean a bad override
+                unknown = re.search(r"Could not override '([^']+)'", str(err))
+                if unknown:
+                    raise UserError(f"unknown config key '{unknown[1]}' (a new key needs a +: +{unknown[1]}=...)") from None
+                raise UserError(str(err).splitlines()[0]) from None

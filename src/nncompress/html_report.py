@@ -96,7 +96,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
              "options that differ between its runs or from <code>conf/protocol/&lt;name&gt;.yaml</code>) and one "
              "dataset's data.</p>",
              html_table(variants(runs)) if len(runs) else "<p>No replicas stored yet.</p>"]  # fmt: skip
-    options = [c for c in runs.columns if c.startswith(("protocol.", "schedule.", "dataset."))]
+    options = [c for c in runs.columns if c.startswith(("protocol.", "pruning.", "dataset."))]
     if len(runs):
         every = runs.groupby(["protocol", "dataset"])[options].first().reset_index().dropna(axis=1, how="all")
         body.append(f"<details><summary>Every option of each variant</summary>{html_table(every.fillna('—'))}</details>")

@@ -11,47 +11,48 @@ from .config import dataset_names
 def run_name(cfg) -> str:
     """`<experiment>/<method or model>/<datasets>/<size>`, e.g. `table5/obd/mnist/h100` or `adhoc/convnet/mnist/k5c4s1p2`."""
     m = cfg.model
-    size = f"k{m.kernel}c{m.channels}s{m.stride}p{m.pool}" if m.name == "convnet" else f"h{cfg.hidden}"
+    size = f"k{m.kernel}c{m.channels}s{m.stride}p{m.pool}" if m.name == "convnet" else f"h{m.hidden}"
     what = cfg.method.name if m.name == "mlp" else m.name
     return f"{cfg.experiment or 'adhoc'}/{what}/{'+'.join(dataset_names(cfg))}/{size}"
 
 
-def build_logger(cfg, run_dir: Path, config: dict):
-    name, datasets = cfg.logger.name, dataset_names(cfg)
-    if name == "wandb":
-        # W&B's own console lines (banners, run history, a warning about a setting Lightning passes) silenced; the
-        # run's directory is said in one line at its end instead. WANDB_SILENT=false brings them back.
-        os.environ.setdefault("WANDB_SILENT", "true")
-        logger = WandbLogger(
-            project=cfg.logger.project,
-            name=run_name(cfg),
-            save_dir=str(run_dir),
-            offline=cfg.logger.offline,
-            group=f"{cfg.experiment or 'adhoc'}/{cfg.method.name}/{cfg.model.name}/{'+'.join(datasets)}",
-            job_type=cfg.experiment or "adhoc",
-            tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, *datasets, cfg.protocol.name) if t],
-            config=config,
-        )
-        # Lightning always passes `anonymous` (None by default), which W&B >= 0.19 warns about whatever its value.
-        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
-        return logger
-    if name == "csv":
-        return CSVLogger(str(run_dir), name="csv")
-    return False
+def build_logger(cfg, make, run_dir: Path, config: dict):
+    """`make`: the `logger` node built (a partial Lightning logger class) or None; it gets the run directory, and
+    a W&B run its name, group, job type, tags and config."""
+    if make is None:
+        return False
+    if not issubclass(make.func, WandbLogger):
+        return make(save_dir=str(run_dir))
+    # W&B's own console lines (banners, run history, a warning about a setting Lightning passes) silenced; the
+    # run's directory is said in one line at its end instead. WANDB_SILENT=false brings them back.
+    os.environ.setdefault("WANDB_SILENT", "true")
+    datasets = dataset_names(cfg)
+    logger = make(
+        name=run_name(cfg),
+        save_dir=str(run_dir),
+        group=f"{cfg.experiment or 'adhoc'}/{cfg.method.name}/{cfg.model.name}/{'+'.join(datasets)}",
+        job_type=cfg.experiment or "adhoc",
+        tags=[t for t in (cfg.experiment, cfg.method.name, cfg.model.name, *datasets, cfg.protocol.name) if t],
+        config=config,
+    )
+    # Lightning always passes `anonymous` (None by default), which W&B >= 0.19 warns about whatever its value.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 @contextmanager
-def experiment_logger(cfg, run_dir: Path, config: dict):
-    """The run's logger, its W&B run finished on the way out: the next job of a multirun in this process then
-    starts a run of its own (W&B would carry on with this one)."""
-    logger = build_logger(cfg, run_dir, config)
+def experiment_logger(cfg, make, run_dir: Path, config: dict):
+    """The run's logger (`build_logger`), its W&B run finished on the way out: the next job of a multirun in this
+    process then starts a run of its own (W&B would carry on with this one)."""
+    logger = build_logger(cfg, make, run_dir, config)
     try:
         yield logger
     finally:
         if isinstance(logger, WandbLogger):
             where = logger.experiment.dir
             logger.experiment.finish()
-            print(f"W&B run '{run_name(cfg)}' in {Path(where).parent}" + (" (upload: wandb sync DIR)" if cfg.logger.offline else ""))
+            offline = logger._offline
+            print(f"W&B run '{run_name(cfg)}' in {Path(where).parent}" + (" (upload: wandb sync DIR)" if offline else ""))
 
 
 REPLICA_COLUMNS = ["dataset", "seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
@@ -62,7 +63,7 @@ def log_replica_table(logger, records: list[dict]) -> None:
     with `export=true`) across runs."""
     if isinstance(logger, WandbLogger):
         columns = REPLICA_COLUMNS + (["artefact_bytes"] if records and "artefact_bytes" in records[0] else [])
-        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], r["config"]["hidden"]] + [r[c] for c in columns]
+        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], r["config"]["model"].get("hidden")] + [r[c] for c in columns]
                 for r in records]  # fmt: skip
         logger.log_table("replicas", columns=["method", "model", "hidden", *columns], data=rows)
 

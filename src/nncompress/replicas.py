@@ -17,12 +17,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from .data.splits import split_sizes
-from .results import ResultStore, read_jsonl, without_added_defaults
+from .results import ResultStore, read_jsonl, upgrade_record, without_defaults
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 # Config keys that say how a network was trained, whatever the method or model.
-TRAINING_SETTINGS = ("protocol", "schedule", "precision", "pruning_scope", "common_random_numbers")
+TRAINING_SETTINGS = ("protocol", "pruning", "precision", "common_random_numbers")  # pruning: methods that prune
 # Keys of `dataset` that say which images a replica trained and was tested on (with the source it used).
 DATA_SETTINGS = ("split", "train_size", "test_size", "val_size", "regen_seed")
 # Keys of the data that must agree for a ConvNet to stand beside an MLP: the ConvNet search holds out a
@@ -54,9 +54,10 @@ def option_defaults(group: str, name: str) -> dict:
 
 def shared_settings(record: dict) -> dict:
     """The training and data settings of a replica, flattened."""
-    config = without_added_defaults(record["config"])  # an option added later splits nothing
+    config = without_defaults(record["config"])  # an option added later splits nothing
     data = config.get("dataset") or {}
-    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS})
+    prunes = (config.get("method") or {}).get("saliency") is not None
+    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS if k != "pruning" or prunes})
             | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
 
 
@@ -70,7 +71,7 @@ def changed_options(config: dict, group: str) -> dict:
 def own_settings(config: dict) -> dict:
     """Method and model options changed from their defaults (a ConvNet's shape is its `architecture` instead)."""
     model = {} if (config.get("model") or {}).get("name") == "convnet" else changed_options(config, "model")
-    return changed_options(config, "method") | model
+    return changed_options(config, "method") | {k: v for k, v in model.items() if k != "model.hidden"}  # its own column
 
 
 def shown(value) -> str:
@@ -118,11 +119,11 @@ def architecture(model: dict) -> str:
 
 def read_records(*paths) -> list[dict]:
     """The replicas of results stores (folders of `<key>.json`) and of every `results.jsonl` under `paths`, each
-    replica once."""
+    replica once, in today's config layout and key scheme (results.upgrade_record)."""
     records = {}
     for path in paths:
         found = ResultStore(path).records() + [r for f in sorted(Path(path).rglob("results.jsonl")) for r in read_jsonl(f)]
-        records |= {r.get("key", id(r)): r for r in found}
+        records |= {r.get("key", id(r)): r for r in map(upgrade_record, found)}
     return list(records.values())
 
 
@@ -143,7 +144,7 @@ def load_results(*paths) -> pd.DataFrame:
     frame = pd.DataFrame({
         "method": [r["config"]["method"]["name"] for r in records],
         "model": [r["config"]["model"]["name"] for r in records],
-        "hidden": [r["config"].get("hidden") for r in records],
+        "hidden": pd.array([r["config"]["model"].get("hidden") for r in records], dtype="Int64"),  # none: ConvNets
         "protocol": labels,
         "settings": settings,
         "data": [data_description(r) for r in records],

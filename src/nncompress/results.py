@@ -4,7 +4,9 @@ The store holds one JSON file per finished replica, named by a hash of the repli
 (OpenLTH's idea): rerunning a sweep skips what is there, a killed run loses only its unfinished replicas, and
 a replica can never be recorded twice or half.
 """
+import functools
 import hashlib
+import inspect
 import json
 import os
 import socket
@@ -15,25 +17,32 @@ from pathlib import Path
 
 from .atomic import write_text
 
-# Settings that change where, how or under which preset a run is done, not its outcome.
-NOT_IN_KEY = ("experiment", "logger", "data_dir", "cache_dir", "results_dir", "resume", "accelerator", "eval_batch_size",
-              "save_model", "export", "cuda_graph")  # fmt: skip
+# What a replica's result depends on, besides its dataset, seed and ratio: the rest of a config says where, how
+# or under which preset a run is done (data_dir, logger, accelerator, cuda_graph, histogram_epochs, ...).
+KEY_NODES = ("model", "method", "pruning", "protocol", "dataset")
+KEY_SETTINGS = {"precision": "32-true", "deterministic": True, "common_random_numbers": False}  # their defaults
+KEY_VERSION = 2  # 1: the whole config minus run settings, before configs were constructor trees (see upgrade)
 
 
-# Options added after results were stored, at the value every earlier run had: left out of the key at that value,
-# so a key stored before the option existed still names the same experiment (OpenLTH's rule for defaults).
-ADDED_OPTIONS = {("protocol", "pruning", "final"): "fixed"}
+def without_defaults(node):
+    """`node` with every option a `_target_` class takes at its default left out, recursively (`_partial_` too):
+    a key then names what was set, so an option added later with the default earlier runs had changes no key
+    (OpenLTH's rule; hence a default is never changed, a new option is added instead)."""
+    if isinstance(node, list):
+        return [without_defaults(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    defaults = target_defaults(node["_target_"]) if node.get("_target_") else {}
+    return {k: without_defaults(v) for k, v in node.items()
+            if k != "_partial_" and not (k in defaults and defaults[k] == v)}  # fmt: skip
 
 
-def without_added_defaults(config: dict) -> dict:
-    config = json.loads(json.dumps(config))  # a deep copy
-    for *parents, leaf in ADDED_OPTIONS:
-        node = config
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and node.get(leaf) == ADDED_OPTIONS[(*parents, leaf)]:
-            del node[leaf]
-    return config
+@functools.cache
+def target_defaults(target: str) -> dict:
+    from hydra.utils import get_object
+
+    parameters = inspect.signature(get_object(target)).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
@@ -41,16 +50,67 @@ def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
     return {**config, "dataset": {**config["dataset"], "name": dataset}, "seeds": [seed], "ratio": ratio}
 
 
+def experiment(config: dict, dataset: str, seed: int, ratio: float, source: str) -> dict:
+    """What a replica's result depends on, non-defaults only: its nodes (the pruning node only for a method that
+    prunes; names left out, the `_target_`s say what was built), the data source it used, seed and ratio."""
+    c = replica_config(config, dataset, seed, ratio)
+    tree = {k: c[k] for k in KEY_NODES if k != "pruning" or (c["method"] or {}).get("saliency")}
+    tree["method"] = {k: v for k, v in tree["method"].items() if k != "name"}
+    tree["protocol"] = {k: v for k, v in tree["protocol"].items() if k != "name"}
+    tree["dataset"] = {**tree["dataset"], "source": source}
+    tree |= {k: c[k] for k, default in KEY_SETTINGS.items() if c.get(k, default) != default}
+    return without_defaults(tree) | {"seed": seed, "ratio": ratio}
+
+
 def experiment_key(config: dict, dataset: str, seed: int, ratio: float, source: str) -> str:
-    """Names the experiment a replica is: its config without run settings, with the data source it used."""
-    cfg = {k: v for k, v in replica_config(config, dataset, seed, ratio).items() if k not in NOT_IN_KEY}
-    cfg["dataset"] = {**cfg["dataset"], "source": source}
-    return config_key(without_added_defaults(cfg))
+    """Names the experiment a replica is (a hash of `experiment`)."""
+    return config_key(experiment(config, dataset, seed, ratio, source))
 
 
 def config_key(config: dict) -> str:
     """Hash naming an experiment by its hyperparameters (stable across key order)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def upgrade(config: dict) -> dict:
+    """A replica config of key version 1 (stored before configs were constructor trees) in today's layout."""
+    if "pruning_scope" not in config:  # a key of version 1 only
+        return config
+    c = json.loads(json.dumps(config))  # a deep copy
+    hidden, scope, schedule, timing = c.pop("hidden"), c.pop("pruning_scope"), c.pop("schedule"), c["protocol"].pop("pruning")
+    model = c["model"]
+    c["model"] = {"_target_": f"nncompress.models.factory.{V1_MODELS[model['name']]}", **model,
+                  **({} if model["name"] == "convnet" else {"hidden": hidden})}  # fmt: skip
+    method = c["method"]
+    saliency = method.get("saliency")
+    c["method"] = {
+        "name": method["name"],
+        "saliency": saliency and {"_target_": f"nncompress.compression.saliency.{V1_SALIENCIES[saliency]}",
+                                  **({"hessian": method["hessian"]} if saliency == "obd" else {})},  # fmt: skip
+        "regularizer": None if method["regularizer"] == "none" else
+                       {"_target_": f"nncompress.compression.regularizers.{method['regularizer'].upper()}", "_partial_": True},
+    }  # fmt: skip
+    kind = schedule.pop("kind")
+    schedule = {"_target_": f"nncompress.compression.schedules.{kind.title()}Schedule", "steps": schedule["steps"],
+                **({"c": schedule["c"]} if kind == "power" else {})}  # fmt: skip
+    c["pruning"] = {"_target_": "nncompress.compression.pruning.Pruning", "_partial_": True, "scope": scope,
+                    "schedule": schedule, "timing": {"_target_": "nncompress.compression.schedules.Timing", **timing}}
+    c["protocol"] = {"_target_": "nncompress.training.protocol.Protocol", **c["protocol"]}
+    c["dataset"] = {"_target_": "nncompress.data.datasets.Dataset", **c["dataset"]}
+    return c
+
+
+V1_MODELS = {"mlp": "MLP", "hashednet": "HashedNet", "convnet": "ConvNet"}
+V1_SALIENCIES = {"magnitude": "Magnitude", "obd": "OBD"}
+
+
+def upgrade_record(record: dict) -> dict:
+    """`record` with its config in today's layout and its key of today's scheme (the old one kept as `v1_key`)."""
+    if "pruning_scope" not in record["config"]:
+        return record
+    config = upgrade(record["config"])
+    key = experiment_key(config, record["dataset"], record["seed"], record["ratio"], record["source"])
+    return {**record, "config": config, "key": key, "v1_key": record["key"]}
 
 
 def dumps(record: dict) -> str:
@@ -130,6 +190,25 @@ class ResultStore:
                     path.unlink()
             except (FileNotFoundError, ValueError):
                 pass
+
+    def migrate(self) -> int:
+        """Re-key entries stored under key version 1 (their configs upgraded); the old files are moved to
+        `migrated/`, never deleted. Returns how many were re-keyed."""
+        moved = 0
+        for path in sorted(self.root.glob("*.json")):
+            record = self.read(path)
+            if record is None or "pruning_scope" not in record["config"]:
+                continue
+            new = upgrade_record(record)
+            if new["key"] not in self:
+                self.put(new)
+            (self.root / "migrated").mkdir(exist_ok=True)
+            os.replace(path, self.root / "migrated" / path.name)
+            moved += 1
+        if moved:
+            print(f"results store {self.root}: {moved} entr{'y' if moved == 1 else 'ies'} of an earlier key scheme "
+                  f"re-keyed (originals in migrated/)")
+        return moved
 
     def __contains__(self, key: str) -> bool:
         return self.read(self.path(key)) is not None

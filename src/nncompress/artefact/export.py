@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from .. import results
 from ..data.datasets import load_dataset
 from ..errors import UserError, exit_on_user_error
-from ..models.factory import build_model
 from ..population import Population
+from ..typed import construct
 from . import file
 
 REPO = Path(__file__).resolve().parents[3]
@@ -100,7 +100,7 @@ def load_population(run_dir: Path, records: list[dict]):
     cfg = OmegaConf.create(records[0]["config"])
     cells = [(r["dataset"], r["seed"], r["ratio"]) for r in state["replicas"]]
     population = Population.build(cells, cfg.common_random_numbers)
-    model = build_model(cfg, population, IMAGE_PIXELS)
+    model = construct(cfg.model).build(population, IMAGE_PIXELS, cfg.protocol)
     masks = {k: v for k, v in state["state_dict"].items() if k.endswith(".mask")}
     model.load_state_dict({k: v for k, v in state["state_dict"].items() if k not in masks})
     for name, mask in masks.items():
@@ -116,7 +116,9 @@ def export_runs(source: Path, out: Path | None, values: torch.dtype) -> list[tup
     """Export every replica recorded in `source`, a run directory (its results.jsonl) or the results store."""
     source = Path(source)
     store = None if (source / "results.jsonl").is_file() else results.ResultStore(source)
-    records = results.read_jsonl(source / "results.jsonl") if store is None else store.records()
+    if store is not None:
+        store.migrate()
+    records = [results.upgrade_record(r) for r in results.read_jsonl(source / "results.jsonl")] if store is None else store.records()
     if not records:
         raise UserError(f"{source} holds no results.jsonl and no stored results")
     written = []

@@ -14,13 +14,19 @@ import torch
 from ..population import Population
 from ..training.metrics import replica_accuracy
 from .masks import prune_masks
-from .saliency import OBD, SALIENCIES
-from .schedules import FINAL_PHASES, SCHEDULES, Timing
+from ..errors import UserError
+from .schedules import FINAL_PHASES, Timing
+
+
+SCOPES = ("global", "layer")  # rank all layers of a replica together (the authors), or each layer apart
 
 
 class Pruning(pl.Callback):
     def __init__(self, saliency, schedule, timing: Timing, population: Population, scope: str = "global",
                  run_dir: Path | None = None):  # fmt: skip
+        """Built from the `pruning` config node (schedule, timing, scope) and the method's `saliency`."""
+        if scope not in SCOPES:
+            raise UserError(f"unknown pruning.scope '{scope}' (choose from: {', '.join(SCOPES)})")
         self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
         self.population, self.run_dir = population, run_dir
         R = population.size
@@ -84,7 +90,7 @@ class Pruning(pl.Callback):
         model, epoch = pl_module.model, trainer.current_epoch
         before = self.train_accuracy(trainer, model) if before is None else before
         start = time.perf_counter()
-        scores = self.saliency.scores(model, trainer.datamodule.eval_batches("train"))
+        scores = self.saliency.scores(model, trainer.datamodule.eval_batches("train"), pl_module.protocol.loss)
         saliency_s = time.perf_counter() - start
         fractions = torch.tensor(
             [self.schedule.fraction(int(i) + 1, float(s)) for i, s in zip(self.steps_done, self.targets)]
@@ -145,18 +151,3 @@ class Pruning(pl.Callback):
             "pruning_steps": int(self.steps_done[index]),
             "epochs": int(min(self.end_epoch[index], epochs_trained)),
         }
-
-
-def build_pruning(cfg, population: Population, run_dir: Path | None):
-    """The Pruning callback the config's method describes, or None for methods that do not prune."""
-    method, protocol = cfg.method, cfg.protocol
-    if method.get("saliency") is None:
-        return None
-    if method.saliency == "obd":
-        saliency = OBD(protocol.loss, method.hessian)
-    else:
-        saliency = SALIENCIES[method.saliency]()
-    schedule = SCHEDULES[cfg.schedule.kind](cfg.schedule.steps, cfg.schedule.c)
-    return Pruning(
-        saliency, schedule, Timing(**protocol.pruning), population, cfg.pruning_scope, run_dir
-    )

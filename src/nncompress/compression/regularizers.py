@@ -7,7 +7,8 @@ import torch
 
 
 class Regularizer:
-    """Adds `strength * R'(w)` to the gradient of a weight."""
+    """Adds `strength * R'(w)` to the gradient of a weight. A method's `regularizer` node names the class
+    (`_partial_`); the training sets the strength: lambda / n, n the training-set size."""
 
     def __init__(self, strength: float):
         self.strength = strength
@@ -28,11 +29,3 @@ class L2(Regularizer):
 class L1(Regularizer):
     def derivative(self, w):
         return w.sign()
-
-
-REGULARIZERS = {"l1": L1, "l2": L2}
-
-
-def build_regularizer(name: str, lam: float, n_train: int) -> Regularizer | None:
-    """`name` in none | l1 | l2; the strength is lambda / n with n the training-set size."""
-    return None if name == "none" or lam == 0 else REGULARIZERS[name](lam / n_train)

@@ -1,33 +1,37 @@
 """Pruning schedules: the removed fraction after step i of k, and when steps happen."""
 from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from ..typed import Typed, bounded
+
+FINAL_PHASES = {"fixed": None, "train_peak": "train", "test_peak": "test"}  # -> the split whose accuracy ends it
 
 
-class PowerSchedule:
+@dataclass
+class PowerSchedule(Typed):
     """The paper's (section 3.2.1): S * (i / k)^(1 / c); large steps first, smaller ones as the net thins."""
 
-    def __init__(self, steps: int = 15, c: float = 16.0):
-        self.steps, self.c = steps, c
+    node: ClassVar[str] = "pruning.schedule"
+    steps: int = bounded(15, low=1)
+    c: float = bounded(16.0, low=1e-9)
 
     def fraction(self, i: int, target: float) -> float:
         return target * (i / self.steps) ** (1.0 / self.c)
 
 
-class CubicSchedule:
+@dataclass
+class CubicSchedule(Typed):
     """Zhu & Gupta (2018): S * (1 - (1 - i / k)^3)."""
 
-    def __init__(self, steps: int = 15, c: float | None = None):
-        self.steps = steps
+    node: ClassVar[str] = "pruning.schedule"
+    steps: int = bounded(15, low=1)
 
     def fraction(self, i: int, target: float) -> float:
         return target * (1.0 - (1.0 - i / self.steps) ** 3)
 
 
-SCHEDULES = {"power": PowerSchedule, "cubic": CubicSchedule}
-FINAL_PHASES = {"fixed": None, "train_peak": "train", "test_peak": "test"}  # -> the split whose accuracy ends it
-
-
 @dataclass(frozen=True)
-class Timing:
+class Timing(Typed):
     """When steps fire: not before `first_epoch`; then when the training accuracy (measured at the start of
     the epoch) reaches `threshold` (None: never early) or `every` epochs after the last step.
 
@@ -37,11 +41,12 @@ class Timing:
     `test_peak` selects on the test set, which flatters the result: an ablation, not a protocol to report.
     """
 
-    first_epoch: int
-    every: int
-    threshold: float | None
-    final_epochs: int
-    final: str = "fixed"
+    node: ClassVar[str] = "pruning.timing"
+    first_epoch: int = bounded(4, low=0)
+    every: int = bounded(1, low=1)
+    threshold: float | None = bounded(None, low=0.0, high=1.0)
+    final_epochs: int = bounded(10, low=0)
+    final: Literal[tuple(FINAL_PHASES)] = "fixed"
 
     def max_epochs(self, steps: int) -> int:
         return self.first_epoch + (steps - 1) * self.every + self.final_epochs

@@ -1,6 +1,7 @@
 """Dataset registry: which files or recipe give each dataset, its splits, and where it came from."""
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -8,9 +9,26 @@ import torch
 from ..errors import UserError
 from . import download, larochelle, variants
 from .cache import load_cached, save_atomic
+from ..typed import Typed, bounded
 from .mnist import NPZ_SHA256, load_mnist
+from .splits import SPLITS
 
 DATASETS = ("mnist",) + variants.VARIANTS
+
+
+@dataclass
+class Dataset(Typed):
+    """Which images a replica trains and is tested on (`conf/dataset/<name>.yaml`; a run's `dataset.name` may list
+    several: each replica gets this node with its own name)."""
+
+    node: ClassVar[str] = "dataset"
+    name: Literal[DATASETS] = "mnist"
+    split: Literal[tuple(SPLITS)] = "paper"
+    source: Literal["auto", "original", "regenerated"] = "auto"  # variants only; auto: original if present
+    regen_seed: int = 0
+    val_size: int = bounded(0, low=0)
+    train_size: int | None = bounded(None, low=1)  # None: the whole split
+    test_size: int | None = bounded(None, low=1)
 
 
 @dataclass
@@ -56,7 +74,7 @@ def regenerated(name: str, data_dir: Path, cache_dir: Path, seed: int) -> tuple[
 
 def load_arrays(cfg, data_dir: Path, cache_dir: Path) -> tuple[str, tuple]:
     """(source, (x_train, y_train, x_test, y_test)) for the configured dataset and split."""
-    name, split, source = cfg.name, cfg.split, cfg.get("source", "auto")
+    name, split, source = cfg.name, cfg.split, cfg.source
     if name == "mnist":
         m = load_mnist(data_dir)
         arrays = paper_pool(m) if split == "paper" else (m["x_train"], m["y_train"], m["x_test"], m["y_test"])
@@ -82,19 +100,21 @@ def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     return x, torch.from_numpy(y.astype(np.int64))
 
 
-def load_dataset(cfg, data_dir: str | Path, cache_dir: str | Path) -> Splits:
-    """Load, split and limit the dataset described by the `dataset` config group."""
+def load_dataset(cfg: Dataset, data_dir: str | Path, cache_dir: str | Path) -> Splits:
+    """Load, split and limit the dataset `cfg` (a Dataset, or a config node of one) describes."""
+    if not isinstance(cfg, Dataset):
+        cfg = Dataset(**{k: v for k, v in dict(cfg).items() if k != "_target_"})
     data_dir, cache_dir = Path(data_dir).expanduser(), Path(cache_dir).expanduser()
     if not data_dir.parent.is_dir():  # a misspelt path fails here; a new folder (data/ on a fresh clone) is made
         raise UserError(f"data_dir '{data_dir}' does not exist, nor its parent (set data_dir=... or NNCOMPRESS_DATA_DIR)")
     data_dir.mkdir(exist_ok=True)
     source, (x_tr, y_tr, x_te, y_te) = load_arrays(cfg, data_dir, cache_dir)
-    val = cfg.get("val_size", 0) or 0
+    val = cfg.val_size
     if not 0 <= val < len(x_tr):
         raise UserError(f"dataset.val_size must be in [0, {len(x_tr)}), got {val}")
     x_va, y_va = x_tr[len(x_tr) - val :], y_tr[len(y_tr) - val :]
     x_tr, y_tr = x_tr[: len(x_tr) - val], y_tr[: len(y_tr) - val]
-    n_tr, n_te = cfg.get("train_size") or len(x_tr), cfg.get("test_size") or len(x_te)
+    n_tr, n_te = cfg.train_size or len(x_tr), cfg.test_size or len(x_te)
     return Splits(
         cfg.name, source, *as_tensors(x_tr[:n_tr], y_tr[:n_tr]), *as_tensors(x_va, y_va), *as_tensors(x_te[:n_te], y_te[:n_te])
     )

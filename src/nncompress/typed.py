@@ -1,0 +1,104 @@
+"""Typed config nodes: dataclasses that a config node builds through its `_target_`, checking their own values.
+
+Hydra's structured configs check types too, but while composing, with a multi-line message; these check when the
+node is built (before any training) and say what is wrong in one line naming the config key.
+"""
+import dataclasses
+import math
+import types
+import typing
+from typing import Literal
+
+from .errors import UserError
+
+
+def integer(value, name: str, low: int | None = None) -> int:
+    """`value` as an int of at least `low`, or a one-line UserError naming the config key."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise UserError(f"{name} must be an integer, got '{value}'") from None
+    if low is not None and number < low:
+        raise UserError(f"{name} must be at least {low}, got {number}")
+    return number
+
+
+def real(value, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """`value` as a finite float in [low, high], or a one-line UserError naming the config key."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise UserError(f"{name} must be a number, got '{value}'") from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise UserError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value}")
+    return number
+
+
+def boolean(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise UserError(f"{name} must be true or false, got '{value}'")
+
+
+def bounded(default, low=None, high=None):
+    """A field whose value must lie in [low, high]."""
+    return dataclasses.field(default=default, metadata={"low": low, "high": high})
+
+
+def convert(value, kind, name: str, low=None, high=None):
+    """`value` as type `kind` (int, float, bool, str, a Literal of choices, or X | None), or a one-line UserError."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if typing.get_origin(kind) is Literal:
+        if value not in typing.get_args(kind):
+            raise UserError(f"unknown {name} '{value}' (choose from: {', '.join(map(str, typing.get_args(kind)))})")
+        return value
+    if kind is bool:
+        return boolean(value, name)
+    if kind is int:
+        number = integer(value, name, low)
+        if high is not None and number > high:
+            raise UserError(f"{name} must be at most {high}, got {number}")
+        return number
+    if kind is float:
+        return real(value, name, -math.inf if low is None else low, math.inf if high is None else high)
+    return kind(value)
+
+
+class Typed:
+    """Base of a typed config node: after the dataclass's __init__, every field is converted to its annotated type
+    (within its `bounded` range) or refused in one line, then `check` tests what types cannot say."""
+
+    node = ""  # the config key of the node, for messages
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = convert(getattr(self, f.name), hints[f.name], f"{self.node}.{f.name}".lstrip("."), **f.metadata)
+            object.__setattr__(self, f.name, value)  # frozen ones too
+        self.check()
+
+    def check(self) -> None:
+        """Constraints between fields, beyond their types (none by default)."""
+
+
+def construct(node, **kwargs):
+    """`hydra.utils.instantiate(node, **kwargs)`, its errors in one line: a node's own UserError as it is, any other
+    failure (an unknown option, a missing one) as `<config key>: <first line>`."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        where = getattr(node, "_get_full_key", lambda _: "")("") or "config"
+        raise UserError(f"{where}: {str(cause or err).splitlines()[0]}") from None
