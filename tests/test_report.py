@@ -13,6 +13,15 @@ def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **da
                        "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 
+def seeded_store(root, values: dict) -> ResultStore:
+    """A store of MLPs with 100 hidden units on MNIST at ratio 0.01: per method, seed i scores values[method][i]."""
+    store = ResultStore(root)
+    for method, accs in values.items():
+        for seed, acc in enumerate(accs):
+            store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
+    return store
+
+
 def test_tables_match_the_store(tmp_path):
     store = ResultStore(tmp_path / "store")
     accs = {0: 0.95, 1: 0.97, 2: 0.96}
@@ -102,11 +111,8 @@ def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path
     from nncompress.claims import L1_VS_L2, MAGNITUDE_VS_OBD, PRUNING_VS_CONVNET, comparisons
     from nncompress.report import write_summary
 
-    store = ResultStore(tmp_path / "store")
     values = {"magl1": [0.95, 0.962, 0.955], "magl2": [0.90, 0.91, 0.907], "obd": [0.93, 0.94, 0.934]}
-    for method, accs in values.items():
-        for seed, acc in enumerate(accs):
-            store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
+    store = seeded_store(tmp_path / "store", values)
     store.put(fake_record("magl1", 100, "mnist", 0.005, 0, 0.9))  # one seed: nothing to test
     store.put(fake_record("obd", 100, "mnist", 0.005, 0, 0.95))
     runs = load_results(store.root)
@@ -221,3 +227,39 @@ def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
     at = next(i for i, c in enumerate(cell) if c.startswith("magl1 vs ConvNet"))
     assert cell[at + 1 : at + 4] == ["95.1", "90.1", "5"]
     assert "CONTRADICTS" in summary[: summary.index("## At equal bytes on disk")]  # at equal parameters, it fails
+
+
+def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_claims(tmp_path):
+    from nncompress.claims import comparisons, verdicts
+    from nncompress.report import figure_curves, main
+
+    values = {"magl1": [0.95, 0.96, 0.955], "obd": [0.93, 0.94, 0.934], "toy": [0.90, 0.91, 0.907]}
+    store = seeded_store(tmp_path / "store", values)
+    store.put(fake_record("toy", 100, "mnist_rot", 0.1, 0, 0.8))  # one seed, on data no paper method has here
+    out = tmp_path / "reports"
+    main(["--results", str(store.root), "--out", str(out)])
+    runs = load_results(store.root)
+    # Figure 2 (MNIST): its curve after the paper's; Figure 3 (MNIST rot): its curve alone
+    curves, _ = figure_curves(runs, 2, "fast")
+    assert list(curves) == ["magl1, 100 hidden", "obd, 100 hidden", "toy, 100 hidden"]
+    assert np.isclose(curves["toy, 100 hidden"]["m"].item(), 100 * np.mean(values["toy"]))
+    assert list(figure_curves(runs, 3, "fast")[0]) == ["toy, 100 hidden"]
+    # a table shaped like the paper's, without the paper's columns; the paper's tables never show it
+    md = (out / "table_toy_100_fast.md").read_text()
+    assert "| edges removed | mnist ours | mnist_rot ours |" in md and "paper" not in md.split("\n| edges")[1]
+    assert "| 90 % | — | 80.00 (n=1) |" in md and "| 99 % | 90.57 ± 0.51 (n=3) | — |" in md
+    csv = pd.read_csv(out / "table_toy_100_fast.csv").dropna(subset=["ours_mean"])
+    assert sorted(csv["n"]) == [1, 3]
+    assert all("toy" not in p.read_text() for p in out.glob("table[1-6]_fast.md"))
+    # paired with each paper method it shares a cell with, under a claim of its own
+    table = comparisons(runs).set_index("comparison")
+    for paper in ("magl1", "obd"):
+        row = table.loc[f"toy vs {paper}"]
+        assert row["claim"] == f"toy >= {paper}" and row["test"] == "paired t" and row["n"] == "3 pairs"
+        assert row["verdict"] == "CONTRADICTS"
+    assert "toy vs magl2" not in table.index  # no magl2 runs to compare with
+    claimed = verdicts(comparisons(runs), ["fast"]).set_index("claim")["verdict"]
+    assert claimed["toy >= magl1"] == claimed["toy >= obd"] == "fails"
+    summary, page = (out / "summary.md").read_text(), (out / "index.html").read_text()
+    assert "| toy >= obd " in summary and "toy, 100 hidden units (not in the paper)" in summary
+    assert "toy &gt;= magl1" in page and "toy, 100 hidden units (not in the paper)" in page

@@ -7,6 +7,9 @@ with the paper's 5 seeds its smallest two-sided p-value is 2 / 2^5 = 0.0625, so 
 comparisons (ConvNet vs MLP) share nothing: Welch's t-test. Within one claim and protocol, p-values are adjusted
 by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds on a side is "not tested". ConvNets
 stand beside MLPs only when trained and tested on the same data, one ConvNet protocol variant at a time.
+
+A pruning method the paper did not test (`other_methods`) is compared, paired by seed, with each of the paper's in
+every cell they share, under a claim of its own per paper method, `<method> >= <paper method>`.
 """
 import numpy as np
 import pandas as pd
@@ -23,6 +26,11 @@ L1_VS_L2 = "L1 >= L2 at high compression"
 PRUNING_VS_CONVNET = "pruning >= a ConvNet of equal or smaller size"
 CONVNET_VS_HASHEDNET = "a ConvNet of equal or smaller size >= HashedNet"
 CLAIMS = (MAGNITUDE_VS_OBD, L1_VS_L2, PRUNING_VS_CONVNET, CONVNET_VS_HASHEDNET)
+
+
+def other_methods(runs: pd.DataFrame) -> list[str]:
+    """The pruning methods with MLP runs that the paper did not test (criteria added since), sorted."""
+    return sorted(set(runs.loc[runs["model"] == "mlp", "method"]) - set(PRUNING) - {"none"})  # none: the dense MLP
 
 
 def difference(a: pd.Series, b: pd.Series, paired: bool) -> dict:
@@ -73,14 +81,17 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
             rows.append({"claim": claim, **where, "comparison": comparison, "A": a.mean(), "B": b.mean(),
                          **difference(a, b, paired)})  # fmt: skip
 
-    mlp = runs[runs["model"] == "mlp"]
+    mlp, others = runs[runs["model"] == "mlp"], other_methods(runs)
     for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        acc = {m: by_seed(cell[cell["method"] == m]) for m in PRUNING}
+        acc = {m: by_seed(cell[cell["method"] == m]) for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         if ratio <= HIGH_COMPRESSION:
             for mag in ("magl1", "magl2"):
                 add(MAGNITUDE_VS_OBD, f"{mag} vs obd", acc[mag], acc["obd"], True, where)
             add(L1_VS_L2, "magl1 vs magl2", acc["magl1"], acc["magl2"], True, where)
+        for new in others:
+            for paper in PRUNING:
+                add(f"{new} >= {paper}", f"{new} vs {paper}", acc[new], acc[paper], True, where)
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
             for m in PRUNING:
                 if len(acc[m]):
@@ -114,9 +125,10 @@ def cell_verdict(diff: float, p_holm: float) -> str:
 
 def verdicts(table: pd.DataFrame, protocols) -> pd.DataFrame:
     """One verdict per claim and protocol: `fails` if a cell contradicts it significantly (after Holm), `holds` if
-    cells were tested and none does, `not tested` if none could be; with the cell counts behind it."""
+    cells were tested and none does, `not tested` if none could be; with the cell counts behind it. The paper's
+    claims come first, then those on methods it did not test that `table` holds."""
     rows = []
-    for claim in CLAIMS:
+    for claim in dict.fromkeys(CLAIMS + tuple(table["claim"] if len(table) else ())):
         for protocol in protocols:
             cells = table[(table["claim"] == claim) & (table["protocol"] == protocol)] if len(table) else table
             count = {v: int((cells["verdict"] == v).sum()) if len(cells) else 0

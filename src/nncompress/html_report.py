@@ -1,7 +1,8 @@
 """`reports/index.html`: the whole report as one self-contained page (figures inlined), readable offline.
 
-Tables 1-6 with the paper's numbers beside ours and the differences coloured, the figures, the claims with their
-verdicts, and where the numbers come from: commit, protocol variants and their settings, data, dates, replicas.
+Tables 1-6 with the paper's numbers beside ours and the differences coloured (and ours alone for the pruning methods
+the paper did not test), the figures, the claims with their verdicts, and where the numbers come from: commit,
+protocol variants and their settings, data, dates, replicas.
 """
 import base64
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims
-from .report import DATASETS, cell_stats, fmt, table, variant_data, variants
+from .report import DATASETS, cell_stats, fmt, method_tables, table, title, variant_data, variants
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
 
@@ -52,21 +53,35 @@ def html_table(frame: pd.DataFrame, classes: pd.DataFrame | None = None) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def paper_table(t: pd.DataFrame, datasets: list[str], fmt) -> str:
-    """One paper table (long form, see `report.table`) laid out as the paper's, Δ coloured by agreement."""
+def paper_table(t: pd.DataFrame, datasets: list[str], paper: bool) -> str:
+    """One table (long form, see `report.table`) laid out as the paper's: with `paper`, the paper's cells beside ours
+    and Δ coloured by agreement; else ours alone (a method the paper did not test, see `report.method_tables`)."""
     values, classes = [], []
     for removed, rows in t.groupby("edges_removed_pct", sort=True):
         row, css = [f"{removed:g} %"], ["text"]
         for d in datasets:
             r = rows[rows["dataset"] == d].iloc[0]
+            row.append(fmt(r["ours_mean"], r["ours_std"], r["n"]))
+            if not paper:
+                css.append("" if pd.notna(r["ours_mean"]) else "none")
+                continue
             diff = r["diff"]
-            row += [fmt(r["ours_mean"], r["ours_std"], r["n"]), fmt(r["paper_mean"], r["paper_std"]),
-                    "—" if pd.isna(diff) else f"{diff:+.2f}"]  # fmt: skip
+            row += [fmt(r["paper_mean"], r["paper_std"]), "—" if pd.isna(diff) else f"{diff:+.2f}"]
             css += ["" if pd.notna(diff) else "none", "", "none" if pd.isna(diff) else "close" if abs(diff) <= CLOSE else "far"]
         values.append(row)
         classes.append(css)
-    columns = ["edges removed"] + [f"{d} {part}" for d in datasets for part in ("ours", "paper", "Δ")]
+    parts = ("ours", "paper", "Δ") if paper else ("ours",)
+    columns = ["edges removed"] + [f"{d} {part}" for d in datasets for part in parts]
     return html_table(pd.DataFrame(values, columns=columns), pd.DataFrame(classes, columns=columns))
+
+
+def table_section(t: pd.DataFrame, number: int | None, variant: dict) -> list[str]:
+    """Paper table `number`, or with None a method's table (see `paper_table`), titled, on the datasets with runs."""
+    datasets = [d for d in DATASETS if d in set(t.dropna(subset=["ours_mean"])["dataset"])]
+    data = "; ".join(f"{d}: {variant['data'].get(d, 'no runs')}" for d in datasets)
+    return [f"<h3>{escape(title(t, number))}</h3>",
+            f'<p class="note">Data: {escape(data)} (datasets without runs left out).</p>',
+            paper_table(t, datasets, number is not None)]  # fmt: skip
 
 
 def image(png: Path) -> str:
@@ -107,7 +122,8 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     body += ["<h2>The paper's claims</h2>",
              f'<p class="note">Paired t-tests over seeds within a cell, Welch t-tests against ConvNets, Holm-adjusted '
              f"per claim and protocol, {claims.ALPHA:.0%} level; a cell with fewer than two seeds on a side is not "
-             "tested.</p>", html_table(verdicts, css)]  # fmt: skip
+             "tested. <code>method &gt;= paper method</code>: a pruning method the paper did not test against each of "
+             "the paper's, in every cell they share.</p>", html_table(verdicts, css)]  # fmt: skip
     if not table_claims.empty:
         shown = table_claims.round(3).fillna("—")
         body += [f"<details><summary>Every comparison ({len(shown)})</summary>{html_table(shown)}</details>"]
@@ -124,12 +140,11 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
             if t["ours_mean"].isna().all():
                 empty.append(str(number))
                 continue
-            datasets = [d for d in DATASETS if d in set(t.dropna(subset=["ours_mean"])["dataset"])]
-            data = "; ".join(f"{d}: {variant['data'].get(d, 'no runs')}" for d in datasets)
-            body += [f"<h3>Table {number}: {escape(t['method'].iloc[0])}, {t['hidden'].iloc[0]} hidden units</h3>",
-                     f'<p class="note">Data: {escape(data)} (datasets without runs left out).</p>', paper_table(t, datasets, fmt)]  # fmt: skip
+            body += table_section(t, number, variant)
         if empty:
             body.append(f'<p class="note">No runs yet for Table(s) {", ".join(empty)}.</p>')
+        for t in method_tables(runs, protocol).values():
+            body += table_section(t, None, variant)
     body += ["<h2>Figures</h2>"] + [image(png) for png in figures]
     page = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>nncompress report</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip

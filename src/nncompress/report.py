@@ -6,12 +6,15 @@ Reads only the local results store (never W&B). Writes, per paper table and prot
 `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one protocol name were trained with
 different settings or on different data, see `nncompress.replicas`): rows = edges removed, columns = datasets, our
 mean ± std over n seeds (sample std, as the paper), the paper's value and the difference, in percent; cells without
-runs show as "—". Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
+runs show as "—". A pruning method the paper did not test gets a table of the same shape per hidden size, ours
+only (`table_<method>_<hidden>_<protocol>`), its curves in Figures 2-5 after the paper's and claims of its own (see
+`nncompress.claims`). Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
 hidden size, with the Pareto front of each ConvNet variant on the same data (selected on validation accuracy when
 the ConvNets have a validation split) as a line; per dataset with artefacts (`export=true`), accuracy vs bytes on
 disk (`bytes_<dataset>_<protocol>.png`). Then `fidelity.md`, `summary.md` and all of it as one page, `index.html`.
 """
 import argparse
+from itertools import cycle
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,27 @@ def table(reference: pd.DataFrame, stats: pd.DataFrame, number: int, protocol: s
     return out.rename(columns={"mean_pct": "paper_mean", "std_pct": "paper_std", "mean": "ours_mean", "std": "ours_std"})
 
 
+def method_tables(runs: pd.DataFrame, protocol: str) -> dict[tuple, pd.DataFrame]:
+    """Per pruning method the paper did not test and hidden size with runs under `protocol`: the long form of a table
+    shaped like the paper's (see `table`), our cells only, "—" where a dataset has no run at a ratio."""
+    stats = cell_stats(runs)
+    stats = stats[(stats["protocol"] == protocol) & stats["method"].isin(claims.other_methods(runs))]
+    tables = {}
+    for (method, hidden), ours in stats.groupby(["method", "hidden"]):
+        grid = pd.MultiIndex.from_product([sorted(set(ours["ratio"])), sorted(set(ours["dataset"]))],
+                                          names=["ratio", "dataset"])  # fmt: skip
+        t = ours.drop(columns=["method", "hidden", "protocol"]).set_index(grid.names).reindex(grid).reset_index()
+        t = t.rename(columns={"mean": "ours_mean", "std": "ours_std"}).assign(method=method, hidden=hidden)
+        tables[method, hidden] = t.assign(edges_removed_pct=(100 * (1 - t["ratio"])).round(6))
+    return tables
+
+
+def title(t: pd.DataFrame, number: int | None = None) -> str:
+    """A table's title: the paper's number (None: a method the paper did not test), method and hidden units."""
+    name = f"{t['method'].iloc[0]}, {t['hidden'].iloc[0]:g} hidden units"
+    return f"Table {number}: {name}" if number is not None else f"{name} (not in the paper)"
+
+
 def fmt(mean, std, n=None) -> str:
     if pd.isna(mean):
         return "—"
@@ -55,41 +79,47 @@ def fmt(mean, std, n=None) -> str:
     return f"{mean:.2f}{spread}" + ("" if n is None or pd.isna(n) else f" (n={int(n)})")
 
 
-def markdown(t: pd.DataFrame, number: int, protocol: str, variant: dict) -> str:
-    method, hidden = t["method"].iloc[0], t["hidden"].iloc[0]
-    datasets = [d for d in DATASETS if d in set(t["dataset"])]
-    head = "| edges removed | " + " | ".join(f"{d} ours | paper | Δ" for d in datasets) + " |"
+def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) -> str:
+    """Paper table `number` (long form, see `table`) as Markdown, or with number None a method's table without the
+    paper's columns (see `method_tables`)."""
+    datasets, paper = [d for d in DATASETS if d in set(t["dataset"])], number is not None
+    parts = ("ours", "paper", "Δ") if paper else ("ours",)
     lines = [
-        f"## Table {number}: {method}, {hidden} hidden units, protocol `{protocol}`",
+        f"## {title(t, number)}, protocol `{protocol}`",
         "",
-        "Test accuracy (%), mean ± sample std over seeds (n = seeds); paper: 5 runs. Δ = ours − paper. "
+        "Test accuracy (%), mean ± sample std over seeds (n = seeds)"
+        + ("; paper: 5 runs. Δ = ours − paper. " if paper else ". ")
         + (f"Settings: {variant['settings']}. " if variant["settings"] else ""),
         "",
         "Data: " + "; ".join(f"{d}: {variant['data'].get(d, 'no runs')}" for d in datasets) + ".",
         "",
-        head,
-        "|" + " --- |" * (1 + 3 * len(datasets)),
+        "| edges removed | " + " | ".join(f"{d} " + " | ".join(parts) for d in datasets) + " |",
+        "|" + " --- |" * (1 + len(parts) * len(datasets)),
     ]
     for removed, rows in t.groupby("edges_removed_pct", sort=True):
         cells = []
         for d in datasets:
             r = rows[rows["dataset"] == d].iloc[0]
-            diff = "—" if pd.isna(r["diff"]) else f"{r['diff']:+.2f}"
-            cells += [fmt(r["ours_mean"], r["ours_std"], r["n"]), fmt(r["paper_mean"], r["paper_std"]), diff]
+            cells.append(fmt(r["ours_mean"], r["ours_std"], r["n"]))
+            if paper:
+                cells += [fmt(r["paper_mean"], r["paper_std"]), "—" if pd.isna(r["diff"]) else f"{r['diff']:+.2f}"]
         lines.append(f"| {removed:g} % | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list[Path]:
-    """Every paper table for every protocol with runs (just the paper's numbers if there are none)."""
+    """Every paper table for every protocol with runs (just the paper's numbers if there are none), then the tables
+    of the methods the paper did not test."""
     stats = cell_stats(runs)
     written = []
     for protocol in sorted(set(stats["protocol"])) or ["none"]:
-        for number in sorted(set(reference["table"])):
-            t = table(reference, stats, number, protocol)
-            stem = out / f"table{number}_{protocol}"
+        variant = variant_data(runs, protocol)
+        tables = [(n, f"table{n}", table(reference, stats, n, protocol)) for n in sorted(set(reference["table"]))]
+        tables += [(None, f"table_{m}_{h:g}", t) for (m, h), t in method_tables(runs, protocol).items()]
+        for number, name, t in tables:
+            stem = out / f"{name}_{protocol}"
             t.to_csv(stem.with_suffix(".csv"), index=False)
-            stem.with_suffix(".md").write_text(markdown(t, number, protocol, variant_data(runs, protocol)))
+            stem.with_suffix(".md").write_text(markdown(t, number, protocol, variant))
             written.append(stem.with_suffix(".md"))
     return written
 
@@ -131,13 +161,15 @@ def write_fidelity(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> Pa
     return path
 
 
-FIGURES = {  # number: (dataset, compressed models drawn as (method, model) curves)
+PAPER_PRUNING = [(method, "mlp") for method in claims.PRUNING]
+FIGURES = {  # number: (dataset, the paper's compressed models drawn as (method, model) curves, see `figure_models`)
     1: ("mnist", [("none", "hashednet")]),
-    2: ("mnist", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
-    3: ("mnist_rot", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
-    4: ("mnist_back_rand", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
-    5: ("mnist_back_image", [("magl1", "mlp"), ("magl2", "mlp"), ("obd", "mlp")]),
+    2: ("mnist", PAPER_PRUNING),
+    3: ("mnist_rot", PAPER_PRUNING),
+    4: ("mnist_back_rand", PAPER_PRUNING),
+    5: ("mnist_back_image", PAPER_PRUNING),
 }
+OTHER_MARKERS = "^vDP*Xh"  # the curves of methods the paper did not test: one marker per method, never the paper's o
 
 
 def pyplot():
@@ -177,10 +209,18 @@ def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, siz
     return curves, "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
 
 
+def figure_models(runs: pd.DataFrame, number: int) -> list[tuple[str, str]]:
+    """The (method, model) curves of Figure `number`: the paper's, then on a panel of pruned MLPs (2-5) every pruning
+    method the paper did not test, sorted (those without runs on its data draw nothing)."""
+    models = FIGURES[number][1]
+    if all(model == "mlp" for _, model in models):
+        models = models + [(method, "mlp") for method in claims.other_methods(runs)]
+    return models
+
+
 def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
     """The curves of one of the paper's Figures 1-5 (accuracy vs parameters)."""
-    dataset, models = FIGURES[number]
-    return accuracy_curves(runs, dataset, models, protocol)
+    return accuracy_curves(runs, FIGURES[number][0], figure_models(runs, number), protocol)
 
 
 def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict, str]:
@@ -190,12 +230,20 @@ def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict,
     return accuracy_curves(runs, dataset, models, protocol, "bytes")
 
 
-def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path) -> Path:
+def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path, others: list[str]) -> Path:
+    """Plot `curves` (see `accuracy_curves`); those of `others`, methods the paper did not test, in colours given
+    outright so the paper's curves and the ConvNet fronts keep the colours they have without them."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    colours = cycle(plt.get_cmap("Dark2").colors)
     for label, g in curves.items():
+        method = label.split(",")[0]
         if label.startswith("ConvNet"):
             ax.plot(g["p"], g["m"], "--", marker="s", ms=3, label=label)
+        elif method in others:
+            marker = OTHER_MARKERS[others.index(method) % len(OTHER_MARKERS)]
+            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), ls=":", marker=marker, ms=4, capsize=2,
+                        color=next(colours), label=label)  # fmt: skip
         else:
             ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
     ax.set_xscale("log")
@@ -213,13 +261,15 @@ def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path) -> Path:
 def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     curves, data = figure_curves(runs, number, protocol)
     return draw(curves, "parameters (weights kept + biases)", f"Figure {number}: {FIGURES[number][0]}, protocol "
-                f"{protocol}\n{data}", "no runs yet", out / f"fig{number}_{protocol}")  # fmt: skip
+                f"{protocol}\n{data}", "no runs yet", out / f"fig{number}_{protocol}",
+                claims.other_methods(runs))  # fmt: skip
 
 
 def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
     curves, data = bytes_curves(runs, dataset, protocol)
     return draw(curves, "artefact size on disk (bytes)", f"Accuracy vs bytes: {dataset}, protocol {protocol}\n{data}",
-                "no artefacts yet (train with export=true)", out / f"bytes_{dataset}_{protocol}")  # fmt: skip
+                "no artefacts yet (train with export=true)", out / f"bytes_{dataset}_{protocol}",
+                claims.other_methods(runs))  # fmt: skip
 
 
 def bytes_section(runs: pd.DataFrame, protocols) -> list[str]:
@@ -291,7 +341,8 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
         f"are Holm-adjusted over the tested cells of each claim and protocol; verdicts at the {claims.ALPHA:.0%} level. "
         f"High compression = ratio <= {claims.HIGH_COMPRESSION}. ConvNets are compared at equal or smaller parameter "
         "count, choosing the best Pareto-front setting (selected on validation accuracy when available). A cell with "
-        "fewer than two seeds on a side is not tested.",
+        "fewer than two seeds on a side is not tested. A pruning method the paper did not test is A in a claim of its "
+        "own against each of the paper's (`method >= paper method`), in every cell they share.",
         "",
         "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
         "",
@@ -309,7 +360,7 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
     ]
     if not table.empty:
         lines += ["", "## Every comparison", "", table.to_markdown(index=False, floatfmt=".3g")]
-        disagree = table[table["verdict"] == "CONTRADICTS"]
+        disagree = table[(table["verdict"] == "CONTRADICTS") & table["claim"].isin(claims.CLAIMS)]
         lines += ["", "## Where we disagree with the paper (significant after Holm)", ""]
         for _, r in disagree.iterrows():
             lines.append(f"- {r['claim']} ({r['comparison']}): {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} "
@@ -317,6 +368,10 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
                          f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}")  # fmt: skip
         if disagree.empty:
             lines.append("- in no tested cell")
+    # the paper's own tables are in tableN_<protocol>.md, beside its numbers
+    others = [markdown(t, None, protocol, variant_data(runs, protocol))
+              for protocol in protocols for t in method_tables(runs, protocol).values()]  # fmt: skip
+    lines += ["", *others] if others else []
     lines += bytes_section(runs, protocols)
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
