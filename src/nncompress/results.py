@@ -6,6 +6,7 @@ a replica can never be recorded twice or half.
 """
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -39,9 +40,13 @@ def without_defaults(node):
 
 @functools.cache
 def target_defaults(target: str) -> dict:
-    from hydra.utils import get_object
-
-    parameters = inspect.signature(get_object(target)).parameters.values()
+    """The defaults of `target`'s constructor; none when it cannot be imported here (a report read without the
+    package a run's own criterion lives in: its options then all count, alike for every replica of it)."""
+    module, _, name = target.rpartition(".")
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters.values()
+    except (ImportError, AttributeError):
+        return {}
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
