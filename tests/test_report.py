@@ -263,3 +263,10 @@ def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_clai
     summary, page = (out / "summary.md").read_text(), (out / "index.html").read_text()
     assert "| toy >= obd " in summary and "toy, 100 hidden units (not in the paper)" in summary
     assert "toy &gt;= magl1" in page and "toy, 100 hidden units (not in the paper)" in page
+
+
+def test_report_of_an_empty_store_says_so_without_failing(tmp_path):
+    from nncompress.report import main
+
+    main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
+    assert "No replicas stored yet" in (tmp_path / "reports" / "index.html").read_text()

@@ -135,7 +135,7 @@ def verdicts(table: pd.DataFrame, protocols) -> pd.DataFrame:
                      for v in ("supports", "CONTRADICTS", "no significant difference", "not tested (n < 2)")}  # fmt: skip
             tested = count["supports"] + count["CONTRADICTS"] + count["no significant difference"]
             verdict = "fails" if count["CONTRADICTS"] else "holds" if tested else "not tested"
-            rows.append({"claim": claim, "protocol": protocol, "verdict": verdict, "cells tested": tested,
-                         "supporting": count["supports"], "contradicting": count["CONTRADICTS"],
-                         "not tested (n < 2)": count["not tested (n < 2)"]})  # fmt: skip
-    return pd.DataFrame(rows)
+            rows.append([claim, protocol, verdict, tested, count["supports"], count["CONTRADICTS"],
+                         count["not tested (n < 2)"]])  # fmt: skip
+    columns = ["claim", "protocol", "verdict", "cells tested", "supporting", "contradicting", "not tested (n < 2)"]
+    return pd.DataFrame(rows, columns=columns)  # the columns also when there is no run yet
