@@ -75,6 +75,24 @@ def test_loaded_module_gives_the_population_replicas_logits(tmp_path, family):
         assert json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["nncompress"])["format"] == family
 
 
+@pytest.mark.parametrize("ratio", [0.1, 0.01, 0.002])
+def test_sparse_mlps_small_and_large_batch_kernels_give_the_dense_logits(tmp_path, ratio):
+    """Batches on either side of `SMALL_BATCH` (dense matmuls of the compacted matrices / CSR) against float64
+    matmuls of the pruned weights; random masks leave pixels and hidden units that nothing reads."""
+    model, population = population_model({"name": "mlp"}, [ratio], seeds=(0,))
+    prune_(model, lambda r: ratio)
+    export(tmp_path / "s.safetensors", model, 0, record(population, 0, "mlp", "magl1"), MEAN_STD)
+    loaded = artefact.load(tmp_path / "s.safetensors")
+    if ratio <= 0.01:
+        assert len(loaded.inputs) < 784 and len(loaded.dense[0][0]) < 100  # the compaction is exercised
+    (w0, b0), (w1, b1) = ((layer.replica_weight()[0].double(), layer.replica_bias()[0].double()) for layer in model.layers)
+    for batch in (1, loaded.SMALL_BATCH - 1, loaded.SMALL_BATCH, 1000):
+        x = torch.rand(batch, 784)
+        expected = torch.relu((x.double() - MEAN_STD[0]) / MEAN_STD[1] @ w0 + b0) @ w1 + b1
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), expected.float(), rtol=1e-5, atol=1e-5)
+
+
 def test_pruned_artefact_holds_only_the_kept_weights_in_a_fifteenth_of_the_dense_bytes(tmp_path):
     model, population = population_model({"name": "mlp"}, [0.01], seeds=(0,))
     prune_(model, lambda r: 0.01)

@@ -62,8 +62,7 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
                 matrices.append(torch.sparse_csr_tensor(crow, col, t[f"layers.{i}.values"], (sizes[i + 1], sizes[i]), check_invariants=True))
         except RuntimeError as e:
             raise UserError(f"{path}: invalid CSR indices ({str(e).splitlines()[0]})")
-        first, inputs = modules.csr_without_unread_columns(matrices[0])
-        return modules.SparseMLP([first] + matrices[1:], biases, inputs, arch["activation"], standardize)
+        return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
     if fmt == "hashed-mlp":
         weights = [modules.hashed_weight(t[f"layers.{i}.buckets"], config["hash_seed"], i, (sizes[i + 1], sizes[i])) for i in layers]
     else:

@@ -5,7 +5,7 @@ import time
 import torch
 
 
-@torch.no_grad()
+@torch.inference_mode()  # as inference runs: no autograd bookkeeping in the times
 def median_ms(model, x: torch.Tensor, repeats: int = 50, warmup: int = 5) -> float:
     for _ in range(warmup):
         model(x)

@@ -33,48 +33,56 @@ class DenseMLP(nn.Module):
         """weights[i]: (out, in), as `nn.Linear` holds them."""
         super().__init__()
         self.standardize, self.activation = standardize, ACTIVATIONS[activation]
-        self.weights = nn.ParameterList([nn.Parameter(w, requires_grad=False) for w in weights])
-        self.biases = nn.ParameterList([nn.Parameter(b, requires_grad=False) for b in biases])
+        # Plain tensors, not ParameterLists: iterating those cost ~20 us a call, as much as a batch of one computes.
+        self.layers = tuple(zip(weights, biases))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.standardize(x)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = F.linear(x, w, b)
-            if i < len(self.weights) - 1:
-                x = self.activation(x)
-        return x
+        for w, b in self.layers[:-1]:
+            x = self.activation(F.linear(x, w, b))
+        return F.linear(x, *self.layers[-1])
 
 
 class SparseMLP(nn.Module):
-    """A pruned MLP multiplying CSR matrices (`torch.sparse`), computed transposed: h (features, B) = W h + b.
+    """A pruned MLP, cut on load to the weights that count: the input pixels some weight reads and the hidden units
+    the next layer reads (the others feed nothing), with the input standardization folded into the first layer.
 
-    The first layer keeps only the input pixels some weight reads (`inputs`), gathered before standardizing: at
-    high compression most pixels feed nothing, and reading the batch is then most of the work.
+    Small batches multiply dense copies of these (small) matrices, large ones multiply them as CSR (`torch.sparse`).
     """
 
-    def __init__(self, matrices: list[torch.Tensor], biases: list[torch.Tensor], inputs: torch.Tensor, activation: str,
-                 standardize: Standardize):  # fmt: skip
+    # A batch of one is all per-op overhead, and the CSR kernels carry more of it than a dense matmul; CSR's work, in
+    # proportion to the non-zeros, wins from 32-48 rows at ratios 0.1 and 0.01 (one CPU thread; later when sparser).
+    SMALL_BATCH = 32
+
+    def __init__(self, matrices: list[torch.Tensor], biases: list[torch.Tensor], activation: str, standardize: Standardize):
+        """matrices[i]: layer i's (out, in) CSR matrix."""
         super().__init__()
-        self.standardize, self.activation = standardize, ACTIVATIONS[activation]
-        self.matrices = matrices  # CSR tensors are not Parameters; kept as plain attributes
-        self.register_buffer("inputs", inputs)
-        self.biases = nn.ParameterList([nn.Parameter(b.unsqueeze(1), requires_grad=False) for b in biases])
+        self.activation = ACTIVATIONS[activation]
+        dense = [m.to_dense() for m in matrices]
+        reads = [w.any(0).nonzero().squeeze(1) for w in dense]  # the inputs of each layer that some weight reads
+        kept = reads[1:] + [torch.arange(len(dense[-1]))]  # each layer's outputs read by the next (the last: all)
+        weights = [w[rows][:, cols] for w, rows, cols in zip(dense, kept, reads)]
+        biases = [b[rows] for b, rows in zip(biases, kept)]
+        if standardize.mean is not None:  # W (x - m) / s + b = (W / s) x + b - m (W / s) 1; m, s: scalars
+            weights[0] = weights[0] / standardize.std
+            biases[0] = biases[0] - weights[0].sum(1) * standardize.mean
+        self.inputs = reads[0]
+        self.dense = tuple(zip(weights, biases))
+        self.csr = tuple((w.to_sparse_csr(), b.unsqueeze(1)) for w, b in self.dense)  # CSR tensors are not Parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.standardize(x.index_select(1, self.inputs)).t()
-        for i, (w, b) in enumerate(zip(self.matrices, self.biases)):
-            h = torch.addmm(b, w, h)
-            if i < len(self.matrices) - 1:
-                h = self.activation(h)
-        return h.t()
-
-
-def csr_without_unread_columns(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the CSR matrix over the columns some weight reads, those columns' indices)."""
-    inputs, remapped = torch.unique(matrix.col_indices(), return_inverse=True)
-    compact = torch.sparse_csr_tensor(matrix.crow_indices(), remapped, matrix.values(), (matrix.shape[0], len(inputs)),
-                                     check_invariants=False)  # built from a checked matrix
-    return compact, inputs
+        if len(x) < self.SMALL_BATCH:
+            h = x.index_select(1, self.inputs)
+            for w, b in self.dense[:-1]:
+                h = self.activation(F.linear(h, w, b))
+            return F.linear(h, *self.dense[-1])
+        # CSR @ dense, so computed transposed: h (features, B) = W h + b, gathered straight into the contiguous
+        # (features, B) layout the CSR kernel reads fastest (a transposed view of a (B, features) gather is slower).
+        h = x.t().index_select(0, self.inputs)
+        for w, b in self.csr[:-1]:
+            h = self.activation(torch.addmm(b, w, h))
+        w, b = self.csr[-1]
+        return torch.addmm(b, w, h).t()
 
 
 def hashed_weight(buckets: torch.Tensor, seed: int, layer: int, shape) -> torch.Tensor:
