@@ -1,7 +1,9 @@
 """Plain `torch.nn.Module`s that run an artefact: no Lightning, no Hydra, no population.
 
 Each takes raw images (B, 784) in [0, 1] and returns the logits (B, 10), standardizing the input first when the
-replica was trained on standardized data (the mean and std travel in the file).
+replica was trained on standardized data (the mean and std travel in the file). The MLPs hold their tensors in
+tuples, not as registered parameters (a module's per-call overhead would cost more than a batch of one computes):
+they run on the CPU they were loaded on, and `.to(device)` does not move them.
 """
 import warnings
 
