@@ -24,7 +24,7 @@ from nncompress.data.module import PopulationData
 from nncompress.errors import UserError, exit_on_user_error
 from nncompress.loggers import experiment_logger, log_artefacts, log_replica_table, run_name
 from nncompress.models.factory import build_model
-from nncompress.population import Population, stable_seed
+from nncompress.population import Population
 from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.progress import progress_callback, quiet_lightning
@@ -96,7 +96,6 @@ def train_population(cfg, run_dir, resolved, splits, standardization, store, key
             limit_val_batches=1.0 if data.has("val") else 0,
             log_every_n_steps=1,  # one step per epoch
         )
-        torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
         start = time.time()
         trainer.fit(module, datamodule=data)
         trainer.test(module, datamodule=data, verbose=False)

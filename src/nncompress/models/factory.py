@@ -16,7 +16,8 @@ def build_model(cfg, population: Population, in_features: int):
     """An initialised model for every replica of `population`."""
     m, p, G, P = cfg.model, cfg.protocol, population.streams, population.per_stream
     if m.name == "convnet":
-        model = PopulationConvNet(G, P, m.kernel, m.channels, m.stride, m.pool, m.dropout, int(in_features**0.5), N_CLASSES)
+        model = PopulationConvNet(G, P, m.kernel, m.channels, m.stride, m.pool, m.dropout, int(in_features**0.5),
+                                  N_CLASSES, population.seeds("dropout"))  # fmt: skip
     else:
         layer = dense_layer
         if m.name == "hashednet":
