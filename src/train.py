@@ -21,7 +21,7 @@ from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
 from nncompress.errors import UserError, exit_on_user_error
 from nncompress.loggers import experiment_logger, log_artefacts, log_replica_table, run_name
-from nncompress.population import Population, stable_seed
+from nncompress.population import Population
 from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.progress import progress_callback, quiet_lightning
@@ -97,7 +97,6 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
             limit_val_batches=1.0 if data.has("val") else 0,
             log_every_n_steps=1,  # one step per epoch
         )
-        torch.manual_seed(stable_seed("torch", *population.stream_keys))  # dropout masks
         start = time.time()
         trainer.fit(module, datamodule=data)
         trainer.test(module, datamodule=data, verbose=False)

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from nncompress.models.convnet import PopulationConvNet, conv_output_side, convnet_parameters
+from nncompress.models.layers import StreamDropout
 
 
 def plain_convnet(kernel, channels, stride, pool, dropout=0.0):
@@ -41,3 +42,20 @@ def test_batched_seeds_equal_separate_convnets(streams, per_stream):
         torch.testing.assert_close(shared[r], net(x[0].view(-1, 1, 28, 28)), rtol=1e-5, atol=1e-5)
     if per_stream > 1:
         assert torch.equal(pop.conv.weight[:C], pop.conv.weight[C : 2 * C])  # one stream: shared init
+
+
+def test_dropout_masks_are_each_streams_own():
+    """A stream's masks come from its own seed: the same alone as among other streams, shared by its replicas,
+    fresh each step."""
+    among, alone = StreamDropout(0.25, [11, 22, 33], 2), StreamDropout(0.25, [22], 2)
+    h, previous = torch.ones(4, 6, 500), None
+    for _ in range(3):
+        out = among(h)
+        assert torch.equal(out[:, 2:4], alone(h[:, 2:4]))
+        assert torch.equal(out[:, 2], out[:, 3]) and not torch.equal(out[:, 2], out[:, 4])
+        assert previous is None or not torch.equal(out, previous)
+        previous = out
+    assert torch.equal(out.unique(), torch.tensor([0.0, 1 / 0.75]))  # dropped, or scaled by 1 / (1 - p)
+    assert abs(float((out == 0).float().mean()) - 0.25) < 0.02
+    among.eval()
+    assert among(h) is h

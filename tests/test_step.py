@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from nncompress.compression.regularizers import L1, L2
+from nncompress.models.convnet import PopulationConvNet
 from nncompress.training.module import cross_entropy_loss, mse_loss
 from nncompress.training.step import PopulationStep
 
@@ -131,3 +132,27 @@ def test_captured_step_gives_the_eager_steps_weights(name):
     assert runs[0][0] and not runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (none here)")
+def test_captured_step_draws_the_eager_steps_dropout_masks():
+    """The streams' dropout generators are rewound after the warm-up steps and registered with the graph (each
+    replay advances them), so a captured ConvNet with dropout trains as the eager one does."""
+    p, gen, runs = PROTOCOLS["fast"], torch.Generator().manual_seed(5), []
+    x, y = torch.randn(20, 784, generator=gen).cuda(), torch.randint(0, 10, (20,), generator=gen).cuda()
+    orders = [torch.stack([torch.randperm(20, generator=gen) for _ in range(3)]).cuda() for _ in range(EPOCHS)]
+    for graph in (True, False):
+        model = PopulationConvNet(3, 1, 5, 4, 2, 2, 0.3, dropout_seeds=[1, 2, 3])
+        model.init_([torch.Generator().manual_seed(s) for s in range(3)])
+        model = model.cuda()
+        step = population_step(model, None, p["loss"], "cuda", graph, x=x, y=y, **p)
+        for e, order in enumerate(orders):
+            if e == 1:  # a new masked parameter: the graph is captured again
+                head = model.head
+                head.set_replica_mask_(torch.arange(3 * head.in_features * 10, device="cuda").view(3, -1, 10) % 3 > 0)
+                step.set_mask(head.weight, head.mask)
+            step.run_epoch(order)
+        runs.append((step.graph is not None, [t.detach().cpu() for t in model.parameters()]))
+    assert runs[0][0] and not runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -140,3 +141,14 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
         (m, s, q) for m in ("obd", "magl1", "magl2") for s in (0, 1) for q in (0.1, 0.01)
     )
     assert all(store.joinpath(name).read_text() == text for name, text in first.items())  # untouched
+
+
+def test_a_convnet_with_dropout_of_key_version_1_is_trained_again(tmp_path):
+    """Its masks came from a generator its whole population shared: the same key could give another result now."""
+    convnet = next(r for r in map(json.loads, map(Path.read_text, V1_STORE.glob("*.json")))
+                   if r["config"]["model"]["name"] == "convnet")  # fmt: skip
+    dropped = {**convnet, "config": {**convnet["config"], "model": {**convnet["config"]["model"], "dropout": 0.2}}}
+    assert upgrade_record(convnet) is not None and upgrade_record(dropped) is None
+    store = ResultStore(tmp_path / "store")
+    store.put(dropped)
+    assert store.migrate() == 1 and store.records() == [] and (store.root / "migrated" / f"{convnet['key']}.json").exists()

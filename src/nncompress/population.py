@@ -91,5 +91,5 @@ class Population:
         return list(dict.fromkeys(self.stream_datasets))
 
     def seeds(self, purpose: str) -> list[int]:
-        """One seed per stream for `purpose` ("data", "init", ...)."""
+        """One seed per stream for `purpose` ("data", "init", "dropout", ...)."""
         return [stable_seed(purpose, *key) for key in self.stream_keys]

@@ -123,7 +123,7 @@ def read_records(*paths) -> list[dict]:
     records = {}
     for path in paths:
         found = ResultStore(path).records() + [r for f in sorted(Path(path).rglob("results.jsonl")) for r in read_jsonl(f)]
-        records |= {r.get("key", id(r)): r for r in map(upgrade_record, found)}
+        records |= {r["key"]: r for r in map(upgrade_record, found) if r is not None}
     return list(records.values())
 
 

@@ -109,10 +109,14 @@ V1_MODELS = {"mlp": "MLP", "hashednet": "HashedNet", "convnet": "ConvNet"}
 V1_SALIENCIES = {"magnitude": "Magnitude", "obd": "OBD"}
 
 
-def upgrade_record(record: dict) -> dict:
-    """`record` with its config in today's layout and its key of today's scheme (the old one kept as `v1_key`)."""
+def upgrade_record(record: dict) -> dict | None:
+    """`record` with its config in today's layout and its key of today's scheme (the old one kept as `v1_key`); None
+    for a ConvNet with dropout, whose masks came from a generator its whole population shared under key version 1
+    (so the same key could give another result): it is trained again."""
     if "pruning_scope" not in record["config"]:
         return record
+    if record["config"]["model"]["name"] == "convnet" and record["config"]["model"].get("dropout"):
+        return None
     config = upgrade(record["config"])
     key = experiment_key(config, record["dataset"], record["seed"], record["ratio"], record["source"])
     return {**record, "config": config, "key": key, "v1_key": record["key"]}
@@ -197,22 +201,23 @@ class ResultStore:
                 pass
 
     def migrate(self) -> int:
-        """Re-key entries stored under key version 1 (their configs upgraded); the old files are moved to
-        `migrated/`, never deleted. Returns how many were re-keyed."""
+        """Re-key entries stored under key version 1 (their configs upgraded; those `upgrade_record` cannot carry
+        over are left to be trained again); the old files are moved to `migrated/`, never deleted. Returns how many
+        entries were moved."""
         moved = 0
         for path in sorted(self.root.glob("*.json")):
             record = self.read(path)
             if record is None or "pruning_scope" not in record["config"]:
                 continue
             new = upgrade_record(record)
-            if new["key"] not in self:
+            if new is not None and new["key"] not in self:
                 self.put(new)
             (self.root / "migrated").mkdir(exist_ok=True)
             os.replace(path, self.root / "migrated" / path.name)
             moved += 1
         if moved:
             print(f"results store {self.root}: {moved} entr{'y' if moved == 1 else 'ies'} of an earlier key scheme "
-                  f"re-keyed (originals in migrated/)")
+                  f"re-keyed (originals in migrated/; ConvNets with dropout are trained again)")
         return moved
 
     def __contains__(self, key: str) -> bool:

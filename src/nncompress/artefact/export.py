@@ -118,7 +118,8 @@ def export_runs(source: Path, out: Path | None, values: torch.dtype) -> list[tup
     store = None if (source / "results.jsonl").is_file() else results.ResultStore(source)
     if store is not None:
         store.migrate()
-    records = [results.upgrade_record(r) for r in results.read_jsonl(source / "results.jsonl")] if store is None else store.records()
+    records = ([r for r in map(results.upgrade_record, results.read_jsonl(source / "results.jsonl")) if r is not None]
+               if store is None else store.records())  # fmt: skip
     if not records:
         raise UserError(f"{source} holds no results.jsonl and no stored results")
     written = []

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import PopulationLinear, draw_weights
+from .layers import PopulationLinear, StreamDropout, draw_weights
 
 
 def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:
@@ -22,7 +22,8 @@ def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side:
 
 class PopulationConvNet(nn.Module):
     def __init__(self, streams: int, per_stream: int, kernel: int, channels: int, stride: int, pool: int,
-                 dropout: float, side: int = 28, classes: int = 10):  # fmt: skip
+                 dropout: float, side: int = 28, classes: int = 10, dropout_seeds=()):  # fmt: skip
+        """`dropout_seeds`: one per stream, for its dropout masks (see `StreamDropout`)."""
         super().__init__()
         self.streams, self.per_stream, self.side = streams, per_stream, side
         self.kernel, self.channels, self.stride, self.pool = kernel, channels, stride, pool
@@ -31,7 +32,7 @@ class PopulationConvNet(nn.Module):
         if out_side < 1:
             raise ValueError(f"kernel {kernel}, stride {stride} and pool {pool} leave no feature map of a {side}-pixel image")
         self.conv = nn.Conv2d(R, R * channels, kernel, stride=stride, groups=R)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = StreamDropout(dropout, dropout_seeds, per_stream)
         self.head = PopulationLinear(R, 1, channels * out_side * out_side, classes)
         self.layers = [self.head]  # the part with per-replica weight matrices
 
@@ -59,7 +60,7 @@ class PopulationConvNet(nn.Module):
         else:
             images = x.view(self.streams, -1, s, s).transpose(0, 1).repeat_interleave(self.per_stream, dim=1)
         h = F.max_pool2d(F.relu(self.conv(images)), self.pool)
-        h = self.dropout(h).view(h.shape[0], R, -1).transpose(0, 1)
+        h = self.dropout(h.view(h.shape[0], R, -1)).transpose(0, 1)
         return self.head(h)
 
     def parameter_count(self) -> int:

@@ -73,7 +73,7 @@ class ConvNet(Typed):
 
     def build(self, population: Population, features: int, protocol):
         model = PopulationConvNet(population.streams, population.per_stream, self.kernel, self.channels, self.stride,
-                                  self.pool, self.dropout, int(features**0.5), N_CLASSES)  # fmt: skip
+                                  self.pool, self.dropout, int(features**0.5), N_CLASSES, population.seeds("dropout"))  # fmt: skip
         return initialised(model, population, protocol)
 
     def size_label(self) -> str:

@@ -1,4 +1,4 @@
-"""Linear layers of a whole population, computed as batched matmuls.
+"""Layers of a whole population: linear maps computed as batched matmuls, and dropout with per-stream masks.
 
 Hand-written because no library batches independent small nets: R separate `nn.Linear` would cost R
 kernel launches and Python calls per layer per step, which dominates at these sizes.
@@ -115,6 +115,41 @@ class PopulationLinear(nn.Module):
         if P == 1:
             return out
         return out.view(G, -1, P, o).transpose(1, 2).reshape(G * P, -1, o)
+
+
+class StreamDropout(nn.Module):
+    """Dropout on per-replica features (B, R, F) whose masks stream g draws from its own generator, seeded
+    with `seeds[g]`: a replica's masks depend on its stream alone, never on which replicas share its population
+    (one global generator would hand each replica a slice that depends on them). The replicas of one stream
+    share their masks (common random numbers). Identity outside training."""
+
+    def __init__(self, p: float, seeds, per_stream: int):
+        super().__init__()
+        if p and not seeds:
+            raise ValueError("dropout needs one seed per stream")
+        self.p, self.seeds, self.per_stream = p, list(seeds), per_stream
+        self._generators: list[torch.Generator] = []
+
+    def generators(self, device: torch.device) -> list[torch.Generator]:
+        """The streams' generators on `device`, seeded when first asked for there."""
+        if not self._generators or self._generators[0].device != device:
+            self._generators = [torch.Generator(device).manual_seed(s) for s in self.seeds]
+        return self._generators
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return h
+        (B, R, F), G = h.shape, len(self.seeds)
+        keep = h.new_empty(G, B, F)
+        for stream, g in zip(keep, self.generators(h.device)):  # one draw per stream, of its own size only
+            stream.bernoulli_(1 - self.p, generator=g)
+        scale = keep.div_(1 - self.p).transpose(0, 1).unsqueeze(2)  # (B, G, 1, F): shared by a stream's replicas
+        return (h.view(B, G, self.per_stream, F) * scale).view(B, R, F)
+
+
+def stream_generators(model: nn.Module, device: torch.device) -> list[torch.Generator]:
+    """The generators of every `StreamDropout` in `model`, on `device`."""
+    return [g for m in model.modules() if isinstance(m, StreamDropout) and m.p for g in m.generators(device)]
 
 
 def replica_targets(y: torch.Tensor, replicas: int) -> torch.Tensor:

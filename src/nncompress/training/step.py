@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from ..models.layers import replica_targets
+from ..models.layers import replica_targets, stream_generators
 
 LR_SCHEDULES = ("inv_sqrt", "cosine", "constant")
 
@@ -103,10 +103,12 @@ class PopulationStep:
 
     def capture(self, full: int) -> None:
         """Record `full_batch_step` in a CUDA graph, after warm-up steps on a side stream (PyTorch's recipe for
-        whole-network capture) whose effects on the weights, optimizer state and counters are then undone."""
+        whole-network capture) whose effects on the weights, optimizer state, counters and dropout generators are
+        then undone."""
         self.full = full
         state = [*self.params, self.step, self.batch, self.loss_sum]
-        saved, rng = [t.detach().clone() for t in state], torch.cuda.get_rng_state()
+        generators = stream_generators(self.model, self.x.device)
+        saved, rng = [t.detach().clone() for t in state], [g.get_state() for g in generators]
         had_state = set(self.optimizer.state)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -122,8 +124,11 @@ class PopulationStep:
                     for v in st.values():
                         if torch.is_tensor(v):
                             v.zero_()
-        torch.cuda.set_rng_state(rng)
+        for g, s in zip(generators, rng):
+            g.set_state(s)
         self.graph = torch.cuda.CUDAGraph()
+        for g in generators:  # a generator the graph draws from must be registered, so each replay advances it
+            self.graph.register_generator_state(g)
         try:
             with torch.cuda.graph(self.graph):
                 self.full_batch_step()
