@@ -191,3 +191,14 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
             assert again.stat().st_size == r["artefact_bytes"]  # (the bytes differ only in safetensors' metadata order)
         assert json.loads((results_dir / f"{r['key']}.json").read_text()).get("artefact_bytes") == (
             r["artefact_bytes"] if r["config"]["save_model"] else None)
+
+
+def test_a_pruned_replica_is_written_in_whichever_format_is_smaller():
+    """CSR's indices cost more than the zeros they skip when little is pruned: such a replica is written dense."""
+    from nncompress.artefact.export import replica_tensors
+
+    model, population = population_model({"name": "mlp"}, [0.9, 0.5])
+    prune_(model, lambda r: population.replicas[r].ratio)
+    formats = [replica_tensors(model, r)[1]["format"] for r in range(population.size)]
+    assert [f for f, r in zip(formats, population.replicas) if r.ratio == 0.9] == ["dense-mlp"] * 2
+    assert [f for f, r in zip(formats, population.replicas) if r.ratio == 0.5] == ["csr-mlp"] * 2

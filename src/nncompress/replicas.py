@@ -22,7 +22,7 @@ from .results import ResultStore, read_jsonl, upgrade_record, without_defaults
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 # Config keys that say how a network was trained, whatever the method or model.
-TRAINING_SETTINGS = ("protocol", "pruning", "precision", "common_random_numbers")  # pruning: methods that prune
+TRAINING_SETTINGS = ("protocol", "pruning", "precision", "common_random_numbers")
 # Keys of `dataset` that say which images a replica trained and was tested on (with the source it used).
 DATA_SETTINGS = ("split", "train_size", "test_size", "val_size", "regen_seed")
 # Keys of the data that must agree for a ConvNet to stand beside an MLP: the ConvNet search holds out a
@@ -56,8 +56,7 @@ def shared_settings(record: dict) -> dict:
     """The training and data settings of a replica, flattened."""
     config = without_defaults(record["config"])  # an option added later splits nothing
     data = config.get("dataset") or {}
-    prunes = (config.get("method") or {}).get("saliency") is not None
-    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS if k != "pruning" or prunes})
+    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS})
             | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
 
 

@@ -49,13 +49,19 @@ def replica_tensors(model, r: int, dense: bool = False, values: torch.dtype = to
         seeds = {layer.hash_seeds[r] for layer in model.layers}  # one per replica (layers differ by their index)
         return tensors, {"format": "hashed-mlp", "hash_seed": seeds.pop(), "buckets": [l.bucket_counts[r] for l in model.layers]}
     weights = [layer.replica_weight()[r].t() for layer in model.layers]
-    if dense or all(layer.mask is None for layer in model.layers):
-        return tensors | {f"layers.{i}.weight": w for i, w in enumerate(weights)}, {"format": "dense-mlp"}
+    sparse = {}
     for i, w in enumerate(weights):
         csr = w.to_sparse_csr()  # keeps the non-zero weights: exactly those the record counts
-        tensors |= {f"layers.{i}.values": csr.values().to(values), f"layers.{i}.col_indices": narrowest_int(csr.col_indices()),
-                    f"layers.{i}.crow_indices": narrowest_int(csr.crow_indices())}  # fmt: skip
-    return tensors, {"format": "csr-mlp", "nonzero": [int((w != 0).sum()) for w in weights]}
+        sparse |= {f"layers.{i}.values": csr.values().to(values), f"layers.{i}.col_indices": narrowest_int(csr.col_indices()),
+                   f"layers.{i}.crow_indices": narrowest_int(csr.crow_indices())}  # fmt: skip
+    # Dense when asked, when nothing is pruned, or when the indices would cost more than the zeros (ratio near 1).
+    if dense or all(layer.mask is None for layer in model.layers) or nbytes(sparse) >= nbytes(weights):
+        return tensors | {f"layers.{i}.weight": w for i, w in enumerate(weights)}, {"format": "dense-mlp"}
+    return tensors | sparse, {"format": "csr-mlp", "nonzero": [int((w != 0).sum()) for w in weights]}
+
+
+def nbytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in (tensors.values() if isinstance(tensors, dict) else tensors))
 
 
 def narrowest_int(t: torch.Tensor) -> torch.Tensor:
