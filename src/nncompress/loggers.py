@@ -51,7 +51,7 @@ def experiment_logger(cfg, make, run_dir: Path, config: dict):
         if isinstance(logger, WandbLogger):
             where = logger.experiment.dir
             logger.experiment.finish()
-            offline = logger._offline
+            offline = cfg.logger.get("offline", False)
             print(f"W&B run '{run_name(cfg)}' in {Path(where).parent}" + (" (upload: wandb sync DIR)" if offline else ""))
 
 

@@ -22,7 +22,6 @@ from .atomic import write_text
 # or under which preset a run is done (data_dir, logger, accelerator, cuda_graph, histogram_epochs, ...).
 KEY_NODES = ("model", "method", "pruning", "protocol", "dataset")
 KEY_SETTINGS = {"precision": "32-true", "deterministic": True, "common_random_numbers": False}  # their defaults
-KEY_VERSION = 2  # 1: the whole config minus run settings, before configs were constructor trees (see upgrade)
 
 
 def without_defaults(node):
@@ -78,7 +77,8 @@ def config_key(config: dict) -> str:
 
 
 def upgrade(config: dict) -> dict:
-    """A replica config of key version 1 (stored before configs were constructor trees) in today's layout."""
+    """A replica config of key version 1 (the whole config minus run settings, stored before configs were
+    constructor trees; told by its top-level `pruning_scope`) in today's layout."""
     if "pruning_scope" not in config:  # a key of version 1 only
         return config
     c = json.loads(json.dumps(config))  # a deep copy
