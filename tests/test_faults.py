@@ -58,6 +58,13 @@ def test_gpu_asked_for_without_one():
         config.validate(composed("accelerator=gpu"))
 
 
+def test_keys_that_moved_say_where_to():
+    for arg, moved in (("hidden=30", "model.hidden"), ("protocol.pruning.threshold=0.9", "pruning.timing.threshold"),
+                       ("pruning_scope=layer", "pruning.scope")):  # fmt: skip
+        with pytest.raises(UserError, match=f"unknown config key '.*' \\(now {moved}\\)"):
+            config.check_choices([arg])
+
+
 def test_unknown_keys_are_one_line_errors():
     for arg, key in (("foo=1", "foo"), ("protocol.foo=2", "protocol.foo"), ("dataset.nme=mnist", "dataset.nme")):
         with pytest.raises(UserError, match=f"unknown config key '{key}'"):

@@ -143,6 +143,11 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     check_composes(argv, conf_dirs)
 
 
+# Keys that moved when the config became the constructor tree: old prefix -> new.
+RENAMED = {"hidden": "model.hidden", "pruning_scope": "pruning.scope", "protocol.pruning": "pruning.timing",
+           "method.hessian": "method.saliency.hessian"}
+
+
 def check_composes(argv: list[str], conf_dirs: list[Path]) -> None:
     """Compose the config once per value of each sweep override (the others at their first value); a key that is
     not there is a one-line UserError."""
@@ -167,5 +172,8 @@ def check_composes(argv: list[str], conf_dirs: list[Path]) -> None:
             except Exception as err:  # Hydra's errors share no type worth naming; all mean a bad override
                 unknown = re.search(r"Could not override '([^']+)'", str(err))
                 if unknown:
-                    raise UserError(f"unknown config key '{unknown[1]}' (a new key needs a +: +{unknown[1]}=...)") from None
+                    key = unknown[1]
+                    moved = next((new + key[len(old):] for old, new in RENAMED.items() if key.startswith(old)), None)
+                    hint = f"now {moved}" if moved else f"a new key needs a +: +{key}=..."
+                    raise UserError(f"unknown config key '{key}' ({hint})") from None
                 raise UserError(str(err).splitlines()[0]) from None
