@@ -60,3 +60,27 @@ def test_per_stream_data_gives_each_replica_the_hessian_of_its_own_dataset(crn):
         ref1, ref2 = autograd_diagonal(model, r, x[k], y[k], "mse")
         torch.testing.assert_close(ours[0][r].double(), ref1, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(ours[1][r].double(), ref2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("per_stream_data", [False, True])
+def test_a_subset_of_replicas_scores_and_predicts_as_in_the_whole_population(per_stream_data):
+    """The pruning callback scores only the replicas due (model.subset): each gets the rows the whole population
+    would give it, whether it shares its stream with others (common random numbers) and whatever its dataset."""
+    torch.manual_seed(2)
+    pop, model = make([0, 1, 2], [1.0, 0.5], True, "sigmoid", "paper", sizes=(6, 5, 4))  # 3 streams of 2 replicas
+    for layer in model.layers:  # a pruned population: the subset must carry the zeros
+        layer.set_replica_mask_(torch.rand(pop.size, layer.in_features, layer.out_features) > 0.3)
+    if per_stream_data:
+        x, y = torch.randn(2, 11, 6), torch.randint(0, 4, (2, 11))
+        batches = EvalBatches(x, y, 4, torch.tensor([1, 0, 1]))
+    else:
+        batches = EvalBatches(torch.randn(11, 6), torch.randint(0, 4, (11,)), 4)
+    index = torch.tensor([1, 4, 5])  # stream 0's second replica, both of stream 2
+    sub = model.subset(index)
+    sub_batches = batches.for_streams(model.input_streams(index))
+    whole, part = hessian_diagonal(model, batches, "mse"), hessian_diagonal(sub, sub_batches, "mse")
+    for h, h_sub in zip(whole, part):
+        torch.testing.assert_close(h_sub, h[index])
+    for (xb, _), (xs, _) in zip(batches, sub_batches):
+        torch.testing.assert_close(sub(xs), model(xb)[index])
+    assert model.subset(torch.arange(pop.size)) is model

@@ -127,6 +127,7 @@ def test_replicas_trigger_on_their_own_accuracy_and_freeze_when_done():
     steps = {r: [e for e in pruning.history if e["ratio"] == r] for r in (1.0, 0.002)}
     for history in steps.values():
         assert len(history) == 3 and history[0]["epoch"] == timing.first_epoch
+        assert all(0 <= e["train_acc_before"] <= 1 and 0 <= e["train_acc_after"] <= 1 for e in history)  # measured
         for prev, step in zip(history, history[1:]):
             gap = step["epoch"] - prev["epoch"]
             assert 1 <= gap <= timing.every

@@ -44,10 +44,18 @@ class Pruning(pl.Callback):
     def max_epochs(self) -> int:
         return self.timing.max_epochs(self.schedule.steps)
 
-    def train_accuracy(self, trainer, model) -> torch.Tensor:
-        accuracy = replica_accuracy(model, trainer.datamodule.eval_batches("train")).cpu()
+    def accuracy(self, trainer, model, split: str, which: torch.Tensor) -> torch.Tensor:
+        """Accuracy (R,) on `split` of the replicas `which` (bool, R), measured on them alone; NaN elsewhere."""
+        index = which.nonzero().flatten()
+        batches = trainer.datamodule.eval_batches(split).for_streams(model.input_streams(index))
+        out = torch.full((len(which),), torch.nan)
+        out[index] = replica_accuracy(model.subset(index), batches).cpu()
+        return out
+
+    def train_accuracy(self, trainer, model, which: torch.Tensor) -> torch.Tensor:
+        accuracy = self.accuracy(trainer, model, "train", which)
         if trainer.logger:
-            metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas}
+            metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas if which[r.index]}
             trainer.logger.log_metrics(metrics, step=trainer.current_epoch)
         self.measured_train_acc = (trainer.current_epoch, accuracy)  # for the epoch line (training/progress.py)
         return accuracy
@@ -68,9 +76,9 @@ class Pruning(pl.Callback):
             self.refresh_masks(pl_module)
         pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
         due = pending & (epoch - self.last_step >= t.every)
-        accuracy = None
-        if t.threshold is not None and (pending & ~due).any():
-            accuracy = self.train_accuracy(trainer, pl_module.model)
+        accuracy = torch.full((len(due),), torch.nan)
+        if t.threshold is not None and (pending & ~due).any():  # only replicas whose step the trigger decides
+            accuracy = self.train_accuracy(trainer, pl_module.model, pending & ~due)
             due |= pending & (accuracy >= t.threshold)
         if due.any():
             self.prune(trainer, pl_module, due, accuracy)
@@ -80,28 +88,34 @@ class Pruning(pl.Callback):
         final = self.active & (self.steps_done == self.schedule.steps) & (trainer.current_epoch > self.last_step)
         if not final.any():
             return
-        accuracy = replica_accuracy(model, trainer.datamodule.eval_batches(split)).cpu()
+        accuracy = self.accuracy(trainer, model, split, final)
         fell = final & (accuracy <= self.peak)
         self.end_epoch[fell] = trainer.current_epoch
         self.peak = torch.where(final, accuracy, self.peak)
 
     @torch.no_grad()
-    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor | None) -> None:
+    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor) -> None:
+        """Prune the replicas `due` (bool, R), scored on their own; `before`: training accuracies measured this
+        epoch (NaN where not)."""
         model, epoch = pl_module.model, trainer.current_epoch
-        before = self.train_accuracy(trainer, model) if before is None else before
+        unmeasured = due & before.isnan()
+        if unmeasured.any():
+            before = torch.where(unmeasured, self.train_accuracy(trainer, model, unmeasured), before)
+        index = due.nonzero().flatten()
         start = time.perf_counter()
-        scores = self.saliency.scores(model, trainer.datamodule.eval_batches("train"), pl_module.protocol.loss)
+        batches = trainer.datamodule.eval_batches("train").for_streams(model.input_streams(index))
+        scores = self.saliency.scores(model.subset(index), batches, pl_module.protocol.loss)
         saliency_s = time.perf_counter() - start
-        fractions = torch.tensor(
-            [self.schedule.fraction(int(i) + 1, float(s)) for i, s in zip(self.steps_done, self.targets)]
-        )
-        old = [layer.replica_mask() for layer in model.layers]
-        new = prune_masks(scores, old, fractions.to(scores[0].device, scores[0].dtype), self.scope)
-        dev_due = due.to(old[0].device).view(-1, 1, 1)
-        for layer, m_old, m_new in zip(model.layers, old, new):
-            layer.set_replica_mask_(torch.where(dev_due, m_new, m_old))
+        fractions = torch.tensor([self.schedule.fraction(int(self.steps_done[r]) + 1, float(self.targets[r]))
+                                  for r in index])  # fmt: skip
+        masks = [layer.replica_mask().clone() for layer in model.layers]
+        device_index = index.to(masks[0].device)
+        new = prune_masks(scores, [m[device_index] for m in masks], fractions.to(scores[0]), self.scope)
+        for layer, mask, kept in zip(model.layers, masks, new):
+            mask[device_index] = kept
+            layer.set_replica_mask_(mask)
         self.refresh_masks(pl_module)
-        after = self.train_accuracy(trainer, model)
+        after = self.train_accuracy(trainer, model, due)
         self.steps_done += due.long()
         self.last_step[due] = epoch
         self.end_epoch[due & (self.steps_done == self.schedule.steps)] = epoch + self.timing.final_epochs

@@ -56,6 +56,12 @@ class EvalBatches:
     def __len__(self) -> int:
         return -(-self.samples // self.batch_size)
 
+    def for_streams(self, streams: torch.Tensor) -> "EvalBatches":
+        """The batches of a population whose stream k is stream `streams[k]` of this one."""
+        if self.streams is None:
+            return self
+        return EvalBatches(self.x, self.y, self.batch_size, self.streams[streams.to(self.streams.device)])
+
     def __iter__(self):
         for i in range(0, self.samples, self.batch_size):
             x, y = self.x[..., i : i + self.batch_size, :], self.y[..., i : i + self.batch_size]

@@ -34,6 +34,25 @@ class PopulationMLP(nn.Module):
         for layer in self.layers:
             layer.init_(generators, scheme)
 
+    @torch.no_grad()
+    def subset(self, index: torch.Tensor) -> "PopulationMLP":
+        """Replicas `index` (R',) as a population of their own, one stream each, their (masked) weights copied:
+        work done for a few replicas between epochs (saliencies, trigger accuracies) then costs what they cost,
+        not what the whole population does. Replica k of it reads input stream `input_streams(index)[k]`."""
+        if len(index) == self.replicas:
+            return self
+        sizes = [self.layers[0].in_features] + [layer.out_features for layer in self.layers]
+        sub = PopulationMLP(len(index), 1, sizes, self.activation_name).to(self.layers[0].bias.device)
+        index = index.to(self.layers[0].bias.device)
+        for mine, theirs in zip(sub.layers, self.layers):
+            mine.weight.copy_(theirs.replica_weight()[index])
+            mine.bias.copy_(theirs.replica_bias()[index].unsqueeze(1))
+        return sub
+
+    def input_streams(self, index: torch.Tensor) -> torch.Tensor:
+        """The input stream each replica of `index` reads."""
+        return index // self.layers[0].per_stream
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))

@@ -27,7 +27,7 @@ def duration(seconds: float) -> str:
 
 class EpochLines(ProgressBar):
     """Prints `epoch i/n  loss ...  train acc ...  elapsed  ETA` after every training epoch: the training accuracy
-    (mean over replicas) when the pruning callback measured it that epoch, the ETA from the mean epoch time (pruning
+    (mean over the replicas it measured) when the pruning callback measured it that epoch, the ETA from the mean epoch time (pruning
     runs may end before their last possible epoch)."""
 
     def on_train_start(self, trainer, pl_module):
@@ -40,7 +40,7 @@ class EpochLines(ProgressBar):
         for callback in trainer.callbacks:
             measured = getattr(callback, "measured_train_acc", None)
             if measured is not None and measured[0] == trainer.current_epoch:
-                parts.append(f"train acc {float(measured[1].mean()):.4f}")
+                parts.append(f"train acc {float(measured[1].nanmean()):.4f}")
         parts += [f"{duration(elapsed)} elapsed", f"ETA {duration(elapsed / done * (trainer.max_epochs - done))}"]
         print("  ".join(parts), flush=True)
 
