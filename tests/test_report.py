@@ -59,6 +59,10 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     means = sorted(pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item() for label in labels)
     assert np.allclose(means, [60.0, 95.0])
     assert set(runs["settings"]) == {"protocol.lr=0.01", "protocol.lr=—"}  # what tells the variants apart
+    for record in store.records():  # a record stating the default value: shown, though not part of its key
+        record["config"]["protocol"].setdefault("lr", 0.05)
+        store.put(record)
+    assert set(load_results(store.root)["settings"]) == {"protocol.lr=0.01", "protocol.lr=0.05"}
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
     assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
 

@@ -95,7 +95,8 @@ def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
         digest = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:6]
         labels.append(f"{name}-{digest}" if keys else name)
         keys |= {k: v for k, v in changed_options(config, "protocol").items() if k not in keys}
-        described.append(", ".join(f"{k}={shown(v)}" for k, v in sorted(keys.items())))
+        stated = flatten(config)  # an option left out of `keys` as its default is shown with its value
+        described.append(", ".join(f"{k}={shown(stated.get(k) if v is None else v)}" for k, v in sorted(keys.items())))
     return labels, described
 
 
