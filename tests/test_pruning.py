@@ -136,6 +136,8 @@ def test_replicas_trigger_on_their_own_accuracy_and_freeze_when_done():
     ends = [history[-1]["epoch"] + timing.final_epochs for history in steps.values()]
     first, last = (0, 1) if ends[0] < ends[1] else (1, 0)
     assert pruning.replica_summary(first, len(snaps.weights))["epochs"] == ends[first]
+    for r, history in enumerate(steps.values()):
+        assert pruning.replica_summary(r, len(snaps.weights))["last_pruning_epoch"] == history[-1]["epoch"]
     assert torch.equal(snaps.weights[ends[first] - 1][first], snaps.weights[-1][first])  # frozen once done
     assert not torch.equal(snaps.weights[ends[first] - 1][last], snaps.weights[-1][last])  # the other trains on
     assert len(snaps.weights) == ends[last]  # the run stops when the last replica is done

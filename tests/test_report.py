@@ -85,6 +85,21 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
     assert (t5["cells"], t5["within ±1 (or 2 sd)"], t5["0 % cells"], t5["0 % within ±0.5"]) == (4, expected, 1, 1)
     assert expected == 3 + (paper.loc[(5, "mnist", 0.002), "std_pct"] >= 1.5)
     assert "| fast       |            | mnist  |" in write_fidelity(runs, tmp_path, reference).read_text()
+    assert "Figure 6's timing" not in (tmp_path / "fidelity.md").read_text()  # no Figure 6 runs
+
+
+def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path):
+    from nncompress.report import write_fidelity
+
+    store = ResultStore(tmp_path / "store")
+    for method, epochs in (("magl1", (200, 230)), ("magl2", (150, 170))):
+        for seed, epoch in enumerate(epochs):
+            store.put(fake_record(method, 50, "mnist", 0.04, seed, 0.95) | {"last_pruning_epoch": epoch})
+    store.put(fake_record("magl1", 50, "mnist", 0.1, 0, 0.95) | {"last_pruning_epoch": 999})  # another cell
+    text = write_fidelity(load_results(store.root), tmp_path, pd.read_csv(REFERENCE)).read_text()
+    rows = [line for line in text.split("## Figure 6's timing")[1].splitlines() if line.startswith("| fast")]
+    assert [[c.strip() for c in row.strip("|").split("|")][2:] for row in rows] == [
+        ["magl1", "2", "215", "200", "230", "210"], ["magl2", "2", "160", "150", "170", "210"]]
 
 
 def test_figures_are_drawn_from_the_store(tmp_path):

@@ -163,5 +163,6 @@ class Pruning(pl.Callback):
         return {
             "target_ratio": self.population.replicas[index].ratio,
             "pruning_steps": int(self.steps_done[index]),
+            "last_pruning_epoch": int(self.last_step[index]) if self.steps_done[index] else None,  # epochs before it
             "epochs": int(min(self.end_epoch[index], epochs_trained)),
         }
