@@ -79,7 +79,7 @@ V1_RUNS = {
     ("mlp", "obd"): TINY_V1 + PRUNE_V1 + ["method=obd"],
     ("hashednet", "none"): TINY_V1 + ["model=hashednet", "model.hidden=30"],
     ("convnet", "none"): TINY_V1 + ["model=convnet"],
-    ("mlp", "magl2"): TINY_V1 + PRUNE_V1 + ["protocol=paper", "method=magl2", "model.hidden=30", "dataset=mnist_rot",
+    ("mlp", "magl2"): TINY_V1 + PRUNE_V1 + ["protocol=paper", "protocol.lr=1.0", "method=magl2", "model.hidden=30", "dataset=mnist_rot",
                                              "dataset.source=regenerated"],  # fmt: skip
 }
 
