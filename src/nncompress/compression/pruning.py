@@ -1,7 +1,8 @@
 """The Lightning callback that prunes every replica of a population on the paper's iterative schedule.
 
 Each replica keeps its own schedule state: it is pruned by its own saliencies to its own target, its steps fire
-on its own training accuracy, and once it has trained `final_epochs` after its last step it is frozen
+on its own training accuracy, and once it has trained `final_epochs` after its last step (or its accuracy has
+stopped rising, with `final=train_peak|test_peak`) it is frozen
 (its updates masked in the training step) while slower replicas finish.
 """
 import json
