@@ -166,3 +166,32 @@ def test_final_phase_ends_each_replica_just_past_its_training_accuracy_peak():
         assert pruning.replica_summary(r, len(snaps.weights))["epochs"] == end < last + timing.final_epochs
         assert torch.equal(snaps.weights[end - 1][r], snaps.weights[-1][r])  # frozen from then on
         assert not torch.equal(snaps.weights[end - 2][r], snaps.weights[end - 1][r])  # trained until then
+
+
+def authors_steps(accuracy: list[float], first_epoch: int, every: int, threshold: float, steps: int) -> list[int]:
+    """The pruning steps of the authors' loop (iterative_pruing_NN.SGD), as epochs trained before each, given
+    `accuracy[j]`, the training accuracy at the start of our epoch j (after its step, if any). Their epoch j
+    (from 1) measures the accuracy, trains, then prunes if that accuracy reached the threshold or `every` epochs
+    passed since the last step (counted from 0), never while waiting the first `first_epoch` epochs."""
+    done, last = [], 0
+    for j in range(1, len(accuracy)):  # their prune after epoch j is our step at the start of epoch j
+        if len(done) < steps and (accuracy[j - 1] >= threshold or j - last >= every):
+            if not (last == 0 and j < first_epoch):
+                last = j
+                done.append(j)
+    return done
+
+
+def test_lagged_trigger_prunes_when_the_authors_loop_would():
+    timing = Timing(first_epoch=3, every=3, threshold=0.97, final_epochs=2, trigger_lag=1)
+    acc = TrainAccuracy()  # after the pruning callback: measured after each epoch's steps
+    ratios = [0.3, 0.002]
+    _, pruning, snaps = tiny_fit(ratios, timing, extra_callbacks=[acc])
+    for r, ratio in enumerate(ratios):
+        series = [float(a[r]) for a in acc.at_start]
+        steps = [e["epoch"] for e in pruning.history if e["ratio"] == ratio]
+        assert steps == authors_steps(series, timing.first_epoch, timing.every, timing.threshold, 3)
+    # The lag matters here: an epoch without a step whose own accuracy (no step changed it) reached the threshold.
+    series = [float(a[0]) for a in acc.at_start]
+    steps = [e["epoch"] for e in pruning.history if e["ratio"] == ratios[0]]
+    assert any(series[e] >= timing.threshold for e in range(steps[0] + 1, steps[-1]) if e not in steps)

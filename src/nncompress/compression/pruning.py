@@ -39,6 +39,7 @@ class Pruning(pl.Callback):
         self.peak = torch.full((R,), -1.0)  # last accuracy measured after the last step (final phase `*_peak`)
         self.history: list[dict] = []  # one entry per pruning step and replica
         self.measured_train_acc = None  # (epoch, per-replica accuracy) of the last measurement
+        self.lagged_accuracy = torch.full((R,), torch.nan)  # what the trigger reads with timing.trigger_lag = 1
         self.work_s = 0.0  # seconds of the per-epoch work: training accuracy for the trigger, saliencies, masks
 
     @property
@@ -78,11 +79,26 @@ class Pruning(pl.Callback):
         pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
         due = pending & (epoch - self.last_step >= t.every)
         accuracy = torch.full((len(due),), torch.nan)
-        if t.threshold is not None and (pending & ~due).any():  # only replicas whose step the trigger decides
+        if t.threshold is not None and t.trigger_lag:
+            due |= pending & (self.lagged_accuracy >= t.threshold)  # NaN (not measured) never triggers
+        elif t.threshold is not None and (pending & ~due).any():  # only replicas whose step the trigger decides
             accuracy = self.train_accuracy(trainer, pl_module.model, pending & ~due)
             due |= pending & (accuracy >= t.threshold)
-        if due.any():
-            self.prune(trainer, pl_module, due, accuracy)
+        after = self.prune(trainer, pl_module, due, accuracy) if due.any() else torch.full_like(accuracy, torch.nan)
+        if t.threshold is not None and t.trigger_lag:
+            self.lagged_accuracy = self.next_trigger_accuracy(trainer, pl_module.model, epoch, due, after)
+
+    def next_trigger_accuracy(self, trainer, model, epoch: int, pruned: torch.Tensor, after: torch.Tensor):
+        """With `trigger_lag`, the training accuracies next epoch's trigger reads: measured now, after this
+        epoch's steps (already measured for the replicas `pruned`, whose accuracies after it are `after`), for
+        the replicas whose next step the trigger decides; NaN elsewhere."""
+        t = self.timing
+        needed = self.active & (self.steps_done < self.schedule.steps) & (epoch + 1 >= t.first_epoch)
+        needed &= epoch + 1 - self.last_step < t.every  # a step the cap does not already make due
+        accuracy = torch.where(needed & pruned, after, torch.nan)
+        if (needed & ~pruned).any():
+            accuracy = torch.where(needed & ~pruned, self.train_accuracy(trainer, model, needed & ~pruned), accuracy)
+        return accuracy
 
     def end_past_peaks(self, trainer, model, split: str) -> None:
         """Replicas past their last step end at the first epoch whose accuracy on `split` no longer rises."""
@@ -95,9 +111,9 @@ class Pruning(pl.Callback):
         self.peak = torch.where(final, accuracy, self.peak)
 
     @torch.no_grad()
-    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor) -> None:
+    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
         """Prune the replicas `due` (bool, R), scored on their own; `before`: training accuracies measured this
-        epoch (NaN where not)."""
+        epoch (NaN where not). Returns their training accuracies after the step (NaN elsewhere)."""
         model, epoch = pl_module.model, trainer.current_epoch
         unmeasured = due & before.isnan()
         if unmeasured.any():
@@ -130,6 +146,7 @@ class Pruning(pl.Callback):
                     "train_acc_before": float(before[r.index]), "train_acc_after": float(after[r.index]),
                     "saliency_time_s": saliency_s,
                 })  # fmt: skip
+        return after
 
     def record(self, trainer, entry: dict) -> None:
         self.history.append(entry)

@@ -32,8 +32,13 @@ class CubicSchedule(Typed):
 
 @dataclass(frozen=True)
 class Timing(Typed):
-    """When steps fire: not before `first_epoch`; then when the training accuracy (measured at the start of
-    the epoch) reaches `threshold` (None: never early) or `every` epochs after the last step.
+    """When steps fire: not before `first_epoch`; then when the training accuracy reaches `threshold` (None:
+    never early) or `every` epochs after the last step.
+
+    Which training accuracy (`trigger_lag`): 0, the one measured at the start of the epoch the step fires in,
+    after an epoch of training since the last step; 1, the one measured at the start of the epoch before, right
+    after that epoch's step if it had one (the authors' loop measures before training an epoch and prunes after
+    it, so a step right after another needs the network to have stood that step untrained).
 
     When training ends after the last step (`final`): `fixed`, `final_epochs` later (the authors' code);
     `train_peak` / `test_peak`, at the first epoch whose training / test accuracy (measured at its start) is no
@@ -45,6 +50,7 @@ class Timing(Typed):
     first_epoch: int = bounded(4, low=0)
     every: int = bounded(1, low=1)
     threshold: float | None = bounded(None, low=0.0, high=1.0)
+    trigger_lag: int = bounded(0, low=0, high=1)
     final_epochs: int = bounded(10, low=0)
     final: Literal[tuple(FINAL_PHASES)] = "fixed"
 
