@@ -289,3 +289,23 @@ def test_report_of_an_empty_store_says_so_without_failing(tmp_path):
 
     main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
     assert "No replicas stored yet" in (tmp_path / "reports" / "index.html").read_text()
+
+
+def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_path):
+    from nncompress.report import main
+
+    store, out = ResultStore(tmp_path / "store"), tmp_path / "reports"
+    lr = fake_record("magl1", 100, "mnist", 0.01, 0, 0.9)
+    lr["key"] += "-lr"
+    lr["config"]["protocol"]["lr"] = 0.01
+    store.put(fake_record("magl1", 100, "mnist", 0.01, 0, 0.95))
+    store.put(lr)
+    main(["--results", str(store.root), "--out", str(out)])
+    variants = sorted(set(load_results(store.root)["protocol"]))
+    assert len(variants) == 2 and all((out / f"table3_{v}.md").exists() for v in variants)
+    (out / "notes.txt").write_text("mine")
+    (store.root / f"{lr['key']}.json").unlink()  # one variant left: its tables go by the plain protocol name
+    assert len(list(store.root.glob("*.json"))) == 1
+    main(["--results", str(store.root), "--out", str(out)])
+    assert sorted(p.name for p in out.glob("table3_*.md")) == ["table3_fast.md"]
+    assert (out / "notes.txt").read_text() == "mine"  # files the report did not write are kept

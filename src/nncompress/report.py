@@ -402,6 +402,17 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
     return path
 
 
+# What a report writes under names that depend on the store (protocol variants, datasets): cleared before each
+# report, so a variant no longer in the store (its label changes with the settings beside it) leaves no stale file.
+GENERATED = ("table*.md", "table*.csv", "fig*.png", "fig*.pdf", "bytes_*.png", "bytes_*.pdf")
+
+
+def clear_generated(out: Path) -> None:
+    for pattern in GENERATED:
+        for path in out.glob(pattern):
+            path.unlink()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="multirun/results", help="the results store")
@@ -409,6 +420,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    clear_generated(out)
     runs = load_results(args.results)
     from .html_report import write_html  # the page builds on this module
 
