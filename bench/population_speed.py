@@ -3,7 +3,9 @@ loop and the FLOP floor; then the paper's grid (Tables 1-6 at protocol=paper) es
 
 All on the same synthetic MNIST-shaped data (50,000 x 784, batch 100, 784-100-10, fast protocol), in one run,
 in float32 and in bf16-mixed precision (each against the floor at its own matmul peak). On a GPU (the default
-when CUDA is present) the trainer replays a CUDA graph per step; a row shows it eager too.
+when CUDA is present) the trainer replays a CUDA graph per step; a row shows it eager too. Two rows time a
+population half of which is frozen (done pruning; paper protocol), computing every replica or leaving the frozen
+ones out, per model-epoch of those still training.
 
 Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP written dense vs as CSR, at
 ratios 0.1, 0.01 and 0.002, batch 1 and 1,000 (median of repeated calls).
@@ -34,8 +36,10 @@ from nncompress.data.datasets import Splits
 from nncompress.data.module import PRECISIONS, PopulationData
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
+from nncompress.replicas import changed_options, flatten, read_records
 from nncompress.training.metrics import replica_accuracy
 from nncompress.training.module import PopulationClassifier
+from nncompress.training.step import compacts
 from nncompress.typed import construct
 
 D, H, C, BATCH = 784, 100, 10, 100
@@ -56,11 +60,21 @@ class EpochTimer(pl.Callback):
         self.last = time.perf_counter() - self.start
 
 
-def fit(module, epochs, accelerator, precision="32-true", **data) -> float:
+class FreezeHalf(pl.Callback):
+    """From the second epoch on, the first half of the population is frozen, as pruning freezes replicas done."""
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            R = pl_module.model.replicas
+            pl_module.stepper.train_only(torch.arange(R) >= R // 2)
+
+
+def fit(module, epochs, accelerator, precision="32-true", callbacks=(), **data) -> float:
     """Seconds of the last epoch (warm caches, the CUDA graph already captured)."""
     timer = EpochTimer()
     trainer = pl.Trainer(
-        max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision, logger=False, callbacks=[timer],
+        max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision, logger=False,
+        callbacks=[timer, *callbacks],
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,
     )  # fmt: skip
     trainer.fit(module, **data)
@@ -73,18 +87,24 @@ def population(replicas: int, crn: bool) -> Population:
     return Population.grid(list(range(replicas)), [1.0])
 
 
-def trainer_parts(x, y, pop, protocol, hidden, epochs, precision="32-true", cuda_graph=True):
+def trainer_parts(x, y, pop, protocol, hidden, epochs, precision="32-true", cuda_graph=True, compact=True):
     model = PopulationMLP(pop.streams, pop.per_stream, [D, hidden, C], protocol.activation)
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], protocol.init)
     empty = torch.empty(0, D), torch.empty(0, dtype=torch.long)
     data = PopulationData(Splits("synthetic", "synthetic", x, y, *empty, *empty), BATCH, pop.seeds("data"), precision=precision)
-    return model, data, PopulationClassifier(model, pop, protocol, epochs, cuda_graph=cuda_graph)
+    return model, data, PopulationClassifier(model, pop, protocol, epochs, cuda_graph=cuda_graph, compact=compact)
 
 
 def trainer_epoch(x, y, replicas, epochs, accelerator, precision, crn=False, cuda_graph=True) -> float:
     pop = population(replicas, crn)
     _, data, module = trainer_parts(x, y, pop, FAST, H, epochs, precision, cuda_graph)
     return fit(module, epochs, accelerator, precision, datamodule=data) / replicas
+
+
+def half_frozen_epoch(x, y, replicas, accelerator, compact: bool) -> float:
+    """Seconds per model-epoch of the replicas still training when half the population is frozen."""
+    _, data, module = trainer_parts(x, y, population(replicas, False), PAPER, H, 2, compact=compact)
+    return fit(module, 2, accelerator, callbacks=[FreezeHalf()], datamodule=data) / (replicas - replicas // 2)
 
 
 def plain_epoch(x, y, replicas: int, epochs: int, device: str, crn: bool = False) -> float:
@@ -165,14 +185,41 @@ def floor_epoch(peak_gflops: float, n: int) -> float:
     return flops / (peak_gflops * 1e9)
 
 
-def paper_grid_estimate(accelerator: str, samples: int) -> str:
-    """Tables 1-6 at protocol=paper, one process per table: the population pays its slowest replica's epochs
-    (at most the power schedule's 15 steps, 25 epochs apart at the latest, then 50 epochs), each epoch 500 steps
-    plus one training-accuracy pass (the pruning trigger), all measured on `samples` synthetic images and scaled
-    to the paper's 50,000."""
-    pruned_epochs = construct(PAPER_PRUNING.timing).max_epochs(PowerSchedule().steps)
+def computed_epochs(epochs: list[int]) -> float:
+    """Epochs per replica a population computes whose replicas need `epochs` each: it computes every replica
+    until the step stops computing the frozen ones (training/step.py's `compacts`), and so on."""
+    trained, total = len(epochs), 0
+    for epoch in range(max(epochs)):
+        active = sum(e > epoch for e in epochs)
+        trained = active if compacts(active, trained) else trained
+        total += trained
+    return total / len(epochs)
+
+
+def stored_epochs(results: str) -> dict[str, list[int]]:
+    """Per table, the epochs each stored MNIST replica trained at protocol=paper as it is (no option changed)."""
+    paper = flatten({"protocol": {k: v for k, v in OmegaConf.to_container(PAPER).items() if k != "defaults"},
+                     "pruning": {"timing": OmegaConf.to_container(PAPER_PRUNING.timing)}})  # fmt: skip
+    out = {}
+    for record in read_records(results) if Path(results).is_dir() else []:
+        config, got = record["config"], flatten(record["config"])
+        if record["dataset"] == "mnist" and config.get("experiment") in TABLES and not changed_options(config, "method") \
+                and all(got.get(k, v) == v for k, v in paper.items()):  # fmt: skip
+            out.setdefault(config["experiment"], []).append(record["epochs"])
+    return out
+
+
+def paper_grid_estimate(accelerator: str, samples: int, results: str) -> str:
+    """Tables 1-6 at protocol=paper, one process per table, each epoch 500 steps plus one training-accuracy pass
+    (the pruning trigger), measured on `samples` synthetic images and scaled to the paper's 50,000. Each replica
+    trains the epochs the stored MNIST replicas of its table trained (`results`; without any, the schedule's
+    maximum: 15 steps 25 epochs apart, then 50): with every replica computed until the slowest ends, and with the
+    frozen ones left out as the step does (on a GPU a smaller population runs less than proportionally faster, so
+    that figure is a lower bound there)."""
+    longest = construct(PAPER_PRUNING.timing).max_epochs(PowerSchedule().steps)
+    measured = stored_epochs(results)
     x, y = torch.rand(samples, D), torch.randint(0, C, (samples,))
-    total, parts = 0.0, []
+    total, compacted, parts = 0.0, 0.0, []
     for name, (hidden, replicas) in TABLES.items():
         pop = Population.grid(list(range(replicas)), [1.0])
         model, data, module = trainer_parts(x, y, pop, PAPER, hidden, 2)
@@ -181,10 +228,15 @@ def paper_grid_estimate(accelerator: str, samples: int) -> str:
         replica_accuracy(model, data.eval_batches("train")).cpu()  # synced
         eval_s = time.perf_counter() - start
         epoch_s = 500 * step_s + eval_s * 50_000 / samples
-        total += pruned_epochs * epoch_s
+        epochs = measured.get(name, [longest])
+        total += max(epochs) * epoch_s
+        compacted += computed_epochs(epochs) * epoch_s
         parts.append(f"{name} R={replicas} H={hidden}: {1000 * step_s:.2f} ms/step, {epoch_s:.2f} s/epoch "
-                     f"({100 * (1 - 500 * step_s / epoch_s):.0f} % accuracy pass)")
-    return f"paper grid, {pruned_epochs} epochs per table: {total / 60:.1f} min  ({'; '.join(parts)})"
+                     f"({100 * (1 - 500 * step_s / epoch_s):.0f} % accuracy pass), epochs: "
+                     + (f"{len(epochs)} stored, mean {sum(epochs) / len(epochs):.0f}, max {max(epochs)}, "
+                        f"computed {computed_epochs(epochs):.0f}" if name in measured else f"{longest} (none stored)"))  # fmt: skip
+    return (f"paper grid: {total / 60:.1f} min computing every replica until its table's slowest ends, "
+            f"{compacted / 60:.1f} min leaving out the frozen\n   " + "\n   ".join(parts))
 
 
 def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000)) -> list[str]:
@@ -224,6 +276,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--grid-samples", type=int, default=5_000, help="images the paper-grid estimate times on")
+    parser.add_argument("--results", default="multirun/results", help="results store whose replicas' epochs the "
+                        "paper-grid estimate uses")  # fmt: skip
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", help="comma-separated (default: 32-true, and bf16-mixed where bfloat16 is "
                         "native: a GPU, or a CPU with AVX-512)")  # fmt: skip
@@ -264,6 +318,9 @@ def training(args):
                 rows[f"population R={R}{suffix}"] = (trainer_epoch(x, y, R, e, acc, precision, crn), plain)
             if device == "cuda":
                 rows[f"population R={R}, eager (no CUDA graph)"] = (trainer_epoch(x, y, R, e, acc, precision, cuda_graph=False), None)
+            for compact in (False, True):  # per model-epoch of the replicas still training
+                rows[f"paper, R={R}, half frozen, {'frozen left out' if compact else 'all computed'}"] = (
+                    half_frozen_epoch(x, y, R, acc, compact), None)  # fmt: skip
         else:
             rows[f"population R={R}"] = (trainer_epoch(x, y, R, e, acc, precision), None)
             rows[f"population R={R}, common random numbers"] = (trainer_epoch(x, y, R, e, acc, precision, True), None)
@@ -274,7 +331,7 @@ def training(args):
         for row, (sec, plain) in rows.items():
             vs_plain = f"{sec / plain:>8.2f}x" if plain else ""
             print(f"{row:<50} {sec:>16.4f} {naive / sec:>8.1f}x {sec / floor:>8.2f}x {vs_plain:>9}")
-    print("-- " + paper_grid_estimate(acc, args.grid_samples))
+    print("-- " + paper_grid_estimate(acc, args.grid_samples, args.results))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
     regularizer = None
     if parts.regularizer and protocol.reg_lambda:
         regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
-    module = PopulationClassifier(model, population, protocol, epochs, regularizer, cfg.cuda_graph)
+    module = PopulationClassifier(model, population, protocol, epochs, regularizer, cfg.cuda_graph, cfg.compact)
     with experiment_logger(cfg, parts.logger, run_dir, resolved) as logger:
         trainer = pl.Trainer(
             max_epochs=epochs,

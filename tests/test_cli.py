@@ -28,6 +28,7 @@ from conftest import ROOT, DATA_DIR, TINY, run_train
         (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),
         (["method=magl1", "pruning.scope=row"], "unknown pruning.scope 'row' (choose from: global, layer)"),
         (["precision=16-mixed"], "unknown precision '16-mixed' (choose from: 32-true, bf16-mixed)"),
+        (["compact=maybe"], "compact must be true or false, got 'maybe'"),
     ],
 )
 def test_bad_input_is_one_line_error(tmp_path, overrides, message):

@@ -78,16 +78,18 @@ def test_obd_saliency_is_w2_times_hessian():
 
 
 class Snapshots(pl.Callback):
-    """Weights of the first layer after every training epoch."""
+    """Weights of the first layer after every training epoch, and how many replicas the epoch computed."""
 
     def __init__(self):
-        self.weights = []
+        self.weights, self.trained = [], []
 
     def on_train_epoch_end(self, trainer, pl_module):
         self.weights.append(pl_module.model.layers[0].replica_weight().detach().clone())
+        part = pl_module.stepper.part
+        self.trained.append(pl_module.model.replicas if part is None else len(part[0]))
 
 
-def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=()):
+def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=(), compact=True):
     torch.manual_seed(0)
     pop, model = make([0], ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
     x = torch.randn(400, 20)
@@ -96,7 +98,7 @@ def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_c
     data = PopulationData(Splits("toy", "synthetic", x, y, *empty, *empty), 20, pop.seeds("data"))
     pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
     snaps = Snapshots()
-    module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer)
+    module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer, compact=compact)
     trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=[pruning, snaps, *extra_callbacks],
                          enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
                          limit_val_batches=0)  # fmt: skip
@@ -141,6 +143,23 @@ def test_replicas_trigger_on_their_own_accuracy_and_freeze_when_done():
     assert torch.equal(snaps.weights[ends[first] - 1][first], snaps.weights[-1][first])  # frozen once done
     assert not torch.equal(snaps.weights[ends[first] - 1][last], snaps.weights[-1][last])  # the other trains on
     assert len(snaps.weights) == ends[last]  # the run stops when the last replica is done
+
+
+@pytest.mark.parametrize("crn", [False, True])
+def test_replicas_done_early_are_no_longer_computed_and_nothing_else_changes(crn):
+    """Four replicas stepping on their own accuracies end at different epochs; once at most half of those trained
+    are left, only they are computed. Steps, epochs and weights are those of the run computing all four."""
+    timing = Timing(first_epoch=1, every=3, threshold=0.98, final_epochs=4)
+    ratios = [1.0, 0.5, 0.05, 0.002]
+    runs = [tiny_fit(ratios, timing, L1(0.01), crn=crn, compact=compact) for compact in (True, False)]
+    (model, pruning, snaps), (model_all, pruning_all, snaps_all) = runs
+    assert snaps_all.trained == [4] * len(snaps_all.trained)
+    assert snaps.trained[-2] < 4 and snaps.trained == sorted(snaps.trained, reverse=True), snaps.trained
+    assert [(e["replica"], e["epoch"]) for e in pruning.history] == [(e["replica"], e["epoch"]) for e in pruning_all.history]
+    assert [pruning.replica_summary(r, len(snaps.weights)) for r in range(4)] == [
+        pruning_all.replica_summary(r, len(snaps_all.weights)) for r in range(4)]  # fmt: skip
+    for a, b in zip(model.parameters(), model_all.parameters()):
+        torch.testing.assert_close(a, b)
 
 
 class TrainAccuracy(pl.Callback):

@@ -13,12 +13,12 @@ from test_population_model import make
 SIZES, BATCH, SPE, EPOCHS = (12, 7, 3), 8, 3, 3  # 20 samples: 2 full batches and one of 4 per epoch
 
 
-def population_step(model, regularizer, loss_fn, device="cpu", cuda_graph=False, x=None, y=None, **protocol):
+def population_step(model, regularizer, loss_fn, device="cpu", cuda_graph=False, x=None, y=None, compact=True, **protocol):
     lr = torch.tensor(protocol["lr"], device=device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=protocol["momentum"], nesterov=protocol["nesterov"], fused=True)
     regularized = [layer.weight for layer in model.layers] if regularizer else []
     return PopulationStep(model, loss_fn, opt, x, y, BATCH, SPE, protocol["schedule"], EPOCHS, regularizer, regularized,
-                          protocol["weight_decay"], cuda_graph=cuda_graph)  # fmt: skip
+                          protocol["weight_decay"], cuda_graph=cuda_graph, compact=compact)  # fmt: skip
 
 
 def separate_replicas(model):
@@ -156,3 +156,46 @@ def test_captured_step_draws_the_eager_steps_dropout_masks():
     assert runs[0][0] and not runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (none here)"))])  # fmt: skip
+@pytest.mark.parametrize("crn", [False, True])
+@pytest.mark.parametrize("name", ["fast", "paper"])
+def test_a_compacted_step_trains_the_active_replicas_as_the_whole_population_does(name, crn, device):
+    """4 of 6 replicas frozen after epoch 1, then one more after epoch 3: each time at most half of those trained
+    remain, so the step trains them alone (a CUDA graph of its own on a GPU). Every weight ends as when all six
+    are computed, a mask set after the compaction is honoured, momentum, regularizer and learning-rate schedule
+    carry over, and the frozen replicas never move."""
+    p, runs = PROTOCOLS[name], []
+    for compact in (True, False):
+        pop, model = make([0, 1, 2], [1.0, 0.5], crn, p["activation"], "paper", SIZES)
+        model = model.to(device)
+        gen = torch.Generator().manual_seed(5)
+        x, y = torch.randn(20, SIZES[0], generator=gen).to(device), torch.randint(0, SIZES[-1], (20,), generator=gen).to(device)
+        step = population_step(model, L2(0.02), p["loss"], device, device == "cuda", x, y, compact, **p)
+        trained, frozen, losses = [], {}, []
+        for e in range(5):
+            if e in (1, 3):
+                active = torch.tensor([True, False, False, True, False, False] if e == 1 else [True] + [False] * 5)
+                step.train_only(active)
+                frozen |= {r: [layer.replica_weight()[r].clone() for layer in model.layers] for r in (~active).nonzero().flatten().tolist()}
+            if e == 2:  # prune an active replica: the compacted step must take its new mask
+                layer = model.layers[0]
+                keep = torch.rand(pop.size, SIZES[0], SIZES[1], generator=gen).to(device) > 0.5
+                layer.set_replica_mask_(keep)
+                step.train_only(active)
+            losses.append(step.run_epoch(torch.stack([torch.randperm(20, generator=gen) for _ in range(pop.streams)]).to(device)))
+            trained.append(model.replicas if step.part is None else len(step.part[0]))
+        for r, weights in frozen.items():
+            for layer, w in zip(model.layers, weights):
+                assert torch.equal(layer.replica_weight()[r], w), f"frozen replica {r} moved"
+        assert (model.layers[0].replica_weight()[0][~keep[0]] == 0).all()
+        runs.append((trained, losses, [t.detach().cpu() for t in model.parameters()]))
+    assert runs[0][0] == [6, 2, 2, 1, 1] and runs[1][0] == [6] * 5
+    for a, b in zip(runs[0][2], runs[1][2]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for e, (a, b) in enumerate(zip(runs[0][1], runs[1][1])):
+        trained_then = [0, 3] if e < 3 else [0]
+        torch.testing.assert_close(a[trained_then], b[trained_then])
+        assert torch.equal(a[1], runs[0][1][0][1]), "a replica not trained keeps the loss of its last epoch"

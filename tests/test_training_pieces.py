@@ -36,15 +36,31 @@ def test_replica_accuracy_accumulates_per_replica():
     torch.testing.assert_close(m.compute(), torch.tensor([2 / 3, 2 / 3]))
 
 
-def test_benchmark_script_runs_and_reports_every_trainer():
+def test_benchmark_script_runs_and_reports_every_trainer(tmp_path):
     import subprocess
     import sys
 
     from conftest import ROOT
 
     cmd = [sys.executable, str(ROOT / "bench" / "population_speed.py"), "--samples", "1000", "--replicas", "3", "--epochs",
-           "1", "--grid-samples", "200", "--precisions", "32-true,bf16-mixed"]  # fmt: skip
+           "1", "--grid-samples", "200", "--precisions", "32-true,bf16-mixed", "--results", str(tmp_path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
     for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning",
-                "plain PyTorch loop R=3 ", "precision bf16-mixed", "paper grid, 450 epochs per table"):
+                "plain PyTorch loop R=3 ", "precision bf16-mixed", "R=3, half frozen, all computed",
+                "R=3, half frozen, frozen left out", "paper grid: ", "table6 R=160 H=30", "epochs: 450 (none stored)"):
         assert row in out
+
+
+def test_grid_estimate_counts_the_epochs_a_population_leaving_out_its_frozen_replicas_computes():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "population_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # all four computed for 2 epochs, then the two left alone for 8: 24 replica-epochs
+    assert bench.computed_epochs([10, 10, 2, 2]) == 24 / 4
+    # three still training at epoch 3 (more than half: all four computed), one from epoch 4: 4 * 4 + 1 + 1
+    assert bench.computed_epochs([6, 4, 4, 3]) == 18 / 4
+    assert bench.computed_epochs([7, 7, 7]) == 7

@@ -72,8 +72,14 @@ def build(cfg: DictConfig) -> Parts:
     )
 
 
+SWITCHES = ("common_random_numbers", "cuda_graph", "compact", "deterministic", "resume", "save_model", "export")
+
+
 def validate(cfg: DictConfig) -> None:
     """The checks no single node can make."""
+    for key in SWITCHES:  # an override such as `compact=maybe` arrives as a string, which would read as true
+        if not isinstance(cfg[key], bool):
+            raise UserError(f"{key} must be true or false, got {cfg[key]!r}")
     if not ratios(cfg):
         raise UserError("ratio must be a fraction of weights kept or a non-empty list of them, got []")
     for r in ratios(cfg):

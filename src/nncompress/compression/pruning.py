@@ -3,7 +3,8 @@
 Each replica keeps its own schedule state: it is pruned by its own saliencies to its own target, its steps fire
 on its own training accuracy, and once it has trained `final_epochs` after its last step (or its accuracy has
 stopped rising, with `final=train_peak|test_peak`) it is frozen
-(its updates masked in the training step) while slower replicas finish.
+(its updates masked in the training step, which stops computing it once half the population is frozen) while
+slower replicas finish.
 """
 import json
 import time
@@ -75,7 +76,7 @@ class Pruning(pl.Callback):
         finished = self.active & (self.end_epoch <= epoch)
         if finished.any():
             self.active &= ~finished
-            self.refresh_masks(pl_module)
+            pl_module.stepper.train_only(self.active)
         pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
         due = pending & (epoch - self.last_step >= t.every)
         accuracy = torch.full((len(due),), torch.nan)
@@ -131,7 +132,7 @@ class Pruning(pl.Callback):
         for layer, mask, kept in zip(model.layers, masks, new):
             mask[device_index] = kept
             layer.set_replica_mask_(mask)
-        self.refresh_masks(pl_module)
+        pl_module.stepper.train_only(self.active)
         after = self.train_accuracy(trainer, model, due)
         self.steps_done += due.long()
         self.last_step[due] = epoch
@@ -159,19 +160,6 @@ class Pruning(pl.Callback):
                 {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]},
                 step=trainer.current_epoch,
             )
-
-    @torch.no_grad()
-    def refresh_masks(self, pl_module) -> None:
-        """Give the training step the update masks (kept weights of active replicas): a pruned weight or a
-        frozen replica never moves again, momentum included."""
-        active = self.active.to(pl_module.device)
-        for layer in pl_module.model.layers:
-            mask = layer.from_replicas(active.view(-1, 1, 1))
-            if layer.mask is not None:
-                mask &= layer.mask
-            bias_mask = active.view(layer.streams, 1, layer.per_stream, 1).expand(-1, -1, -1, layer.out_features)
-            pl_module.stepper.set_mask(layer.weight, mask)
-            pl_module.stepper.set_mask(layer.bias, bias_mask.reshape(layer.bias.shape))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if bool((self.end_epoch <= trainer.current_epoch + 1).all()):

@@ -47,16 +47,21 @@ class PopulationLinear(nn.Module):
         return self.streams * self.per_stream
 
     def slots(self, t: torch.Tensor) -> torch.Tensor:
-        """View (G, P, in, out) of a tensor in weight layout: slot [g, p] is replica g * P + p."""
-        G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
-        return t.view(G, i, P, o).permute(0, 2, 1, 3)
+        """View (G, P, rows, out) of a tensor in weight layout (G, rows, P * out), a weight or a bias: slot [g, p]
+        is replica g * P + p."""
+        G, P, o = self.streams, self.per_stream, self.out_features
+        return t.view(G, t.shape[1], P, o).permute(0, 2, 1, 3)
 
     def weight_slots(self) -> torch.Tensor:
         return self.slots(self.weight)
 
     def per_replica(self, t: torch.Tensor) -> torch.Tensor:
-        """A tensor in weight layout as (R, in, out); a copy when P > 1."""
-        return self.slots(t).reshape(self.replicas, self.in_features, self.out_features)
+        """A tensor in weight layout as (R, rows, out); a copy when P > 1."""
+        return self.slots(t).reshape(self.replicas, t.shape[1], self.out_features)
+
+    def put_(self, t: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> None:
+        """Write `values` (len(index), rows, out) into replicas `index` of `t`, in weight layout, in place."""
+        self.slots(t)[index // self.per_stream, index % self.per_stream] = values
 
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward pass uses, in weight layout (G, in, P * out)."""
@@ -72,10 +77,11 @@ class PopulationLinear(nn.Module):
             return torch.ones(self.replicas, self.in_features, self.out_features, dtype=torch.bool, device=self.bias.device)
         return self.per_replica(self.mask)
 
-    def from_replicas(self, t: torch.Tensor) -> torch.Tensor:
-        """A per-replica tensor (R, in, out) (or (R, 1, 1), broadcast) in weight layout."""
-        out = torch.empty(self.streams, self.in_features, self.per_stream * self.out_features, dtype=t.dtype, device=t.device)
-        G, P, i, o = self.streams, self.per_stream, self.in_features, self.out_features
+    def from_replicas(self, t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """A per-replica tensor (R, rows, out) (or (R, 1, 1), broadcast) in weight layout; `rows`: in_features
+        (a weight's layout) unless given (1: a bias's)."""
+        G, P, i, o = self.streams, self.per_stream, rows or self.in_features, self.out_features
+        out = torch.empty(G, i, P * o, dtype=t.dtype, device=t.device)
         self.slots(out).copy_(t.expand(self.replicas, i, o).reshape(G, P, i, o))
         return out
 

@@ -33,11 +33,12 @@ DIVERGED = 100.0  # an epoch's mean loss above this many times the first epoch's
 
 
 class PopulationClassifier(pl.LightningModule):
-    def __init__(self, model, population: Population, protocol, epochs: int, regularizer=None, cuda_graph: bool = True):
+    def __init__(self, model, population: Population, protocol, epochs: int, regularizer=None, cuda_graph: bool = True,
+                 compact: bool = True):  # fmt: skip
         super().__init__()
         self.automatic_optimization = False  # the optimizer steps inside PopulationStep
         self.model, self.population, self.protocol, self.epochs = model, population, protocol, epochs
-        self.regularizer, self.cuda_graph = regularizer, cuda_graph
+        self.regularizer, self.cuda_graph, self.compact = regularizer, cuda_graph, compact
         self.loss_fn = LOSSES[protocol.loss]
         R = population.size
         self.val_acc = ReplicaAccuracy(R)
@@ -61,7 +62,7 @@ class PopulationClassifier(pl.LightningModule):
         self.stepper = PopulationStep(
             self.model, self.loss_fn, self.optimizers().optimizer, data.train_x, data.train_y, data.batch_size,
             -(-data.n_train // data.batch_size), p.lr_schedule, self.epochs, self.regularizer, regularized,
-            p.weight_decay, autocast, self.cuda_graph,
+            p.weight_decay, autocast, self.cuda_graph, self.compact,
         )  # fmt: skip
 
     def training_step(self, order, batch_idx):

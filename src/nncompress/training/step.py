@@ -29,6 +29,12 @@ def lr_factor(schedule: str, step: torch.Tensor, steps_per_epoch: int, total_ste
     raise ValueError(schedule)
 
 
+def compacts(active: int, trained: int) -> bool:
+    """Whether a step computing `trained` replicas, `active` of them still training, leaves out the others: once at
+    most half are left (halving: at most twice the work needed, and few new populations and graph captures)."""
+    return 0 < active <= trained // 2
+
+
 class PopulationStep:
     """Trains `model` on rows of `x`, `y` (the stacked training data) with `optimizer`, a fused SGD whose
     learning rate is a one-element tensor this step rewrites.
@@ -36,12 +42,19 @@ class PopulationStep:
     Per parameter the gradient gets weight decay, then the regularizer (for `regularized` ones), then the
     parameter's update mask (`set_mask`), before the optimizer step; the optimizer's momentum is masked too, so a
     masked entry never moves.
+
+    With `compact` (and a model that has `subset`, the MLP), once at most half the replicas trained are `active`
+    (`train_only`) the others are no longer computed: each epoch trains the active ones alone, as a population of
+    their own copied from the model before the epoch and back into it after (model, masks and optimizer state stay
+    the record between epochs, so pruning, evaluation and export see one population throughout).
     """
 
     def __init__(self, model, loss_fn, optimizer: torch.optim.SGD, x: torch.Tensor, y: torch.Tensor,
                  batch_size: int, steps_per_epoch: int, lr_schedule: str, epochs: int, regularizer=None, regularized=(),
-                 weight_decay: float = 0.0, autocast_dtype: torch.dtype | None = None, cuda_graph: bool = True):  # fmt: skip
+                 weight_decay: float = 0.0, autocast_dtype: torch.dtype | None = None, cuda_graph: bool = True,
+                 compact: bool = True):  # fmt: skip
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.epochs, self.compact = epochs, compact and hasattr(model, "subset")
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         group = optimizer.param_groups[0]  # its lr on the weights' device: a captured step reads it there
         self.lr = group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=x.device)
@@ -57,11 +70,16 @@ class PopulationStep:
         self.loss_sum = torch.zeros(model.replicas, device=device)
         self.masks: dict[int, torch.Tensor] = {}  # parameter index -> update mask (parameter's shape)
         self.use_graph, self.graph, self.order = cuda_graph and device.type == "cuda", None, None
+        self.part: tuple[torch.Tensor, PopulationStep] | None = None  # (replicas, their step) once compacted
+        self.losses = torch.zeros(model.replicas, device=device)  # each replica's loss in the last epoch it trained
+
+    def param_index(self, param: torch.nn.Parameter) -> int:
+        return next(i for i, p in enumerate(self.params) if p is param)
 
     @torch.no_grad()
     def set_mask(self, param: torch.nn.Parameter, mask: torch.Tensor) -> None:
         """Only entries where `mask` is true move from now on; the optimizer's state is cleared outside it."""
-        i = next(i for i, p in enumerate(self.params) if p is param)
+        i = self.param_index(param)
         if i in self.masks:
             self.masks[i].copy_(mask)
         else:
@@ -71,9 +89,65 @@ class PopulationStep:
             if torch.is_tensor(state) and state.shape == param.shape:
                 state.mul_(self.masks[i])
 
+    @torch.no_grad()
+    def train_only(self, active: torch.Tensor) -> None:
+        """From now on only the kept weights (each layer's `mask`) and the biases of replicas `active` (bool, R)
+        move: a pruned weight or a frozen replica never moves again, momentum included."""
+        active = active.to(self.x.device)
+        for layer in self.model.layers:
+            mask = layer.from_replicas(active.view(-1, 1, 1))
+            self.set_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
+            self.set_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
+        index = active.nonzero().flatten()
+        trained = self.model.replicas if self.part is None else len(self.part[0])
+        if self.compact and compacts(len(index), trained):
+            self.part = index, self.alone(index)
+
+    def alone(self, index: torch.Tensor) -> "PopulationStep":
+        """A step training replicas `index` of the model as a population of their own (model.subset)."""
+        sub = self.model.subset(index)
+        optimizer = type(self.optimizer)(sub.parameters(), **{**self.optimizer.defaults, "lr": self.base_lr})
+        regularized = [mine.weight for mine, theirs in zip(sub.layers, self.model.layers) if id(theirs.weight) in self.regularized]
+        return PopulationStep(sub, self.loss_fn, optimizer, self.x, self.y, self.batch_size, self.steps_per_epoch,
+                              self.schedule, self.epochs, self.regularizer, regularized, self.weight_decay,
+                              self.autocast_dtype, self.use_graph, compact=False)  # fmt: skip
+
+    def pairs(self, other: "PopulationStep"):
+        """(layer, parameter of this model, parameter of `other`'s model, which holds replicas of this one)."""
+        for mine, theirs in zip(self.model.layers, other.model.layers):
+            yield from ((mine, mine.weight, theirs.weight), (mine, mine.bias, theirs.bias))
+
+    @torch.no_grad()
+    def exchange(self, index: torch.Tensor, part: "PopulationStep", pull: bool) -> None:
+        """Copy replicas `index`' weights, optimizer state and step counter into `part` (pull) or back from it;
+        with `pull` their update masks too (only this step's `set_mask` changes them)."""
+        (part.step.copy_ if pull else self.step.copy_)(self.step if pull else part.step)
+        for layer, mine, theirs in self.pairs(part):
+            i = self.param_index(mine)
+            if pull and i in self.masks:
+                part.set_mask(theirs, layer.per_replica(self.masks[i])[index])
+            tensors = [(mine, theirs)]
+            for key, value in self.optimizer.state.get(mine, {}).items():
+                if torch.is_tensor(value) and value.shape == mine.shape:  # momentum
+                    tensors.append((value, part.optimizer.state[theirs].setdefault(key, torch.empty_like(theirs))))
+            for full, own in tensors:
+                own.copy_(layer.per_replica(full)[index]) if pull else layer.put_(full, index, own)
+
     def run_epoch(self, order: torch.Tensor) -> torch.Tensor:
         """One epoch over `order` (G, n), each stream's rows of x in its order; returns each replica's mean
-        training loss (R,). Full batches replay the captured step on a GPU; the last partial batch runs eager."""
+        training loss (R,), for a replica no longer trained (`train_only`) the one of the last epoch it trained."""
+        if self.part is None:
+            self.losses = self.epoch(order)
+        else:
+            index, part = self.part
+            self.exchange(index, part, pull=True)
+            self.losses[index] = part.run_epoch(order.index_select(0, self.model.input_streams(index)))
+            self.exchange(index, part, pull=False)
+        return self.losses.clone()
+
+    def epoch(self, order: torch.Tensor) -> torch.Tensor:
+        """Train every replica an epoch. Full batches replay the captured step on a GPU; the last partial batch
+        runs eager."""
         (G, n), B = order.shape, self.batch_size
         full, rest = divmod(n, B)
         self.loss_sum.zero_()
@@ -106,10 +180,11 @@ class PopulationStep:
         whole-network capture) whose effects on the weights, optimizer state, counters and dropout generators are
         then undone."""
         self.full = full
-        state = [*self.params, self.step, self.batch, self.loss_sum]
+        had_state = set(self.optimizer.state)
+        momentum = [v for st in self.optimizer.state.values() for v in st.values() if torch.is_tensor(v)]
+        state = [*self.params, *momentum, self.step, self.batch, self.loss_sum]
         generators = stream_generators(self.model, self.x.device)
         saved, rng = [t.detach().clone() for t in state], [g.get_state() for g in generators]
-        had_state = set(self.optimizer.state)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
