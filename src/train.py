@@ -144,7 +144,8 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
         print(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {run_dir}")
         if pruning:
             print(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
-                  f"({100 * pruning.work_s / wall:.0f} % of the run)")
+                  f"({100 * pruning.work_s / wall:.0f} % of the run); replica-epochs computed: "
+                  f"{module.stepper.replica_epochs:,} of {population.size * trainer.current_epoch:,} (frozen left out)")
         if records:
             print(results.format_table(records))
         if failed:

@@ -87,6 +87,7 @@ class Snapshots(pl.Callback):
         self.weights.append(pl_module.model.layers[0].replica_weight().detach().clone())
         part = pl_module.stepper.part
         self.trained.append(pl_module.model.replicas if part is None else len(part[0]))
+        self.replica_epochs = pl_module.stepper.replica_epochs
 
 
 def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=(), compact=True):
@@ -155,6 +156,7 @@ def test_replicas_done_early_are_no_longer_computed_and_nothing_else_changes(crn
     (model, pruning, snaps), (model_all, pruning_all, snaps_all) = runs
     assert snaps_all.trained == [4] * len(snaps_all.trained)
     assert snaps.trained[-2] < 4 and snaps.trained == sorted(snaps.trained, reverse=True), snaps.trained
+    assert (snaps.replica_epochs, snaps_all.replica_epochs) == (sum(snaps.trained), 4 * len(snaps.trained))
     assert [(e["replica"], e["epoch"]) for e in pruning.history] == [(e["replica"], e["epoch"]) for e in pruning_all.history]
     assert [pruning.replica_summary(r, len(snaps.weights)) for r in range(4)] == [
         pruning_all.replica_summary(r, len(snaps_all.weights)) for r in range(4)]  # fmt: skip

@@ -72,6 +72,7 @@ class PopulationStep:
         self.use_graph, self.graph, self.order = cuda_graph and device.type == "cuda", None, None
         self.part: tuple[torch.Tensor, PopulationStep] | None = None  # (replicas, their step) once compacted
         self.losses = torch.zeros(model.replicas, device=device)  # each replica's loss in the last epoch it trained
+        self.replica_epochs = 0  # replicas computed, summed over epochs
 
     def param_index(self, param: torch.nn.Parameter) -> int:
         return next(i for i, p in enumerate(self.params) if p is param)
@@ -136,6 +137,7 @@ class PopulationStep:
     def run_epoch(self, order: torch.Tensor) -> torch.Tensor:
         """One epoch over `order` (G, n), each stream's rows of x in its order; returns each replica's mean
         training loss (R,), for a replica no longer trained (`train_only`) the one of the last epoch it trained."""
+        self.replica_epochs += self.model.replicas if self.part is None else len(self.part[0])
         if self.part is None:
             self.losses = self.epoch(order)
         else:
