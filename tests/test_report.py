@@ -309,3 +309,52 @@ def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_pa
     main(["--results", str(store.root), "--out", str(out)])
     assert sorted(p.name for p in out.glob("table3_*.md")) == ["table3_fast.md"]
     assert (out / "notes.txt").read_text() == "mine"  # files the report did not write are kept
+
+
+def welch_p(m1, s1, m2, s2, n=5):
+    """Two-sided Welch t-test p-value from means and sample standard deviations, written out."""
+    v1, v2 = s1**2 / n, s2**2 / n
+    t = (m1 - m2) / np.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1**2 / (n - 1) + v2**2 / (n - 1))
+    from scipy.stats import t as student
+
+    return 2 * student.sf(abs(t), df)
+
+
+def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(tmp_path):
+    from nncompress.report import method_order, write_fidelity
+
+    reference = pd.read_csv(REFERENCE)
+    paper = reference[(reference["hidden"] == 30) & (reference["dataset"] == "mnist_rot")]
+    paper = paper.set_index(["method", "ratio"])
+    ours = {  # mnist_rot, 30 hidden, accuracy % per seed
+        (0.01, "magl2"): [50.0, 51.0, 52.0],
+        (0.01, "magl1"): [48.0, 49.1, 49.9],  # 2 below MagL2, as the paper has it
+        (0.01, "obd"): [51.0, 52.1, 52.9],  # 1 above MagL2, the paper has it 1 below
+        (0.03, "magl1"): [70.0, 71.0, 72.0], (0.03, "magl2"): [71.0, 70.0, 69.0], (0.03, "obd"): [60.0, 61.0, 62.0],
+        (0.012, "magl1"): [52.0, 54.0, 53.0], (0.012, "obd"): [53.5, 53.0, 53.6],  # reversed, within noise
+    }  # fmt: skip
+    store = ResultStore(tmp_path / "store")
+    for (ratio, method), accs in ours.items():
+        for seed, acc in enumerate(accs):
+            store.put(fake_record(method, 30, "mnist_rot", ratio, seed, acc / 100))
+    order = method_order(load_results(store.root), reference)
+    expected = []  # independently: the pairs with both sides run that the paper's numbers separate at 5 %
+    for ratio in (0.01, 0.03, 0.012):
+        for a, b in (("magl1", "magl2"), ("magl1", "obd"), ("magl2", "obd")):
+            if (ratio, a) in ours and (ratio, b) in ours:
+                pa, pb = paper.loc[(a, ratio)], paper.loc[(b, ratio)]
+                if welch_p(pa["mean_pct"], pa["std_pct"], pb["mean_pct"], pb["std_pct"]) < 0.05:
+                    expected.append((ratio, f"{a} - {b}"))
+    assert sorted(zip(order["ratio"], order["pair"])) == sorted(expected)
+    assert (0.012, "magl1 - obd") in expected and not any(r == 0.03 for r, _ in expected)  # 0.03: no separation
+    got = order.set_index(["ratio", "pair"])
+    assert got.loc[(0.01, "magl1 - magl2"), "order"] == "same"
+    assert got.loc[(0.01, "magl1 - obd"), "order"] == "same"
+    assert got.loc[(0.01, "magl2 - obd"), "order"] == "reversed, significant"  # paired differences -1, -1.1, -0.9
+    assert got.loc[(0.012, "magl1 - obd"), "order"] == "reversed"
+    assert np.isclose(got.loc[(0.01, "magl2 - obd"), "ours"], -1.0)
+    assert np.isclose(got.loc[(0.01, "magl2 - obd"), "paper"], 51.70 - 50.71)
+    text = write_fidelity(load_results(store.root), tmp_path, reference).read_text()
+    row = next(line for line in text.split("## Order of methods")[1].splitlines() if "mnist_rot" in line)
+    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "4", "2", "2", "1"]

@@ -33,6 +33,11 @@ def other_methods(runs: pd.DataFrame) -> list[str]:
     return sorted(set(runs.loc[runs["model"] == "mlp", "method"]) - set(PRUNING) - {"none"})  # none: the dense MLP
 
 
+def varies(x: np.ndarray) -> bool:
+    """Whether values (accuracy points) differ by more than float rounding: one test example is ~0.01 point."""
+    return not np.allclose(x, x.mean(), rtol=0, atol=1e-9)
+
+
 def difference(a: pd.Series, b: pd.Series, paired: bool) -> dict:
     """a - b for accuracies indexed by seed: mean difference, its 95 % confidence interval, the two-sided p-value
     (NaN when a side has fewer than two seeds) and the test used."""
@@ -41,12 +46,12 @@ def difference(a: pd.Series, b: pd.Series, paired: bool) -> dict:
         a, b = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
         n, test = f"{len(seeds)} pairs", "paired t"
         tested = len(seeds) >= 2
-        spread = tested and np.ptp(a - b) > 0
+        spread = tested and varies(a - b)
     else:
         a, b = a.to_numpy(), b.to_numpy()
         n, test = f"{len(a)}/{len(b)}", "Welch t"
         tested = len(a) >= 2 and len(b) >= 2
-        spread = tested and (np.ptp(a) > 0 or np.ptp(b) > 0)
+        spread = tested and (varies(a) or varies(b))
     row = {"A - B": a.mean() - b.mean() if len(a) and len(b) else np.nan, "n": n, "test": test}
     if not tested:
         return {**row, "ci low": np.nan, "ci high": np.nan, "p": np.nan}

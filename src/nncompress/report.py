@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_ind_from_stats
 
 from . import claims
 from .pareto import convnet_front, convnet_variants
@@ -144,6 +145,39 @@ def within_tolerance(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+PAPER_RUNS = 5  # the paper's means and standard deviations are over 5 runs per cell
+
+
+def method_order(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Per protocol variant, every pair of the paper's pruning methods at one (dataset, hidden units, ratio) that the
+    paper's tables separate significantly (Welch t from its means and standard deviations, 5 runs each, unadjusted
+    5 % level: each cell is read as the paper would be) and that our runs hold on both sides: the paper's and our
+    difference (ours paired by seed, `claims.difference`) and whether ours goes the same way (issue 11's goal on the
+    variants: the same order of methods wherever the paper's difference is significant)."""
+    keys = ["hidden", "dataset", "ratio"]
+    pairs = reference.merge(reference, on=keys, suffixes=("_a", "_b"))
+    pairs = pairs[pairs["method_a"] < pairs["method_b"]]
+    paper = ttest_ind_from_stats(pairs["mean_pct_a"], pairs["std_pct_a"], PAPER_RUNS, pairs["mean_pct_b"],
+                                 pairs["std_pct_b"], PAPER_RUNS, equal_var=False)  # fmt: skip
+    pairs = pairs.assign(paper_diff=pairs["mean_pct_a"] - pairs["mean_pct_b"], paper_p=paper.pvalue)
+    pairs = pairs[pairs["paper_p"] < claims.ALPHA]
+    mlp, rows = runs[runs["model"] == "mlp"], []
+    for (protocol, settings), sel in mlp.groupby(["protocol", "settings"]):
+        cells = {key: claims.by_seed(cell) for key, cell in sel.groupby(["method", *keys])}
+        for _, pair in pairs.iterrows():
+            a, b = (cells.get((pair[f"method_{side}"], *pair[keys])) for side in "ab")
+            if a is None or b is None:
+                continue
+            ours = claims.difference(a, b, paired=True)
+            same = np.sign(ours["A - B"]) == np.sign(pair["paper_diff"])
+            significant = ours["p"] < claims.ALPHA
+            rows.append({"protocol": protocol, "settings": settings, **pair[keys].to_dict(),
+                         "pair": f"{pair['method_a']} - {pair['method_b']}", "paper": pair["paper_diff"],
+                         "paper p": pair["paper_p"], "ours": ours["A - B"], "ours p": ours["p"], "n": ours["n"],
+                         "order": "same" if same else "reversed, significant" if significant else "reversed"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 # Figure 6's networks (50 hidden units, ratio 0.04, MagL1 and MagL2 on MNIST): "the last pruning has been performed
 # in epoch 210" (the paper's text), a check of a protocol's timing that needs no table.
 FIGURE6 = {"hidden": 50, "ratio": 0.04, "dataset": "mnist", "methods": ("magl1", "magl2"), "last_pruning_epoch": 210}
@@ -174,6 +208,20 @@ def write_fidelity(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> Pa
         totals = counts.groupby(["protocol", "settings", "data"])[counts.columns[4:]].sum().reset_index()
         lines += ["## All tables", "", totals.to_markdown(index=False), "", "## Per table", "",
                   counts.to_markdown(index=False)]  # fmt: skip
+    order = method_order(runs, reference)
+    if not order.empty:
+        counted = order.groupby(["protocol", "settings", "dataset"])["order"]
+        totals = counted.agg(pairs="size", same=lambda o: int((o == "same").sum()),
+                             reversed=lambda o: int((o != "same").sum()),
+                             **{"reversed, significant": lambda o: int((o == "reversed, significant").sum())})  # fmt: skip
+        lines += ["", "## Order of methods", "", "Pairs of the paper's pruning methods at one dataset, hidden size and "
+                  "ratio whose difference the paper's tables make significant (Welch t from its means and standard "
+                  f"deviations, {PAPER_RUNS} runs each, unadjusted {claims.ALPHA:.0%} level), where we have both: does "
+                  "our difference (paired by seed) go the same way?", "", totals.reset_index().to_markdown(index=False)]  # fmt: skip
+        reversed_ = order[order["order"] != "same"]
+        if len(reversed_):
+            lines += ["", "Reversed pairs (accuracy points, A - B):", "",
+                      reversed_.to_markdown(index=False, floatfmt=".3g")]  # fmt: skip
     timing = figure6_timing(runs)
     if not timing.empty:
         lines += ["", "## Figure 6's timing", "", f"Epochs trained before the last pruning step of Figure 6's networks "
