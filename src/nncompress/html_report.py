@@ -1,7 +1,8 @@
 """`reports/index.html`: the whole report as one self-contained page (figures inlined), readable offline.
 
 Tables 1-6 with the paper's numbers beside ours and the differences coloured (and ours alone for the pruning methods
-the paper did not test), the figures, the claims with their verdicts, and where the numbers come from: commit,
+the paper did not test), the figures, how closely ours follow the paper's (cells within its tolerance, the order
+of methods), the claims with their verdicts, and where the numbers come from: commit,
 protocol variants and their settings, data, dates, replicas.
 """
 import base64
@@ -13,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims
-from .report import DATASETS, cell_stats, fmt, method_tables, table, title, variant_data, variants
+from .report import (DATASETS, ORDER_NOTE, cell_stats, fmt, method_order, method_tables, order_counts, table, title,
+                     tolerance_totals, variant_data, variants, within_tolerance)
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
 
@@ -127,6 +129,13 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     if not table_claims.empty:
         shown = table_claims.round(3).fillna("—")
         body += [f"<details><summary>Every comparison ({len(shown)})</summary>{html_table(shown)}</details>"]
+    counts, order = within_tolerance(runs, reference), method_order(runs, reference)
+    if not counts.empty:
+        body += ["<h2>Fidelity</h2>", '<p class="note">Cells within max(1 point, 2 × the paper\'s std) of the paper, '
+                 "summed over Tables 1-6 (per table in <code>fidelity.md</code>); 0 %-removed cells also within "
+                 "±0.5.</p>", html_table(tolerance_totals(counts))]  # fmt: skip
+    if not order.empty:
+        body += [f'<p class="note">{escape(ORDER_NOTE)}</p>', html_table(order_counts(order))]
     for protocol in protocols:
         variant = variant_data(runs, protocol)
         body.append(f"<h2>Tables, protocol <code>{escape(protocol)}</code></h2>")

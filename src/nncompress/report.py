@@ -196,6 +196,24 @@ def figure6_timing(runs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def tolerance_totals(counts: pd.DataFrame) -> pd.DataFrame:
+    """`within_tolerance` summed over the tables, per protocol variant and data (MNIST, the variants)."""
+    return counts.groupby(["protocol", "settings", "data"])[counts.columns[4:]].sum().reset_index()
+
+
+def order_counts(order: pd.DataFrame) -> pd.DataFrame:
+    """`method_order` counted per protocol variant and dataset: pairs compared, same order, reversed."""
+    counted = order.groupby(["protocol", "settings", "dataset"])["order"]
+    return counted.agg(pairs="size", same=lambda o: int((o == "same").sum()), reversed=lambda o: int((o != "same").sum()),
+                       **{"reversed, significant": lambda o: int((o == "reversed, significant").sum())}).reset_index()  # fmt: skip
+
+
+ORDER_NOTE = ("Pairs of the paper's pruning methods at one dataset, hidden size and ratio whose difference the paper's "
+              f"tables make significant (Welch t from its means and standard deviations, {PAPER_RUNS} runs each, "
+              f"unadjusted {claims.ALPHA:.0%} level), where we have both: does our difference (paired by seed) go the "
+              "same way?")  # fmt: skip
+
+
 def write_fidelity(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> Path:
     """fidelity.md: which protocol variant reproduces the paper's tables, and how closely."""
     counts = within_tolerance(runs, reference)
@@ -205,19 +223,11 @@ def write_fidelity(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> Pa
     if counts.empty:
         lines.append("No paper-table cell has runs yet.")
     else:
-        totals = counts.groupby(["protocol", "settings", "data"])[counts.columns[4:]].sum().reset_index()
-        lines += ["## All tables", "", totals.to_markdown(index=False), "", "## Per table", "",
+        lines += ["## All tables", "", tolerance_totals(counts).to_markdown(index=False), "", "## Per table", "",
                   counts.to_markdown(index=False)]  # fmt: skip
     order = method_order(runs, reference)
     if not order.empty:
-        counted = order.groupby(["protocol", "settings", "dataset"])["order"]
-        totals = counted.agg(pairs="size", same=lambda o: int((o == "same").sum()),
-                             reversed=lambda o: int((o != "same").sum()),
-                             **{"reversed, significant": lambda o: int((o == "reversed, significant").sum())})  # fmt: skip
-        lines += ["", "## Order of methods", "", "Pairs of the paper's pruning methods at one dataset, hidden size and "
-                  "ratio whose difference the paper's tables make significant (Welch t from its means and standard "
-                  f"deviations, {PAPER_RUNS} runs each, unadjusted {claims.ALPHA:.0%} level), where we have both: does "
-                  "our difference (paired by seed) go the same way?", "", totals.reset_index().to_markdown(index=False)]  # fmt: skip
+        lines += ["", "## Order of methods", "", ORDER_NOTE, "", order_counts(order).to_markdown(index=False)]
         reversed_ = order[order["order"] != "same"]
         if len(reversed_):
             lines += ["", "Reversed pairs (accuracy points, A - B):", "",
