@@ -16,6 +16,7 @@ ratios 0.1, 0.01 and 0.002, batch 1 and 1,000 (median of repeated calls).
 import argparse
 import logging
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -276,8 +277,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--grid-samples", type=int, default=5_000, help="images the paper-grid estimate times on")
-    parser.add_argument("--results", default="multirun/results", help="results store whose replicas' epochs the "
-                        "paper-grid estimate uses")  # fmt: skip
+    parser.add_argument("--results", default=os.environ.get("NNCOMPRESS_RESULTS_DIR", "multirun/results"),
+                        help="results store whose replicas' epochs the paper-grid estimate uses")  # fmt: skip
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precisions", help="comma-separated (default: 32-true, and bf16-mixed where bfloat16 is "
                         "native: a GPU, or a CPU with AVX-512)")  # fmt: skip

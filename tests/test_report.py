@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from nncompress import load_results
 from nncompress.report import REFERENCE, write_tables
@@ -65,6 +66,42 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     assert set(load_results(store.root)["settings"]) == {"protocol.lr=0.01", "protocol.lr=0.05"}
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
     assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
+
+
+@pytest.mark.parametrize("protocol", ["paper", "fast"])
+def test_a_protocols_defaults_are_what_hydra_composes_for_it(protocol):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from nncompress.replicas import CONF, flatten, protocol_defaults
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"protocol={protocol}", "method=magl1"])
+    nodes = {"protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+             "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}  # fmt: skip
+    assert protocol_defaults(protocol) == flatten(nodes)
+
+
+def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_plain_protocol_name(tmp_path):
+    def store_of(name, *replicas):
+        store = ResultStore(tmp_path / name)
+        for method, seed, trigger_lag, protocol in replicas:
+            record = fake_record(method, 30, "mnist", 0.01, seed, 0.9, protocol="paper")
+            record["config"]["protocol"] |= protocol
+            record["config"]["pruning"] = {"timing": {"threshold": 0.96, "trigger_lag": trigger_lag}}
+            if method != "none":
+                record["config"]["method"]["saliency"] = {"_target_": "nncompress.compression.saliency.Magnitude"}
+            store.put(record)
+        return load_results(store.root).set_index(["method", "seed"])
+
+    lagged = store_of("lagged", ("magl1", 0, 1, {}), ("magl1", 1, 1, {}), ("none", 0, 0, {}))
+    assert lagged.loc[("magl1", 0), "protocol"].startswith("paper-")
+    assert set(lagged.loc["magl1", "settings"]) == {"pruning.timing.trigger_lag=1"}
+    assert lagged.loc[("none", 0), "protocol"] == "paper"  # a method that does not prune: pruning does not apply
+    as_configured = store_of("paper", ("magl1", 0, 0, {"lr": 3.0}), ("magl1", 1, 0, {"lr": 3.0}))  # paper.yaml's values
+    assert set(as_configured["protocol"]) == {"paper"} and set(as_configured["settings"]) == {""}
+    slow = store_of("slow", ("magl1", 0, 0, {"lr": 1.0}))
+    assert slow["protocol"].item().startswith("paper-") and slow["settings"].item() == "protocol.lr=1.0"
 
 
 def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
@@ -177,6 +214,7 @@ def test_figure6_histograms_from_run_dirs(tmp_path):
     path = histogram_figure(load_results(store.root), tmp_path)
     assert path is not None and path.stat().st_size > 10_000
     assert histogram_figure(load_results(store.root).assign(hidden=100), tmp_path / "none") is None
+    assert histogram_figure(load_results(store.root).assign(dataset="mnist_rot"), tmp_path / "none") is None  # the paper's is MNIST
 
 
 def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_is_drawn(tmp_path):

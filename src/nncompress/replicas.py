@@ -6,7 +6,8 @@
 Replicas are pooled over seeds (a table cell, a point of a figure) only when they were trained the same way on the
 same data: runs under one protocol name that differ in a training setting (`TRAINING_SETTINGS`), a data setting
 (`DATA_SETTINGS`, the data source) or a method or model option (against that option file's defaults) carry the name
-suffixed with a short hash of what differs (`fast-1a2b3c`), and `settings` says what it is.
+suffixed with a short hash of what differs (`fast-1a2b3c`), and `settings` says what it is. So does a run that sets a
+protocol or pruning option away from what its protocol name gives, stored alone: the plain name means the conf files'.
 """
 import hashlib
 import json
@@ -60,6 +61,44 @@ def shared_settings(record: dict) -> dict:
             | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
 
 
+def picked_files(conf_file: Path) -> dict:
+    """The config group files a conf file's defaults list picks: {"pruning": "paper", "schedule": "power"}."""
+    picks = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(conf_file)).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():  # `pruning: fast` or `override /pruning@_global_.pruning: paper`
+                picks[key.removeprefix("override ").strip("/").split("@")[0]] = value
+    return picks
+
+
+@cache
+def protocol_defaults(name: str) -> dict:
+    """The flattened `protocol` and `pruning` options `protocol=<name>` alone gives a run: its conf file, and the
+    pruning and schedule files it picks (train.yaml's where it picks none); {} for a protocol with no file."""
+    path = CONF / "protocol" / f"{name}.yaml"
+    if not path.exists():
+        return {}
+    picks = picked_files(CONF / "train.yaml") | picked_files(path)
+    pruning = {k: v for k, v in option_defaults("pruning", picks["pruning"]).items() if k != "pruning.schedule"}
+    schedule = {f"pruning.{k}": v for k, v in option_defaults("schedule", picks["schedule"]).items()}
+    return option_defaults("protocol", name) | pruning | schedule
+
+
+def prunes(config: dict) -> bool:
+    """Whether the replica's method prunes (has a saliency): its `pruning` node applies only then."""
+    return bool((config.get("method") or {}).get("saliency"))
+
+
+def training_changes(config: dict) -> dict:
+    """The protocol and pruning options (the latter for methods that prune) a replica set away from what its
+    protocol name alone gives: what makes it a variant of that protocol, even when no other variant is stored."""
+    defaults = protocol_defaults(str(config["protocol"].get("name")))
+    nodes = {"protocol": config["protocol"]}
+    if prunes(config):
+        nodes["pruning"] = config.get("pruning") or {}
+    return {k: v for k, v in flatten(nodes).items() if k != "protocol.name" and defaults.get(k, v) != v}
+
+
 def changed_options(config: dict, group: str) -> dict:
     """Options of `group` (method, model, protocol) the replica set away from its option file's defaults."""
     node = config.get(group) or {}
@@ -78,23 +117,26 @@ def shown(value) -> str:
 
 
 def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
-    """Per record: the protocol's name, suffixed with a short hash of the settings that tell its variant apart; and
-    those settings as `key=value` text, with the protocol options changed from their defaults."""
+    """Per record: the protocol's name, suffixed with a short hash of the settings that tell its variant apart (with
+    the protocol and pruning options changed from what the name gives); and those settings as `key=value` text."""
     rows = [shared_settings(r) for r in records]
     shared = pd.DataFrame(rows)
     names = pd.Series([r["config"]["protocol"]["name"] for r in records])
     datasets = pd.Series([r["dataset"] for r in records])
     # A setting splits a protocol name where it differs between replicas of one dataset (sources, say, may differ
     # between datasets: each table column says which it used).
-    differs = shared.map(repr).groupby([names, datasets]).nunique() > 1
+    # Replicas that prune are compared apart from those that do not: only theirs have pruning settings.
+    pruning = pd.Series([prunes(r["config"]) for r in records])
+    differs = shared.map(repr).groupby([names, datasets, pruning]).nunique() > 1
     varying = differs.groupby(level=0).any()
     labels, described = [], []
     for i, record in enumerate(records):
         name, config = names[i], record["config"]
-        keys = {c: rows[i].get(c) for c in shared.columns if varying.at[name, c]} | own_settings(config)
+        applies = [c for c in shared.columns if pruning[i] or not c.startswith("pruning.")]
+        keys = {c: rows[i].get(c) for c in applies if varying.at[name, c]} | own_settings(config)
+        keys |= {k: v for k, v in training_changes(config).items() if k not in keys}
         digest = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:6]
         labels.append(f"{name}-{digest}" if keys else name)
-        keys |= {k: v for k, v in changed_options(config, "protocol").items() if k not in keys}
         stated = flatten(config)  # an option left out of `keys` as its default is shown with its value
         described.append(", ".join(f"{k}={shown(stated.get(k) if v is None else v)}" for k, v in sorted(keys.items())))
     return labels, described

@@ -14,6 +14,7 @@ the ConvNets have a validation split) as a line; per dataset with artefacts (`ex
 disk (`bytes_<dataset>_<protocol>.png`). Then `fidelity.md`, `summary.md` and all of it as one page, `index.html`.
 """
 import argparse
+import os
 from itertools import cycle
 from pathlib import Path
 
@@ -340,16 +341,23 @@ def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path, others: 
     return save(fig, stem)
 
 
+def protocol_title(runs: pd.DataFrame, protocol: str) -> str:
+    """`protocol paper-bc72e2 (pruning.timing.trigger_lag=1)`: a variant's label with what sets it apart."""
+    settings = "; ".join(sorted(set(runs.loc[runs["protocol"] == protocol, "settings"]) - {""}))
+    return f"protocol {protocol}" + (f" ({settings})" if settings else "")
+
+
 def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
     curves, data = figure_curves(runs, number, protocol)
-    return draw(curves, "parameters (weights kept + biases)", f"Figure {number}: {FIGURES[number][0]}, protocol "
-                f"{protocol}\n{data}", "no runs yet", out / f"fig{number}_{protocol}",
+    return draw(curves, "parameters (weights kept + biases)", f"Figure {number}: {FIGURES[number][0]}, "
+                f"{protocol_title(runs, protocol)}\n{data}", "no runs yet", out / f"fig{number}_{protocol}",
                 claims.other_methods(runs))  # fmt: skip
 
 
 def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
     curves, data = bytes_curves(runs, dataset, protocol)
-    return draw(curves, "artefact size on disk (bytes)", f"Accuracy vs bytes: {dataset}, protocol {protocol}\n{data}",
+    return draw(curves, "artefact size on disk (bytes)", f"Accuracy vs bytes: {dataset}, "
+                f"{protocol_title(runs, protocol)}\n{data}",
                 "no artefacts yet (train with export=true)", out / f"bytes_{dataset}_{protocol}",
                 claims.other_methods(runs))  # fmt: skip
 
@@ -374,15 +382,16 @@ def bytes_section(runs: pd.DataFrame, protocols) -> list[str]:
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
-    """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04)."""
+    """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04, on
+    MNIST as in the paper), one per protocol variant."""
     import numpy as np
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drawn = []
-    for method in ("magl1", "magl2"):
-        sel = runs[(runs["method"] == method) & (runs["hidden"] == hidden) & (runs["ratio"] == ratio)].sort_values("seed")
-        for _, r in sel.iterrows():
+    runs = runs[(runs["hidden"] == hidden) & (runs["ratio"] == ratio) & (runs["dataset"] == "mnist")]
+    for (method, protocol), sel in runs[runs["method"].isin(["magl1", "magl2"])].groupby(["method", "protocol"]):
+        for _, r in sel.sort_values("seed").iterrows():
             files = sorted(Path(r["run_dir"]).glob("histograms/epoch*.npz"), key=lambda p: int(p.stem[5:]))
             if not files:
                 continue
@@ -390,15 +399,16 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
                 names, name = list(h["replicas"]), f"seed{r['seed']}_ratio{ratio:g}"
                 i = names.index(f"{r['dataset']}_{name}" if f"{r['dataset']}_{name}" in names else name)  # older runs: no dataset
                 counts, edges = h["counts"][i], h["edges"][i]
-            ax.stairs(counts / counts.sum(), edges, label=f"{method} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")
-            drawn.append(method)
+            ax.stairs(counts / counts.sum(), edges,
+                      label=f"{method}, {protocol} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")
+            drawn.append(r["data"])
             break
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xlabel("weight value (kept weights)")
     ax.set_ylabel("fraction of weights")
-    ax.set_title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}")
+    ax.set_title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}, MNIST; {'; '.join(sorted(set(drawn)))}", fontsize=9)
     ax.legend()
     return save(fig, out / "fig6")
 
@@ -473,7 +483,8 @@ def clear_generated(out: Path) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default="multirun/results", help="the results store")
+    parser.add_argument("--results", default=os.environ.get("NNCOMPRESS_RESULTS_DIR", "multirun/results"),
+                        help="the results store")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     out = Path(args.out)
