@@ -60,10 +60,11 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     means = sorted(pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item() for label in labels)
     assert np.allclose(means, [60.0, 95.0])
     assert set(runs["settings"]) == {"protocol.lr=0.01", "protocol.lr=—"}  # what tells the variants apart
-    for record in store.records():  # a record stating the default value: shown, though not part of its key
+    for record in store.records():  # a record stating fast.yaml's value: the plain name, the other a variant of it
         record["config"]["protocol"].setdefault("lr", 0.05)
         store.put(record)
-    assert set(load_results(store.root)["settings"]) == {"protocol.lr=0.01", "protocol.lr=0.05"}
+    runs = load_results(store.root)
+    assert set(zip(runs["protocol"].str.len(), runs["settings"])) == {(4, ""), (11, "protocol.lr=0.01")}
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
     assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
 
@@ -100,6 +101,9 @@ def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_pl
     assert lagged.loc[("none", 0), "protocol"] == "paper"  # a method that does not prune: pruning does not apply
     as_configured = store_of("paper", ("magl1", 0, 0, {"lr": 3.0}), ("magl1", 1, 0, {"lr": 3.0}))  # paper.yaml's values
     assert set(as_configured["protocol"]) == {"paper"} and set(as_configured["settings"]) == {""}
+    both = store_of("both", ("magl1", 0, 0, {"lr": 3.0}), ("magl1", 1, 1, {"lr": 3.0}))  # the ablation beside it
+    assert both.loc[("magl1", 0), "protocol"] == "paper" and both.loc[("magl1", 1), "protocol"].startswith("paper-")
+    assert both.loc[("magl1", 1), "settings"] == "pruning.timing.trigger_lag=1"
     slow = store_of("slow", ("magl1", 0, 0, {"lr": 1.0}))
     assert slow["protocol"].item().startswith("paper-") and slow["settings"].item() == "protocol.lr=1.0"
 

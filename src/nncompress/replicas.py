@@ -132,12 +132,15 @@ def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
     labels, described = [], []
     for i, record in enumerate(records):
         name, config = names[i], record["config"]
-        applies = [c for c in shared.columns if pruning[i] or not c.startswith("pruning.")]
+        stated, defaults = flatten(config), protocol_defaults(name)
+        # A setting that varies splits the name, but a value the protocol's files give keeps it: the plain name is theirs.
+        applies = [c for c in shared.columns if (pruning[i] or not c.startswith("pruning."))
+                   and not (c in defaults and c in stated and stated[c] == defaults[c])]  # fmt: skip
         keys = {c: rows[i].get(c) for c in applies if varying.at[name, c]} | own_settings(config)
         keys |= {k: v for k, v in training_changes(config).items() if k not in keys}
         digest = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:6]
         labels.append(f"{name}-{digest}" if keys else name)
-        stated = flatten(config)  # an option left out of `keys` as its default is shown with its value
+        # an option left out of `keys` as its class's default is shown with its value (`stated`)
         described.append(", ".join(f"{k}={shown(stated.get(k) if v is None else v)}" for k, v in sorted(keys.items())))
     return labels, described
 
