@@ -109,17 +109,20 @@ def half_frozen_epoch(x, y, replicas, accelerator, compact: bool) -> float:
 
 
 def plain_epoch(x, y, replicas: int, epochs: int, device: str, crn: bool = False) -> float:
-    """The same population step as a bare PyTorch loop (no Lightning, no masks, no learning-rate schedule): each
-    stream's own shuffled batch gathered from one tensor, two baddbmm, cross-entropy, autograd.grad, fused SGD."""
+    """The same population step as a bare PyTorch loop (no Lightning): each stream's own shuffled batch gathered
+    from one tensor, two baddbmm, cross-entropy, autograd.grad, the step's cosine learning rate, fused SGD (no masks:
+    the trainer has none either without pruning)."""
     G = 1 if crn else replicas
     P, R = replicas // G, replicas
     x, y = x.to(device), y.to(device)
     params = [torch.randn(G, D, P * H, device=device) * math.sqrt(2 / D), torch.zeros(G, 1, P * H, device=device),
               torch.randn(R, H, C, device=device) * math.sqrt(2 / H), torch.zeros(R, 1, C, device=device)]  # fmt: skip
     params = [p.requires_grad_() for p in params]
-    opt = torch.optim.SGD(params, lr=FAST.lr, momentum=FAST.momentum, nesterov=True, fused=True)
+    lr = torch.tensor(FAST.lr, device=device)  # a tensor the step rewrites, as the trainer's
+    opt = torch.optim.SGD(params, lr=lr, momentum=FAST.momentum, nesterov=True, fused=True)
     generators = [torch.Generator().manual_seed(g) for g in range(G)]
     n, sync = len(x), torch.cuda.synchronize if device == "cuda" else lambda: None
+    step, total = torch.zeros((), device=device), epochs * -(-n // BATCH)
     for _ in range(epochs):
         sync()
         start = time.perf_counter()
@@ -133,7 +136,9 @@ def plain_epoch(x, y, replicas: int, epochs: int, device: str, crn: bool = False
             loss = F.cross_entropy(z.reshape(-1, C), yb.repeat_interleave(P, 0).reshape(-1), reduction="sum") / B
             for p, g in zip(params, torch.autograd.grad(loss, params)):
                 p.grad = g
+            lr.copy_(FAST.lr * 0.5 * (1 + torch.cos(math.pi * step / total)))
             opt.step()
+            step.add_(1)
         sync()
         last = time.perf_counter() - start
     return last / replicas

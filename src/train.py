@@ -102,7 +102,7 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
         trainer.test(module, datamodule=data, verbose=False)
         wall = time.time() - start
 
-        failed = module.failed()
+        failed, learned = module.failed(), module.learned()
         kept, records = [], []
         for replica, counts in zip(population.replicas, model.replica_counts()):
             if replica.index in failed:
@@ -118,6 +118,8 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
                     "source": splits[replica.dataset].source,
                     **counts,
                     **acc,
+                    "learned": bool(learned[replica.index]),  # training accuracy above chance + 1 point
+                    "chance_acc": float(module.chance[replica.index]),
                     "epochs": trainer.current_epoch,
                     **(pruning.replica_summary(replica.index, trainer.current_epoch) if pruning else {}),
                     "population_size": population.size,
@@ -148,6 +150,10 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
                   f"{module.stepper.replica_epochs:,} of {population.size * trainer.current_epoch:,} (frozen left out)")
         if records:
             print(results.format_table(records))
+        stuck = [r.name for r in kept if not learned[r.index]]
+        if stuck:
+            print(f"warning: {len(stuck)} replica(s) learned nothing (training accuracy within 1 point of always answering "
+                  f"the commonest class), stored with learned=false: {', '.join(stuck)}", file=sys.stderr)
         if failed:
             lost = ", ".join(f"{population.replicas[r].name} ({why})" for r, why in sorted(failed.items()))
             raise UserError(f"{len(failed)} of {population.size} replica(s) not stored: {lost}; lower protocol.lr?")

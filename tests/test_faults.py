@@ -88,6 +88,19 @@ def test_diverged_replicas_are_never_stored(tmp_path, results_dir):
     assert not list(results_dir.glob("*.json")) and read_jsonl(tmp_path / "results.jsonl") == []
 
 
+def test_replicas_that_learned_nothing_are_stored_flagged_and_said(tmp_path, results_dir):
+    # One training sample: always answering its class is right every time, so no network beats chance.
+    proc = run_train(*TINY, "dataset.train_size=1", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning: 2 replica(s) learned nothing" in proc.stderr and "mnist_seed1_ratio1" in proc.stderr
+    records = read_jsonl(tmp_path / "results.jsonl")
+    assert [(r["learned"], r["chance_acc"]) for r in records] == [(False, 1.0), (False, 1.0)]
+    assert len(list(results_dir.glob("*.json"))) == 2
+    trained = run_train(*TINY, "seeds=[0]", f"hydra.run.dir={tmp_path}/b")
+    (record,) = read_jsonl(tmp_path / "b" / "results.jsonl")
+    assert record["learned"] and "learned nothing" not in trained.stderr
+
+
 def test_sigterm_exits_non_zero_stores_nothing_half_done_and_a_rerun_finishes(tmp_path, results_dir):
     cmd = [sys.executable, str(ROOT / "src" / "train.py"), *TINY, "protocol.epochs=500", "seeds=[0,1]",
            f"hydra.run.dir={tmp_path}/a"]  # fmt: skip

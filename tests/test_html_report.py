@@ -51,3 +51,18 @@ def test_html_report_opens_offline_in_a_real_browser(tmp_path):
     assert errors == []
     assert len(images) == 2 and all(images)  # Figures 1 and 2 have runs, each decoded
     shutil.copy(tmp_path / "report.png", SCREENSHOT)
+
+
+def test_every_option_of_a_variant_is_what_its_replicas_ran_with(tmp_path):
+    store = ResultStore(tmp_path / "store")
+    for seed in (0, 1):
+        for method, trigger in (("magl1", 0.96), ("none", 0.5)):  # `none` carries pruning options it never used
+            record = fake_record(method, 100, "mnist", 0.01, seed, 0.9, protocol="paper")
+            record["config"]["method"]["saliency"] = {"_target_": "nncompress.compression.saliency.Magnitude"} if method != "none" else None
+            record["config"]["pruning"] = {"timing": {"threshold": trigger, "every": 25}}
+            store.put(record)
+    main(["--results", str(store.root), "--out", str(tmp_path / "reports")])
+    html = (tmp_path / "reports" / "index.html").read_text()
+    fold_out = html.split("Every option of each variant</summary>")[1].split("</details>")[0]
+    assert ">0.96<" in fold_out
+    assert "0.5" not in fold_out

@@ -6,6 +6,8 @@ from nncompress import load_results
 from nncompress.report import REFERENCE, write_tables
 from nncompress.results import ResultStore
 
+from conftest import ROOT
+
 
 def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **data):
     return {"key": f"{method}-{hidden}-{dataset}-{ratio}-{seed}-{protocol}-{data}", "dataset": dataset,
@@ -69,7 +71,7 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
 
 
-@pytest.mark.parametrize("protocol", ["paper", "fast"])
+@pytest.mark.parametrize("protocol", sorted(p.stem for p in (ROOT / "conf" / "protocol").glob("*.yaml")))
 def test_a_protocols_defaults_are_what_hydra_composes_for_it(protocol):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf

@@ -3,7 +3,11 @@ import math
 import torch
 
 from nncompress.compression.regularizers import L1, L2
+from nncompress.models.factory import MLP
+from nncompress.population import Population
 from nncompress.training.metrics import ReplicaAccuracy
+from nncompress.training.module import PopulationClassifier, chance
+from nncompress.training.protocol import Protocol
 from nncompress.training.step import lr_factor
 
 
@@ -34,6 +38,23 @@ def test_replica_accuracy_accumulates_per_replica():
     m.update(logits, torch.tensor([0, 0]))
     m.update(logits[:, :1], torch.tensor([1]))
     torch.testing.assert_close(m.compute(), torch.tensor([2 / 3, 2 / 3]))
+
+
+def test_chance_level_is_the_commonest_class_share_of_the_labels_each_replica_reads():
+    from collections import Counter
+
+    y = torch.tensor([[0, 1, 2, 3, 3, 3, 4, 5], [7, 7, 1, 2, 3, 4, 5, 6]])  # dataset 0: 3/8 are 3s; dataset 1: 2/8 7s
+    streams = torch.tensor([1, 0, 1])
+    expected = [max(Counter(y[d].tolist()).values()) / 8 for d in streams.tolist() for _ in range(2)]
+    torch.testing.assert_close(chance(y, streams, per_stream=2), torch.tensor(expected))
+
+
+def test_a_replica_trained_to_no_better_than_chance_is_flagged_as_having_learned_nothing():
+    population = Population.grid([0, 1], [1.0, 0.5])
+    module = PopulationClassifier(MLP(hidden=3).build(population, 4, Protocol()), population, Protocol(), epochs=1)
+    module.chance = torch.tensor([0.2, 0.2, 0.2, 0.5])
+    module.accuracy["train"] = torch.tensor([0.15, 0.2099, 0.2101, 0.505])  # at most chance + 1 point: learned nothing
+    assert module.learned().tolist() == [False, False, True, False]
 
 
 def test_benchmark_script_runs_and_reports_every_trainer(tmp_path):

@@ -115,7 +115,11 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
              html_table(variants(runs)) if len(runs) else "<p>No replicas stored yet.</p>"]  # fmt: skip
     options = [c for c in runs.columns if c.startswith(("protocol.", "pruning.", "dataset."))]
     if len(runs):
-        every = runs.groupby(["protocol", "dataset"])[options].first().reset_index().dropna(axis=1, how="all")
+        shown = runs[["protocol", "dataset", *options]].astype(object)  # a bool option can take None too
+        prunes = runs.filter(regex=r"^method\.saliency").notna().any(axis=1)  # pruning options apply only then
+        shown.loc[~prunes, [c for c in options if c.startswith("pruning.")]] = None
+        values = lambda s: ", ".join(sorted({str(v) for v in s.dropna()})) or None  # noqa: E731  (all, not a first)
+        every = shown.groupby(["protocol", "dataset"])[options].agg(values).reset_index().dropna(axis=1, how="all")
         body.append(f"<details><summary>Every option of each variant</summary>{html_table(every.fillna('—'))}</details>")
     table_claims = claims.comparisons(runs)
     verdicts = claims.verdicts(table_claims, protocols)

@@ -9,20 +9,23 @@ import torch
 from torch import nn
 
 
-INITS = ("paper", "kaiming", "uniform")
+INITS = ("paper", "kaiming", "uniform", "normal")
 
 
 def draw_weights(scheme: str, shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
     """`paper`: N(0, 1/fan_in) (the authors' code); `kaiming`: N(0, 2/fan_in) (He et al., for ReLU);
-    `uniform`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default for Linear and Conv)."""
+    `uniform`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default for Linear and Conv); `normal`: N(0, 1)
+    unscaled (the authors' HashedNet buckets)."""
     if scheme == "uniform":
         return (torch.rand(shape, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+    if scheme == "normal":
+        return torch.randn(shape, generator=generator)
     return torch.randn(shape, generator=generator) * {"paper": 1.0, "kaiming": math.sqrt(2.0)}[scheme] / math.sqrt(fan_in)
 
 
 def draw_biases(scheme: str, n: int, fan_in: int, generator: torch.Generator) -> torch.Tensor:
-    """`paper`: N(0, 1); `kaiming`: 0; `uniform`: like the weights."""
-    if scheme == "paper":
+    """`paper` and `normal`: N(0, 1); `kaiming`: 0; `uniform`: like the weights."""
+    if scheme in ("paper", "normal"):
         return torch.randn(n, generator=generator)
     return draw_weights(scheme, (n,), fan_in, generator) if scheme == "uniform" else torch.zeros(n)
 

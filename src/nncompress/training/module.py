@@ -30,6 +30,16 @@ def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 LOSSES = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
 DIVERGED = 100.0  # an epoch's mean loss above this many times the first epoch's marks a replica diverged
+# A replica whose final training accuracy is at most its data's commonest class share plus this learned nothing
+# (outputs stuck in saturation, or a method that destroyed the network).
+CHANCE_MARGIN = 0.01
+
+
+def chance(y: torch.Tensor, stream_datasets: torch.Tensor, per_stream: int) -> torch.Tensor:
+    """Per replica (R,), the accuracy of always answering the commonest class of the training labels it reads:
+    y (K, n) stacks K datasets' labels, stream g reads dataset stream_datasets[g], replicas are stream-major."""
+    per_dataset = torch.stack([torch.bincount(labels).max() / labels.numel() for labels in y.cpu()])
+    return per_dataset[stream_datasets.cpu()].repeat_interleave(per_stream)
 
 
 class PopulationClassifier(pl.LightningModule):
@@ -48,6 +58,7 @@ class PopulationClassifier(pl.LightningModule):
         self.first_loss = None  # (R,) each replica's mean loss in its first epoch
         self.diverged = torch.zeros(R, dtype=torch.long)  # epoch (from 1) a replica diverged in, 0 if never
         self.finite_logits = torch.ones(R, dtype=torch.bool)  # every test/train logit finite
+        self.chance = torch.zeros(R)  # each replica's chance-level training accuracy (on_train_start)
 
     def configure_optimizers(self):
         p = self.protocol
@@ -57,6 +68,7 @@ class PopulationClassifier(pl.LightningModule):
 
     def on_train_start(self) -> None:
         data, p = self.trainer.datamodule, self.protocol
+        self.chance = chance(data.data["train"][1], data.stream_datasets, self.population.per_stream)
         regularized = [layer.weight for layer in self.model.layers] if self.regularizer else []
         autocast = torch.bfloat16 if str(self.trainer.precision).startswith("bf16") else None
         self.stepper = PopulationStep(
@@ -104,6 +116,12 @@ class PopulationClassifier(pl.LightningModule):
         for r in (~self.finite_logits).nonzero().flatten():
             why.setdefault(int(r), "non-finite outputs after training")
         return why
+
+    def learned(self) -> torch.Tensor:
+        """(R,) bool: the final training accuracy beats chance by more than CHANCE_MARGIN. A replica that did not is
+        stored (a method that destroys a network has that result; leaving it out would flatter the method) but
+        flagged, so no one reads it as a trained network."""
+        return self.accuracy["train"] > self.chance + CHANCE_MARGIN
 
     def on_test_epoch_end(self) -> None:
         for split, metric in zip(PopulationData.EVAL_SETS, self.eval_acc):
