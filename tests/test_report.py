@@ -402,3 +402,36 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
     text = write_fidelity(load_results(store.root), tmp_path, reference).read_text()
     row = next(line for line in text.split("## Order of methods")[1].splitlines() if "mnist_rot" in line)
     assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "4", "2", "2", "1"]
+
+
+def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fidelity_and_claims(tmp_path):
+    from nncompress import claims
+    from nncompress.report import within_tolerance, write_fidelity, write_summary
+
+    values = {"magl1": [0.112, 0.121, 0.113], "obd": [0.95, 0.962, 0.955]}  # every MagL1 seed stuck at chance
+    store = seeded_store(tmp_path / "store", values)
+    for record in store.records():
+        record["learned"] = record["config"]["method"]["name"] != "magl1"
+        store.put(record)
+    store.put(fake_record("magl1", 100, "mnist", 0.1, 0, 0.112))  # a record from before the check: no `learned`
+    runs = load_results(store.root)
+    assert runs["at_chance"].sum() == 3 and not runs.loc[runs["ratio"] == 0.1, "at_chance"].any()
+    reference = pd.read_csv(REFERENCE)
+    write_tables(runs, tmp_path, reference)
+    mag = 100 * np.array(values["magl1"])
+    md = (tmp_path / "table3_fast.md").read_text()  # kept in the mean, and said
+    assert f"| 99 % | {mag.mean():.2f} ± {mag.std(ddof=1):.2f} (n=3, 3 at chance) |" in md and "kept in the mean" in md
+    assert "| 90 % | 11.20 (n=1) |" in md and "at chance" not in (tmp_path / "table5_fast.md").read_text()
+    counts = within_tolerance(runs, reference).set_index("table")["cells with replicas at chance"]
+    assert counts.to_dict() == {3: 1, 5: 0}
+    assert "cells with replicas at chance" in write_fidelity(runs, tmp_path, reference).read_text()
+    table = claims.comparisons(runs).set_index("comparison")
+    assert table.loc["magl1 vs obd", "at chance"] == 3 and table.loc["magl1 vs obd", "verdict"] == "CONTRADICTS"
+    verdicts = claims.verdicts(claims.comparisons(runs), ["fast"]).set_index("claim")
+    assert verdicts.loc[claims.MAGNITUDE_VS_OBD, "cells with replicas at chance"] == 1
+    assert verdicts.loc[claims.L1_VS_L2, "cells with replicas at chance"] == 0
+    assert "p (Holm) = " in (text := write_summary(runs, tmp_path).read_text()) and "; 3 of its replicas at chance" in text
+    from nncompress.html_report import write_html
+
+    page = write_html(runs, tmp_path, reference, [], store.root).read_text()
+    assert "(n=3, 3 at chance)" in page and "kept in the mean" in page

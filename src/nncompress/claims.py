@@ -66,29 +66,33 @@ def by_seed(cell: pd.DataFrame) -> pd.Series:
     return cell.groupby("seed")["acc"].mean()
 
 
-def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.Series:
-    """Per-seed accuracies of the most accurate setting of one ConvNet variant (on the selection metric) with at
-    most `limit` of `size` (parameters, or bytes on disk)."""
+def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.DataFrame:
+    """The replicas of the most accurate setting of one ConvNet variant (on the selection metric) with at most
+    `limit` of `size` (parameters, or bytes on disk); none if no setting is that small."""
     front = convnet_front(conv, size)
     front = front[front[size] <= limit]
     if front.empty:
-        return pd.Series(dtype=float)
-    return by_seed(conv[conv["architecture"] == front.iloc[-1]["architecture"]])
+        return conv.iloc[:0]
+    return conv[conv["architecture"] == front.iloc[-1]["architecture"]]
 
 
 def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
     """Every cell where both sides of a claim have runs: the difference A - B (A the side the paper favours), its
-    test, Holm-adjusted p-value and the cell's verdict. `size` is what "equal size" counts: parameters, or bytes."""
+    test, Holm-adjusted p-value and the cell's verdict, and how many of the replicas behind it learned nothing
+    (`at chance`: kept, as they are the result a method gave). `size` is what "equal size" counts: parameters, or
+    bytes."""
     rows = []
 
-    def add(claim, comparison, a, b, paired, where):
+    def add(claim, comparison, a_rows, b_rows, paired, where):
+        a, b = by_seed(a_rows), by_seed(b_rows)
         if len(a) and len(b):
             rows.append({"claim": claim, **where, "comparison": comparison, "A": a.mean(), "B": b.mean(),
-                         **difference(a, b, paired)})  # fmt: skip
+                         **difference(a, b, paired),
+                         "at chance": int(a_rows["at_chance"].sum() + b_rows["at_chance"].sum())})  # fmt: skip
 
     mlp, others = runs[runs["model"] == "mlp"], other_methods(runs)
     for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        acc = {m: by_seed(cell[cell["method"] == m]) for m in PRUNING + tuple(others)}
+        acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         if ratio <= HIGH_COMPRESSION:
             for mag in ("magl1", "magl2"):
@@ -107,7 +111,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
             best = best_convnet_within(conv, cell[size].mean(), size)
-            add(CONVNET_VS_HASHEDNET, f"ConvNet {label} vs hashednet", best, by_seed(cell), False, where)
+            add(CONVNET_VS_HASHEDNET, f"ConvNet {label} vs hashednet", best, cell, False, where)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -130,7 +134,8 @@ def cell_verdict(diff: float, p_holm: float) -> str:
 
 def verdicts(table: pd.DataFrame, protocols) -> pd.DataFrame:
     """One verdict per claim and protocol: `fails` if a cell contradicts it significantly (after Holm), `holds` if
-    cells were tested and none does, `not tested` if none could be; with the cell counts behind it. The paper's
+    cells were tested and none does, `not tested` if none could be; with the cell counts behind it (and how many
+    cells hold replicas that learned nothing). The paper's
     claims come first, then those on methods it did not test that `table` holds."""
     rows = []
     for claim in dict.fromkeys(CLAIMS + tuple(table["claim"] if len(table) else ())):
@@ -140,7 +145,9 @@ def verdicts(table: pd.DataFrame, protocols) -> pd.DataFrame:
                      for v in ("supports", "CONTRADICTS", "no significant difference", "not tested (n < 2)")}  # fmt: skip
             tested = count["supports"] + count["CONTRADICTS"] + count["no significant difference"]
             verdict = "fails" if count["CONTRADICTS"] else "holds" if tested else "not tested"
+            stuck = int((cells["at chance"] > 0).sum()) if len(cells) else 0
             rows.append([claim, protocol, verdict, tested, count["supports"], count["CONTRADICTS"],
-                         count["not tested (n < 2)"]])  # fmt: skip
-    columns = ["claim", "protocol", "verdict", "cells tested", "supporting", "contradicting", "not tested (n < 2)"]
+                         count["not tested (n < 2)"], stuck])  # fmt: skip
+    columns = ["claim", "protocol", "verdict", "cells tested", "supporting", "contradicting", "not tested (n < 2)",
+               "cells with replicas at chance"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)  # the columns also when there is no run yet

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims
-from .report import (DATASETS, ORDER_NOTE, cell_stats, fmt, method_order, method_tables, order_counts, table, title,
+from .report import (AT_CHANCE_NOTE, DATASETS, ORDER_NOTE, cell_stats, fmt, method_order, method_tables, order_counts, table, title,
                      tolerance_totals, variant_data, variants, within_tolerance)
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
@@ -63,7 +63,7 @@ def paper_table(t: pd.DataFrame, datasets: list[str], paper: bool) -> str:
         row, css = [f"{removed:g} %"], ["text"]
         for d in datasets:
             r = rows[rows["dataset"] == d].iloc[0]
-            row.append(fmt(r["ours_mean"], r["ours_std"], r["n"]))
+            row.append(fmt(r["ours_mean"], r["ours_std"], r["n"], r["at_chance"]))
             if not paper:
                 css.append("" if pd.notna(r["ours_mean"]) else "none")
                 continue
@@ -146,7 +146,9 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
         if variant["settings"]:
             body.append(f'<p class="note">Settings: {escape(variant["settings"])}</p>')
         body.append(f'<p class="note">Test accuracy (%), mean ± sample std over n seeds; paper: 5 runs. Δ = ours − '
-                    f'paper, <span class="close">within {CLOSE:g} point</span> or <span class="far">beyond</span>.</p>')
+                    f'paper, <span class="close">within {CLOSE:g} point</span> or <span class="far">beyond</span>.'
+                    + (f" {AT_CHANCE_NOTE}" if stats.loc[stats["protocol"] == protocol, "at_chance"].any() else "")
+                    + "</p>")  # fmt: skip
         empty = []
         for number in sorted(set(reference["table"])):
             t = table(reference, stats, number, protocol)

@@ -173,13 +173,15 @@ def read_records(*paths) -> list[dict]:
 
 
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
-           "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
+           "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
 
 
 def load_results(*paths) -> pd.DataFrame:
     """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
     protocol variant, dataset, ratio), seed, `settings` and `data` (what its variant was trained on), test accuracy
-    in percent (`acc`), its artefact's size on disk (`bytes`, NaN without one) and the record's own fields
+    in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
+    within a point of always answering the commonest class; records older than that check count as learned), its
+    artefact's size on disk (`bytes`, NaN without one) and the record's own fields
     (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...)."""
     records = read_records(*paths)
     if not records:
@@ -195,6 +197,7 @@ def load_results(*paths) -> pd.DataFrame:
         "data": [data_description(r) for r in records],
         "data_key": [json.dumps({k: s[k] for k in COMPARABLE_DATA}, sort_keys=True, default=str) for s in shared],
         "acc": [100 * r["test_acc"] for r in records],
+        "at_chance": [r.get("learned") is False for r in records],
         "architecture": [architecture(r["config"]["model"]) for r in records],
     })  # fmt: skip
     fields = pd.json_normalize([{k: v for k, v in r.items() if k != "config"} for r in records], sep=".")

@@ -38,9 +38,11 @@ def variant_data(runs: pd.DataFrame, protocol: str) -> dict:
 
 
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio)."""
+    """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio), and how many of the
+    cell's replicas learned nothing (`at_chance`: kept in the mean, since leaving them out would flatter a method)."""
     keys = ["method", "hidden", "protocol", "dataset", "ratio"]
-    stats = runs[runs["model"] == "mlp"].groupby(keys)["acc"].agg(mean="mean", std="std", n="count")
+    grouped = runs[runs["model"] == "mlp"].groupby(keys)
+    stats = grouped.agg(mean=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), at_chance=("at_chance", "sum"))
     return stats.reset_index()
 
 
@@ -74,11 +76,17 @@ def title(t: pd.DataFrame, number: int | None = None) -> str:
     return f"Table {number}: {name}" if number is not None else f"{name} (not in the paper)"
 
 
-def fmt(mean, std, n=None) -> str:
+def fmt(mean, std, n=None, at_chance=0) -> str:
+    """`96.00 ± 1.00 (n=3)`, with `, 1 at chance` when replicas of the cell learned nothing."""
     if pd.isna(mean):
         return "—"
     spread = "" if pd.isna(std) else f" ± {std:.2f}"
-    return f"{mean:.2f}{spread}" + ("" if n is None or pd.isna(n) else f" (n={int(n)})")
+    stuck = f", {int(at_chance)} at chance" if pd.notna(at_chance) and at_chance else ""
+    return f"{mean:.2f}{spread}" + ("" if n is None or pd.isna(n) else f" (n={int(n)}{stuck})")
+
+
+AT_CHANCE_NOTE = ("k at chance: replicas that learned nothing (training accuracy within 1 point of always answering "
+                  "the commonest class), kept in the mean.")  # fmt: skip
 
 
 def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) -> str:
@@ -91,7 +99,8 @@ def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) 
         "",
         "Test accuracy (%), mean ± sample std over seeds (n = seeds)"
         + ("; paper: 5 runs. Δ = ours − paper. " if paper else ". ")
-        + (f"Settings: {variant['settings']}. " if variant["settings"] else ""),
+        + (f"Settings: {variant['settings']}. " if variant["settings"] else "")
+        + (AT_CHANCE_NOTE if t["at_chance"].fillna(0).any() else ""),
         "",
         "Data: " + "; ".join(f"{d}: {variant['data'].get(d, 'no runs')}" for d in datasets) + ".",
         "",
@@ -102,7 +111,7 @@ def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) 
         cells = []
         for d in datasets:
             r = rows[rows["dataset"] == d].iloc[0]
-            cells.append(fmt(r["ours_mean"], r["ours_std"], r["n"]))
+            cells.append(fmt(r["ours_mean"], r["ours_std"], r["n"], r["at_chance"]))
             if paper:
                 cells += [fmt(r["paper_mean"], r["paper_std"]), "—" if pd.isna(r["diff"]) else f"{r['diff']:+.2f}"]
         lines.append(f"| {removed:g} % | " + " | ".join(cells) + " |")
@@ -128,8 +137,9 @@ def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list
 
 def within_tolerance(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Per protocol variant, paper table and data (MNIST, the variants): how many cells with runs lie within
-    ±1 point of the paper, or two of the paper's standard deviations where that is larger, and how many of the
-    0 %-removed cells lie within ±0.5 (issue 11's goal for a faithful protocol)."""
+    ±1 point of the paper, or two of the paper's standard deviations where that is larger, how many of the
+    0 %-removed cells lie within ±0.5 (issue 11's goal for a faithful protocol), and how many cells hold replicas
+    that learned nothing."""
     stats, rows = cell_stats(runs), []
     for protocol in sorted(set(stats["protocol"])):
         settings = runs.loc[runs["protocol"] == protocol, "settings"].iloc[0]
@@ -142,7 +152,8 @@ def within_tolerance(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
                     rows.append({"protocol": protocol, "settings": settings, "table": number, "data": data,
                                  "cells": int(sel.sum()), "within ±1 (or 2 sd)": int((close & sel).sum()),
                                  "0 % cells": int((dense & sel).sum()),
-                                 "0 % within ±0.5": int(((t["diff"].abs() <= 0.5) & dense & sel).sum())})  # fmt: skip
+                                 "0 % within ±0.5": int(((t["diff"].abs() <= 0.5) & dense & sel).sum()),
+                                 "cells with replicas at chance": int(((t["at_chance"] > 0) & sel).sum())})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -433,7 +444,9 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
         f"are Holm-adjusted over the tested cells of each claim and protocol; verdicts at the {claims.ALPHA:.0%} level. "
         f"High compression = ratio <= {claims.HIGH_COMPRESSION}. ConvNets are compared at equal or smaller parameter "
         "count, choosing the best Pareto-front setting (selected on validation accuracy when available). A cell with "
-        "fewer than two seeds on a side is not tested. A pruning method the paper did not test is A in a claim of its "
+        "fewer than two seeds on a side is not tested. Replicas that learned nothing (training accuracy within 1 "
+        "point of always answering the commonest class) are kept, being what their method gave; `at chance` counts "
+        "them per cell. A pruning method the paper did not test is A in a claim of its "
         "own against each of the paper's (`method >= paper method`), in every cell they share.",
         "",
         "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
@@ -457,7 +470,8 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
         for _, r in disagree.iterrows():
             lines.append(f"- {r['claim']} ({r['comparison']}): {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} "
                          f"hidden, protocol {r['protocol']}: A - B = {r['A - B']:.2f} points "
-                         f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}")  # fmt: skip
+                         f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}"
+                         + (f"; {r['at chance']} of its replicas at chance" if r["at chance"] else ""))  # fmt: skip
         if disagree.empty:
             lines.append("- in no tested cell")
     # the paper's own tables are in tableN_<protocol>.md, beside its numbers
