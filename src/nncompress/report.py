@@ -5,8 +5,8 @@
 Reads only the local results store (never W&B). Writes, per paper table and protocol found,
 `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one protocol name were trained with
 different settings or on different data, see `nncompress.replicas`): rows = edges removed, columns = datasets, our
-mean ± std over n seeds (sample std, as the paper), the paper's value and the difference, in percent; cells without
-runs show as "—". A pruning method the paper did not test gets a table of the same shape per hidden size, ours
+mean ± std over n seeds (sample std, as the paper; "k at chance" where replicas learned nothing), the paper's
+value and the difference, in percent; cells without runs show as "—". A pruning method the paper did not test gets a table of the same shape per hidden size, ours
 only (`table_<method>_<hidden>_<protocol>`), its curves in Figures 2-5 after the paper's and claims of its own (see
 `nncompress.claims`). Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test accuracy vs parameters, log x, one curve per
 hidden size, with the Pareto front of each ConvNet variant on the same data (selected on validation accuracy when
