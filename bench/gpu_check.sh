@@ -32,17 +32,16 @@ export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 
 part() {  # part NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.log, say how it ended
     local name=$1 limit=$2 start=$SECONDS; shift 2
-    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    timeout -k 10 "$limit" "$@" > "$OUT/$name.log" 2>&1
     echo "$name: rc=$? after $((SECONDS - start)) s (limit $limit s)" | tee -a "$OUT/parts.log"
 }
 
 { nvidia-smi -L; $PY -c "import torch, pytorch_lightning as pl; print(torch.__version__, pl.__version__,
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"; } > "$OUT/env.log" 2>&1
-part test_step 100 $PY -m pytest -q -p no:cacheprovider tests/test_step.py
+part test_step 90 $PY -m pytest -q -p no:cacheprovider tests/test_step.py
 # shellcheck disable=SC2086  # TABLE_ARGS and BENCH_ARGS are lists of overrides / options
-part table6 330 $PY src/train.py -m +experiment=table6 protocol=paper accelerator=$ACCEL logger=none ${TABLE_ARGS:-}
+part table6 300 $PY src/train.py -m +experiment=table6 protocol=paper accelerator=$ACCEL logger=none ${TABLE_ARGS:-}
 part bench 120 $PY bench/population_speed.py --only training --accelerator "$ACCEL" ${BENCH_ARGS:-}
 part report 30 $PY -m nncompress.report --results "$NNCOMPRESS_RESULTS_DIR" --out /tmp/gpu_check_reports
-cp /tmp/gpu_check_reports/{fidelity,summary,table6_paper}.md "$OUT"/ 2>/dev/null
 tar czf "$OUT/reports.tgz" -C /tmp gpu_check_reports 2>/dev/null
 cat "$OUT/parts.log"

@@ -113,13 +113,12 @@ def test_step_returns_each_replicas_mean_training_loss():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (none here)")
 @pytest.mark.parametrize("name", ["fast", "paper"])
 def test_captured_step_gives_the_eager_steps_weights(name):
-    p = PROTOCOLS[name]
-    torch.manual_seed(0)
+    p, data = PROTOCOLS[name], torch.Generator().manual_seed(0)
+    x, y = torch.randn(20, SIZES[0], generator=data).cuda(), torch.randint(0, SIZES[-1], (20,), generator=data).cuda()
     runs = []
-    for graph in (True, False):
+    for graph in (True, False):  # the same data, initialisation, masks and batch order for both
         pop, model = make([0, 1, 2], [1.0, 0.1], False, p["activation"], "paper", SIZES)
         model = model.cuda()
-        x, y = torch.randn(20, SIZES[0], device="cuda"), torch.randint(0, SIZES[-1], (20,), device="cuda")
         gen = torch.Generator().manual_seed(5)
         step = population_step(model, L1(0.01), p["loss"], "cuda", graph, x=x.clone(), y=y.clone(), **p)
         for e in range(EPOCHS):

@@ -84,7 +84,7 @@ class PopulationStep:
         if i in self.masks:
             self.masks[i].copy_(mask)
         else:
-            self.masks[i] = mask.to(param.dtype).clone()
+            self.masks[i] = mask.to(param.device, param.dtype).clone()
             self.graph = None  # the captured step has no multiply for this parameter yet
         for state in self.optimizer.state.get(param, {}).values():
             if torch.is_tensor(state) and state.shape == param.shape:
@@ -182,6 +182,8 @@ class PopulationStep:
         whole-network capture) whose effects on the weights, optimizer state, counters and dropout generators are
         then undone."""
         self.full = full
+        # Warm-up momentum is zeroed below: with dampening, a zero buffer's first update is not a fresh one's (g)
+        assert all(group["dampening"] == 0 for group in self.optimizer.param_groups), "capture needs dampening 0"
         had_state = set(self.optimizer.state)
         momentum = [v for st in self.optimizer.state.values() for v in st.values() if torch.is_tensor(v)]
         state = [*self.params, *momentum, self.step, self.batch, self.loss_sum]
