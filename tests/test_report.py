@@ -335,6 +335,23 @@ def test_report_of_an_empty_store_says_so_without_failing(tmp_path):
     assert "No replicas stored yet" in (tmp_path / "reports" / "index.html").read_text()
 
 
+def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, capsys):
+    """A store of one's own beside a committed snapshot (reference/measured): both are read, and a replica kept in
+    both counts once, with the record of the store named last."""
+    from nncompress.report import main
+
+    mine, snapshot, out = ResultStore(tmp_path / "mine"), ResultStore(tmp_path / "snapshot"), tmp_path / "reports"
+    for seed, acc in enumerate([0.90, 0.92]):
+        snapshot.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
+    mine.put(fake_record("magl1", 100, "mnist", 0.01, 1, 0.94))  # seed 1 again: the same key
+    mine.put(fake_record("magl1", 100, "mnist", 0.01, 2, 0.96))
+    main(["--results", str(snapshot.root), str(mine.root), "--out", str(out)])
+    assert f"3 stored replicas read from {snapshot.root}, {mine.root}" in capsys.readouterr().out
+    assert "| 99 % | 93.33 ± 3.06 (n=3) |" in (out / "table3_fast.md").read_text()  # 90, 94, 96
+    page = (out / "index.html").read_text()
+    assert f"stores <code>{snapshot.root}</code>, <code>{mine.root}</code>: 3 replicas" in page
+
+
 def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_path):
     from nncompress.report import main
 
@@ -433,5 +450,5 @@ def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fideli
     assert "p (Holm) = " in (text := write_summary(runs, tmp_path).read_text()) and "; 3 of its replicas at chance" in text
     from nncompress.html_report import write_html
 
-    page = write_html(runs, tmp_path, reference, [], store.root).read_text()
+    page = write_html(runs, tmp_path, reference, [], [store.root]).read_text()
     assert "(n=3, 3 at chance)" in page and "kept in the mean" in page

@@ -152,3 +152,18 @@ def test_a_convnet_with_dropout_of_key_version_1_is_trained_again(tmp_path):
     store = ResultStore(tmp_path / "store")
     store.put(dropped)
     assert store.migrate() == 1 and store.records() == [] and (store.root / "migrated" / f"{convnet['key']}.json").exists()
+
+
+def test_the_measured_replicas_kept_in_reference_bear_todays_keys():
+    """reference/measured/ is a results store committed with the repository: each record must still be the
+    replica today's code would store under its key (else a report pools it wrongly and a resume copying it
+    into a store would not skip it), so a change of the key scheme has to migrate these files too."""
+    measured = ROOT / "reference" / "measured"
+    paths = sorted(measured.glob("*.json"))
+    assert paths, "reference/measured holds no replicas"
+    assert len(ResultStore(measured).records()) == len(paths)
+    for path in paths:
+        record = json.loads(path.read_text())
+        assert path.stem == record["key"] == experiment_key(
+            record["config"], record["dataset"], record["seed"], record["ratio"], record["source"])
+        assert upgrade_record(record) == record and record["config"]["protocol"]["name"] == "paper"

@@ -91,22 +91,23 @@ def image(png: Path) -> str:
     return f'<img alt="{escape(png.stem)}" src="data:image/png;base64,{data}">'
 
 
-def store_dates(store) -> str:
-    """The span of dates the store's replicas were written on."""
-    times = [p.stat().st_mtime for p in Path(store).glob("*.json")]
+def store_dates(stores) -> str:
+    """The span of dates the stores' replicas were written on."""
+    times = [p.stat().st_mtime for store in stores for p in Path(store).glob("*.json")]
     if not times:
         return "no replicas stored"
     day = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
     return f"{day(min(times))} to {day(max(times))}"
 
 
-def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[Path], store) -> Path:
-    """Write `out/index.html`; `figures` are the PNGs to inline."""
+def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[Path], stores) -> Path:
+    """Write `out/index.html`, read from the results `stores`; `figures` are the PNGs to inline."""
     stats, body = cell_stats(runs), []
     protocols = sorted(set(runs.loc[runs["model"] != "convnet", "protocol"]))
     body += ["<h1>Baktash, Natale &amp; Viennot (2019) re-run: our numbers beside the paper's</h1>",
-             f'<p class="note">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from the results store '
-             f"<code>{escape(str(store))}</code>: {len(runs)} replicas, written {store_dates(store)}; code at commit "
+             f'<p class="note">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from the results '
+             f"store{'s' * (len(stores) > 1)} {', '.join(f'<code>{escape(str(s))}</code>' for s in stores)}: "
+             f"{len(runs)} replicas, written {store_dates(stores)}; code at commit "
              f"<code>{escape(commit())}</code>.</p>"]  # fmt: skip
     body += ["<h2>Provenance: what was read</h2>",
              '<p class="note">Replicas are pooled over seeds only within one protocol variant (settings as shown: '

@@ -497,14 +497,14 @@ def clear_generated(out: Path) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", default=os.environ.get("NNCOMPRESS_RESULTS_DIR", "multirun/results"),
-                        help="the results store")
+    parser.add_argument("--results", nargs="+", default=[os.environ.get("NNCOMPRESS_RESULTS_DIR", "multirun/results")],
+                        help="results stores, read together (a replica in several: the last one's record)")
     parser.add_argument("--out", default="reports")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     clear_generated(out)
-    runs = load_results(args.results)
+    runs = load_results(*args.results)
     from .html_report import write_html  # the page builds on this module
 
     reference = pd.read_csv(REFERENCE)
@@ -524,7 +524,7 @@ def main(argv=None):
     print(write_fidelity(runs, out, reference))
     print(write_summary(runs, out))
     print(write_html(runs, out, reference, figures, args.results))
-    print(f"{len(runs)} stored replicas read from {args.results}")
+    print(f"{len(runs)} stored replicas read from {', '.join(args.results)}")
 
 
 if __name__ == "__main__":
