@@ -166,4 +166,6 @@ def test_the_measured_replicas_kept_in_reference_bear_todays_keys():
         record = json.loads(path.read_text())
         assert path.stem == record["key"] == experiment_key(
             record["config"], record["dataset"], record["seed"], record["ratio"], record["source"])
-        assert upgrade_record(record) == record and record["config"]["protocol"]["name"] == "paper"
+        assert upgrade_record(record) == record
+        # MLPs at the paper protocol; the ConvNets and HashedNets the model claims compare them with at their own
+        assert record["config"]["protocol"]["name"] == "paper" or record["config"]["model"]["name"] != "mlp"
