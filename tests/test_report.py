@@ -127,8 +127,19 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
     expected = sum(abs(off) <= max(1.0, 2 * paper.loc[(5, "mnist", r), "std_pct"]) for r, off in offsets.items())
     assert (t5["cells"], t5["within ±1 (or 2 sd)"], t5["0 % cells"], t5["0 % within ±0.5"]) == (4, expected, 1, 1)
     assert expected == 3 + (paper.loc[(5, "mnist", 0.002), "std_pct"] >= 1.5)
+    assert t5["mean abs Δ"] == pytest.approx(np.mean(np.abs(list(offsets.values()))), abs=1e-4)  # seeds' ±0.1 cancel
     assert "| fast       |            | mnist  |" in write_fidelity(runs, tmp_path, reference).read_text()
     assert "Figure 6's timing" not in (tmp_path / "fidelity.md").read_text()  # no Figure 6 runs
+
+
+def test_fidelity_totals_weigh_each_tables_mean_difference_by_its_cells():
+    from nncompress.report import tolerance_totals
+
+    counts = pd.DataFrame({"protocol": "paper", "settings": "", "table": [5, 6], "data": "mnist", "cells": [4, 2],
+                           "within ±1 (or 2 sd)": [3, 2], "mean abs Δ": [1.0, 4.0]})  # fmt: skip
+    total = tolerance_totals(counts).iloc[0]
+    assert (total["cells"], total["within ±1 (or 2 sd)"]) == (6, 5)
+    assert total["mean abs Δ"] == pytest.approx((4 * 1.0 + 2 * 4.0) / 6)
 
 
 def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path):
