@@ -1,7 +1,9 @@
 """What a user sees: a quiet run with informative epoch lines, a sweep that ends with one table, a safe `make clean`."""
 import subprocess
+from types import SimpleNamespace
 
 from conftest import ROOT
+from nncompress.training import progress
 
 from test_sweeps import multirun
 
@@ -32,3 +34,27 @@ def test_make_clean_keeps_the_results_store(tmp_path):
     assert (tmp_path / "multirun/results/abc.json").exists()
     subprocess.run([*make, "clean-results"], check=True, env={"PATH": "/usr/bin:/bin"})
     assert not (tmp_path / "multirun/results").exists()
+
+
+class Schedule:
+    """A pruning callback that expects the run to last 6 epochs, 12 at most."""
+
+    def end_estimate(self, epochs_done):
+        return 6.0, 12
+
+
+def test_eta_counts_the_expected_epochs_at_the_recent_pace_and_says_the_longest(monkeypatch, capsys):
+    clock = iter([0.0, 50.0, 60.0, 70.0])  # start; the first epoch (with setup) 50 s, then 10 s each
+    monkeypatch.setattr(progress.time, "time", lambda: next(clock))
+    lines, trainer = progress.EpochLines(), SimpleNamespace(max_epochs=20, progress_bar_metrics={}, callbacks=[])
+    lines.RECENT = 2
+    lines.on_train_start(trainer, None)
+    for epoch in range(2):
+        trainer.current_epoch = epoch
+        lines.on_train_epoch_end(trainer, None)
+    trainer.callbacks, trainer.current_epoch = [Schedule()], 2
+    lines.on_train_epoch_end(trainer, None)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("50 s elapsed  ETA 15 min 50 s")  # no pruning: all 20 epochs, 19 left at 50 s
+    assert out[1].endswith("1 min 00 s elapsed  ETA 9 min 00 s")  # 18 left at (50 + 10) / 2 s
+    assert out[2].endswith("1 min 10 s elapsed  ETA 30 s (at most 1 min 30 s)")  # 3 (9) left at 10 s

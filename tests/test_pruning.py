@@ -216,3 +216,25 @@ def test_lagged_trigger_prunes_when_the_authors_loop_would():
     series = [float(a[0]) for a in acc.at_start]
     steps = [e["epoch"] for e in pruning.history if e["ratio"] == ratios[0]]
     assert any(series[e] >= timing.threshold for e in range(steps[0] + 1, steps[-1]) if e not in steps)
+
+
+class Estimates(pl.Callback):
+    """The pruning callback's (expected, latest) run length after every epoch."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        pruning = next(c for c in trainer.callbacks if isinstance(c, Pruning))
+        self.seen.append(pruning.end_estimate(trainer.current_epoch + 1))
+
+
+def test_run_length_estimate_spaces_steps_as_observed_and_bounds_them_by_the_cap():
+    """A trigger that always fires: steps at epochs 2, 3, 4, then 4 final epochs, so 8 epochs. Until a replica's
+    second step the estimate spaces steps by the cap (2 + 2 x 5 + 4 = 16); after it, by the gap seen (1): 4 + 4 = 8,
+    at most 3 + 5 + 4 = 12; after the last step, its known end."""
+    timing = Timing(first_epoch=2, every=5, threshold=0.0, final_epochs=4)
+    estimates = Estimates()
+    _, pruning, snaps = tiny_fit([0.5, 0.1], timing, extra_callbacks=[estimates])
+    assert [e["epoch"] for e in pruning.history] == [2, 2, 3, 3, 4, 4] and len(snaps.weights) == 8
+    assert estimates.seen == [(16, 16)] * 3 + [(8, 12)] + [(8, 8)] * 4

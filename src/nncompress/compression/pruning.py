@@ -34,6 +34,7 @@ class Pruning(pl.Callback):
         R = population.size
         self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)
         self.steps_done = torch.zeros(R, dtype=torch.long)
+        self.first_step = torch.full((R,), -(10**9))
         self.last_step = torch.full((R,), -(10**9))
         self.end_epoch = torch.full((R,), 10**9)
         self.active = torch.ones(R, dtype=torch.bool)
@@ -135,6 +136,7 @@ class Pruning(pl.Callback):
         pl_module.stepper.train_only(self.active)
         after = self.train_accuracy(trainer, model, due)
         self.steps_done += due.long()
+        self.first_step[due & (self.steps_done == 1)] = epoch
         self.last_step[due] = epoch
         self.end_epoch[due & (self.steps_done == self.schedule.steps)] = epoch + self.timing.final_epochs
         kept = sum(m.sum((1, 2)) for m in (layer.replica_mask() for layer in model.layers)).cpu()
@@ -164,6 +166,23 @@ class Pruning(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if bool((self.end_epoch <= trainer.current_epoch + 1).all()):
             trainer.should_stop = True
+
+    def end_estimate(self, epochs_done: int) -> tuple[float, int]:
+        """After `epochs_done` epochs: how many epochs the run is expected to last, each replica still pruning
+        spacing its remaining steps as its own so far (by the cap, `every`, until it has two), and the most it can
+        last (every remaining step at the cap), for the progress line's ETA."""
+        t, k = self.timing, self.schedule.steps
+        left = (k - self.steps_done).double()
+        pruning = self.active & (left > 0)
+        spaced = self.steps_done >= 2
+        gap = torch.where(spaced, (self.last_step - self.first_step) / (self.steps_done - 1).clamp(min=1), t.every)
+        started = self.steps_done > 0
+        at_cap = torch.where(started, self.last_step + t.every, t.first_epoch).clamp(min=epochs_done)
+        expected_next = torch.where(started, self.last_step + gap, t.first_epoch).clamp(min=epochs_done)
+        final = torch.where(self.active, self.end_epoch, 0).double()  # frozen replicas no longer count
+        expected = torch.where(pruning, expected_next + (left - 1) * gap + t.final_epochs, final)
+        latest = torch.where(pruning, at_cap + (left - 1) * t.every + t.final_epochs, final)
+        return max(float(expected.max()), epochs_done), max(int(latest.max()), epochs_done)
 
     def replica_summary(self, index: int, epochs_trained: int) -> dict:
         return {

@@ -4,6 +4,7 @@ import logging
 import sys
 import time
 import warnings
+from collections import deque
 
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
@@ -27,21 +28,35 @@ def duration(seconds: float) -> str:
 
 class EpochLines(ProgressBar):
     """Prints `epoch i/n  loss ...  train acc ...  elapsed  ETA` after every training epoch: the training accuracy
-    (mean over the replicas it measured) when the pruning callback measured it that epoch, the ETA from the mean epoch time (pruning
-    runs may end before their last possible epoch)."""
+    (mean over the replicas it measured) when the pruning callback measured it that epoch, and the ETA from the
+    last epochs' mean time. A pruning run's length depends on when its steps fire: its ETA counts the epochs the
+    pruning callback expects (`end_estimate`), followed by the longest it can take, `(at most ...)`."""
+
+    RECENT = 10  # epochs the time per epoch is averaged over: they get cheaper as replicas finish
 
     def on_train_start(self, trainer, pl_module):
-        self.start = time.time()
+        self.start = self.last = time.time()
+        self.recent: deque[float] = deque(maxlen=self.RECENT)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        done, elapsed = trainer.current_epoch + 1, time.time() - self.start
+        now = time.time()
+        self.recent.append(now - self.last)
+        self.last, done = now, trainer.current_epoch + 1
         parts = [f"epoch {done}/{trainer.max_epochs}"]
         parts += [f"{k} {float(v):.4f}" for k, v in trainer.progress_bar_metrics.items()]
+        expected = latest = trainer.max_epochs
         for callback in trainer.callbacks:
             measured = getattr(callback, "measured_train_acc", None)
             if measured is not None and measured[0] == trainer.current_epoch:
                 parts.append(f"train acc {float(measured[1].nanmean()):.4f}")
-        parts += [f"{duration(elapsed)} elapsed", f"ETA {duration(elapsed / done * (trainer.max_epochs - done))}"]
+            if hasattr(callback, "end_estimate"):
+                expected, latest = callback.end_estimate(done)
+        per_epoch = sum(self.recent) / len(self.recent)
+        expected, latest = min(expected, trainer.max_epochs), min(latest, trainer.max_epochs)
+        eta = f"ETA {duration(per_epoch * (expected - done))}"
+        if expected < latest:
+            eta += f" (at most {duration(per_epoch * (latest - done))})"
+        parts += [f"{duration(now - self.start)} elapsed", eta]
         print("  ".join(parts), flush=True)
 
 
