@@ -4,8 +4,9 @@
 #   check (default, about 9 minutes): issue 10's evidence: the CUDA tests of the captured step, one whole table at
 #     protocol=paper on the four datasets (its wall time), `make bench`'s GPU rows with the paper-grid estimate, and
 #     the report on that table.
-#   runs: the CUDA tests, then the paper-protocol runs the committed store (reference/measured) lacks, until
-#     DEADLINE seconds (default 530): Tables 5, 3, 1 on the four datasets, 5 seeds, then the ablation preset.
+#   runs: the CUDA tests, then issue 11's runs that the committed store (reference/measured) lacks, until
+#     DEADLINE seconds (default 530): Tables 5, 3, 1 on the four datasets, 5 seeds, then Figure 1's HashedNets
+#     at protocol=hashednet (the authors' HashedNet code), then the ablation preset.
 #     Finished replicas come back as $OUT/results.tgz (new store entries only); a job cut at the deadline loses
 #     only its own population.
 #
@@ -64,6 +65,7 @@ if [ "$MODE" = runs ]; then
     run=("$PY" src/train.py -m accelerator="$ACCEL" logger=none ${TABLE_ARGS:-})
     # One process at a time: processes time-slice the GPU, and a job cut at the deadline loses its population.
     part tables "$(left)" "${run[@]}" +experiment=table5,table3,table1 protocol=paper
+    part hashednet "$(left)" "${run[@]}" +experiment=fig1 protocol=hashednet
     part ablation "$(left)" "${run[@]}" +experiment=ablation
     ls "$NNCOMPRESS_RESULTS_DIR" | sort | comm -13 <(sort /tmp/stored_before) - > /tmp/stored_new
     tar czf "$OUT/results.tgz" -C "$NNCOMPRESS_RESULTS_DIR" -T /tmp/stored_new
