@@ -8,7 +8,8 @@
 #     DEADLINE seconds (default 530): Tables 5, 3, 1 on the four datasets, 5 seeds, then Figure 1's HashedNets
 #     at protocol=hashednet (the authors' HashedNet code), then the ablation preset.
 #     Finished replicas come back as $OUT/results.tgz (new store entries only); a job cut at the deadline loses
-#     only its own population.
+#     only its own population. RUNS="overrides;overrides;..." replaces those sweeps (one part each, in order);
+#     TESTS=0 leaves out the CUDA tests.
 #
 #   PY=.venv/bin/python bash bench/gpu_check.sh prepare   # here, once: wheels the device image lacks into .whl/,
 #       MNIST into data/, the back_image variant's cache compressed into data/cache/ (its source images may need
@@ -57,16 +58,18 @@ left() { local s=$(( ${DEADLINE:-530} - SECONDS )); echo $(( s > 1 ? s : 1 )); }
 
 { nvidia-smi -L; $PY -c "import torch, pytorch_lightning as pl; print(torch.__version__, pl.__version__,
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')"; } > "$OUT/env.log" 2>&1
-part test_step 90 $PY -m pytest -q -p no:cacheprovider tests/test_step.py
+[ "${TESTS:-1}" = 0 ] || part test_step 90 $PY -m pytest -q -p no:cacheprovider tests/test_step.py
 if [ "$MODE" = runs ]; then
     mkdir -p "$NNCOMPRESS_RESULTS_DIR"
     cp -n reference/measured/*.json "$NNCOMPRESS_RESULTS_DIR"/ && ls "$NNCOMPRESS_RESULTS_DIR" > /tmp/stored_before
     # shellcheck disable=SC2206  # TABLE_ARGS is a list of overrides
     run=("$PY" src/train.py -m accelerator="$ACCEL" logger=none ${TABLE_ARGS:-})
     # One process at a time: processes time-slice the GPU, and a job cut at the deadline loses its population.
-    part tables "$(left)" "${run[@]}" +experiment=table5,table3,table1 protocol=paper
-    part hashednet "$(left)" "${run[@]}" +experiment=fig1 protocol=hashednet
-    part ablation "$(left)" "${run[@]}" +experiment=ablation
+    IFS=';' read -ra sweeps <<< "${RUNS:-+experiment=table5,table3,table1 protocol=paper;+experiment=fig1 protocol=hashednet;+experiment=ablation}"
+    for i in "${!sweeps[@]}"; do
+        # shellcheck disable=SC2086  # a sweep is a list of overrides
+        part "runs$i" "$(left)" "${run[@]}" ${sweeps[$i]}
+    done
     ls "$NNCOMPRESS_RESULTS_DIR" | sort | comm -13 <(sort /tmp/stored_before) - > /tmp/stored_new
     tar czf "$OUT/results.tgz" -C "$NNCOMPRESS_RESULTS_DIR" -T /tmp/stored_new
     echo "$(wc -l < /tmp/stored_new) new replicas in results.tgz" | tee -a "$OUT/parts.log"
