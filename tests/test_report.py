@@ -132,6 +132,28 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
     assert "Figure 6's timing" not in (tmp_path / "fidelity.md").read_text()  # no Figure 6 runs
 
 
+def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have(tmp_path):
+    from nncompress.report import ablation, write_fidelity
+
+    reference = pd.read_csv(REFERENCE)
+    paper = reference.set_index(["table", "dataset", "ratio"])["mean_pct"]
+    plain = {1.0: 0.2, 0.5: -0.3, 0.01: 0.5, 0.002: -0.8}  # Table 5 (OBD, 100 hidden) on MNIST, points off the paper
+    variant = {0.01: -1.6, 0.002: 0.4}  # the ablation ran two of its cells
+    store = ResultStore(tmp_path / "store")
+    for offsets, lr in ((plain, 0.05), (variant, 0.01)):  # 0.05: fast.yaml's value, the plain name
+        for ratio, off in offsets.items():
+            record = fake_record("obd", 100, "mnist", ratio, 0, (paper[(5, "mnist", ratio)] + off) / 100)
+            record["key"] += f"-{lr}"
+            record["config"]["protocol"]["lr"] = lr
+            store.put(record)
+    runs = load_results(store.root)
+    row = ablation(runs, reference).iloc[0]
+    assert row["protocol"].startswith("fast-") and row["settings"] == "protocol.lr=0.01" and row["base"] == "fast"
+    assert (row["cells"], row["within"], row["base within"]) == (2, 1, 2)  # 0.01: -1.6 beyond the paper's ±1 (sd 0.2)
+    assert row["mean abs Δ"] == pytest.approx(1.0, abs=1e-4) and row["base mean abs Δ"] == pytest.approx(0.65, abs=1e-4)
+    assert "## Ablation" in write_fidelity(runs, tmp_path, reference).read_text()
+
+
 def test_fidelity_totals_weigh_each_tables_mean_difference_by_its_cells():
     from nncompress.report import tolerance_totals
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import claims
-from .report import (AT_CHANCE_NOTE, DATASETS, ORDER_NOTE, cell_stats, fmt, method_order, method_tables, order_counts, table, title,
-                     tolerance_totals, variant_data, variants, within_tolerance)
+from .report import (ABLATION_NOTE, AT_CHANCE_NOTE, DATASETS, ORDER_NOTE, ablation, cell_stats, fmt, method_order, method_tables,
+                     order_counts, table, title, tolerance_totals, variant_data, variants, within_tolerance)
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
 
@@ -139,6 +139,9 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
         body += ["<h2>Fidelity</h2>", '<p class="note">Cells within max(1 point, 2 × the paper\'s std) of the paper, '
                  "summed over Tables 1-6 (per table in <code>fidelity.md</code>); 0 %-removed cells also within "
                  "±0.5.</p>", html_table(tolerance_totals(counts))]  # fmt: skip
+        readings = ablation(runs, reference)
+        if not readings.empty:
+            body += [f'<p class="note">{escape(ABLATION_NOTE)}</p>', html_table(readings.round(2))]
     if not order.empty:
         body += [f'<p class="note">{escape(ORDER_NOTE)}</p>', html_table(order_counts(order))]
     for protocol in protocols:
