@@ -8,7 +8,8 @@
 #     DEADLINE seconds (default 530): Tables 5, 3, 1 on the four datasets, 5 seeds, then Figure 1's HashedNets
 #     at protocol=hashednet (the authors' HashedNet code), then the ablation preset.
 #     Finished replicas come back as $OUT/results.tgz (new store entries only); a job cut at the deadline loses
-#     only its own population. RUNS="overrides;overrides;..." replaces those sweeps (one part each, in order);
+#     only its own population. RUNS="overrides;overrides;..." replaces those sweeps (one part each, in order;
+#     `hydra/launcher=joblib hydra.launcher.n_jobs=N` in one trains N of its jobs at once, its wheel carried in .whl);
 #     TESTS=0 leaves out the CUDA tests.
 #
 #   PY=.venv/bin/python bash bench/gpu_check.sh prepare   # here, once: wheels the device image lacks into .whl/,
@@ -27,7 +28,8 @@ PY=${PY:-python3}
 MODE=${1:-check}
 if [ "$MODE" = prepare ]; then  # hydra-core and omegaconf are pure Python; antlr4 4.9.3 is an sdist, built here
     mkdir -p .whl data/cache
-    $PY -m pip wheel -q --no-deps -w .whl hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 || exit
+    $PY -m pip wheel -q --no-deps -w .whl hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 \
+        hydra-joblib-launcher==1.2.0 || exit
     cp "${NNCOMPRESS_DATA_DIR:-../shared/data}/mnist.npz" data/ || exit
     NNCOMPRESS_CACHE_DIR=data/cache $PY -c "from nncompress.data.datasets import Dataset, load_arrays
 import numpy as np, pathlib, tempfile
