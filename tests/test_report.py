@@ -140,16 +140,18 @@ def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have
     plain = {1.0: 0.2, 0.5: -0.3, 0.01: 0.5, 0.002: -0.8}  # Table 5 (OBD, 100 hidden) on MNIST, points off the paper
     variant = {0.01: -1.6, 0.002: 0.4}  # the ablation ran two of its cells
     store = ResultStore(tmp_path / "store")
-    for offsets, lr in ((plain, 0.05), (variant, 0.01)):  # 0.05: fast.yaml's value, the plain name
+    for offsets, lr, seeds in ((plain, 0.05, (0, 1)), (variant, 0.01, (0,))):  # 0.05: fast.yaml's value, the plain name
         for ratio, off in offsets.items():
-            record = fake_record("obd", 100, "mnist", ratio, 0, (paper[(5, "mnist", ratio)] + off) / 100)
-            record["key"] += f"-{lr}"
-            record["config"]["protocol"]["lr"] = lr
-            store.put(record)
+            for seed in seeds:
+                record = fake_record("obd", 100, "mnist", ratio, seed, (paper[(5, "mnist", ratio)] + off) / 100)
+                record["key"] += f"-{lr}"
+                record["config"]["protocol"]["lr"] = lr
+                store.put(record)
     runs = load_results(store.root)
     row = ablation(runs, reference).iloc[0]
     assert row["protocol"].startswith("fast-") and row["settings"] == "protocol.lr=0.01" and row["base"] == "fast"
     assert (row["cells"], row["within"], row["base within"]) == (2, 1, 2)  # 0.01: -1.6 beyond the paper's ±1 (sd 0.2)
+    assert (row["replicas"], row["base replicas"]) == (2, 4)  # the plain side's two seeds on the shared cells only
     assert row["mean abs Δ"] == pytest.approx(1.0, abs=1e-4) and row["base mean abs Δ"] == pytest.approx(0.65, abs=1e-4)
     assert "## Ablation" in write_fidelity(runs, tmp_path, reference).read_text()
 

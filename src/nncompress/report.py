@@ -178,7 +178,8 @@ def ablation(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         both = variant.merge(cells[cells["protocol"] == base], on=keys, suffixes=("", "_base"))
         for data, t in both.groupby("data"):
             rows.append({"protocol": protocol, "settings": settings, "data": data, "cells": len(t),
-                         "within": int(t["close"].sum()), "base": base, "base within": int(t["close_base"].sum()),
+                         "replicas": int(t["n"].sum()), "within": int(t["close"].sum()), "base": base,
+                         "base replicas": int(t["n_base"].sum()), "base within": int(t["close_base"].sum()),
                          "mean abs Δ": float(t["diff"].abs().mean()),
                          "base mean abs Δ": float(t["diff_base"].abs().mean())})  # fmt: skip
     return pd.DataFrame(rows)
@@ -187,7 +188,7 @@ def ablation(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 ABLATION_NOTE = ("Each variant (settings changed) against its plain protocol on the cells (table, method, dataset, "
                  "ratio) both have, so a variant run on some tables only is compared like for like: cells within the "
                  "paper's tolerance and mean |ours − paper|, the variant's, then the plain protocol's (each side's "
-                 "cells over all its seeds).")
+                 "cells over all its seeds; the replicas columns count them).")
 
 
 PAPER_RUNS = 5  # the paper's means and standard deviations are over 5 runs per cell
