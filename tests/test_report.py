@@ -429,14 +429,16 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
         (0.01, "obd"): [51.0, 52.1, 52.9],  # 1 above MagL2, the paper has it 1 below
         (0.03, "magl1"): [70.0, 71.0, 72.0], (0.03, "magl2"): [71.0, 70.0, 69.0], (0.03, "obd"): [60.0, 61.0, 62.0],
         (0.012, "magl1"): [52.0, 54.0, 53.0], (0.012, "obd"): [53.5, 53.0, 53.6],  # reversed, within noise
+        (0.1, "magl1"): [80.0, 81.0, 82.0], (0.1, "magl2"): [80.0, 81.0, 82.0],  # tied, seed by seed
     }  # fmt: skip
     store = ResultStore(tmp_path / "store")
     for (ratio, method), accs in ours.items():
         for seed, acc in enumerate(accs):
             store.put(fake_record(method, 30, "mnist_rot", ratio, seed, acc / 100))
+    store.put(fake_record("obd", 30, "mnist_rot", 0.1, 7, 0.8))  # no seed shared with MagL1: not compared
     order = method_order(load_results(store.root), reference)
     expected = []  # independently: the pairs with both sides run that the paper's numbers separate at 5 %
-    for ratio in (0.01, 0.03, 0.012):
+    for ratio in (0.01, 0.03, 0.012, 0.1):
         for a, b in (("magl1", "magl2"), ("magl1", "obd"), ("magl2", "obd")):
             if (ratio, a) in ours and (ratio, b) in ours:
                 pa, pb = paper.loc[(a, ratio)], paper.loc[(b, ratio)]
@@ -449,11 +451,12 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
     assert got.loc[(0.01, "magl1 - obd"), "order"] == "same"
     assert got.loc[(0.01, "magl2 - obd"), "order"] == "reversed, significant"  # paired differences -1, -1.1, -0.9
     assert got.loc[(0.012, "magl1 - obd"), "order"] == "reversed"
+    assert got.loc[(0.1, "magl1 - magl2"), "order"] == "tied"
     assert np.isclose(got.loc[(0.01, "magl2 - obd"), "ours"], -1.0)
     assert np.isclose(got.loc[(0.01, "magl2 - obd"), "paper"], 51.70 - 50.71)
     text = write_fidelity(load_results(store.root), tmp_path, reference).read_text()
     row = next(line for line in text.split("## Order of methods")[1].splitlines() if "mnist_rot" in line)
-    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "4", "2", "2", "1"]
+    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "5", "2", "1", "2", "1"]
 
 
 def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fidelity_and_claims(tmp_path):

@@ -92,7 +92,7 @@ def image(png: Path) -> str:
 
 
 def store_dates(stores) -> str:
-    """The span of dates the stores' replicas were written on."""
+    """The span of the stores' replica files' modification dates (a fresh clone's: its checkout's)."""
     times = [p.stat().st_mtime for store in stores for p in Path(store).glob("*.json")]
     if not times:
         return "no replicas stored"
@@ -107,7 +107,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     body += ["<h1>Baktash, Natale &amp; Viennot (2019) re-run: our numbers beside the paper's</h1>",
              f'<p class="note">Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from the results '
              f"store{'s' * (len(stores) > 1)} {', '.join(f'<code>{escape(str(s))}</code>' for s in stores)}: "
-             f"{len(runs)} replicas, written {store_dates(stores)}; code at commit "
+             f"{len(runs)} replicas, files dated {store_dates(stores)}; code at commit "
              f"<code>{escape(commit())}</code>.</p>"]  # fmt: skip
     body += ["<h2>Provenance: what was read</h2>",
              '<p class="note">Replicas are pooled over seeds only within one protocol variant (settings as shown: '

@@ -32,7 +32,7 @@ class CubicSchedule(Typed):
 
 @dataclass(frozen=True)
 class Timing(Typed):
-    """When steps fire: not before `first_epoch`; then when the training accuracy reaches `threshold` (None:
+    """When steps fire: the first at `first_epoch`; then when the training accuracy reaches `threshold` (None:
     never early) or `every` epochs after the last step.
 
     Which training accuracy (`trigger_lag`): 0, the one measured at the start of the epoch the step fires in,
@@ -40,7 +40,7 @@ class Timing(Typed):
     after that epoch's step if it had one (the authors' loop measures before training an epoch and prunes after
     it, so a step right after another needs the network to have stood that step untrained).
 
-    When training ends after the last step (`final`): `fixed`, `final_epochs` later (the authors' code);
+    When training ends after the last step (`final`): `fixed`, `final_epochs` later (the authors' code: about 50, their loop gives 52);
     `train_peak` / `test_peak`, at the first epoch whose training / test accuracy (measured at its start) is no
     higher than the epoch before, i.e. just past a local maximum (the paper's text), `final_epochs` at the most.
     `test_peak` selects on the test set, which flatters the result: an ablation, not a protocol to report.
