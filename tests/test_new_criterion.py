@@ -20,7 +20,7 @@ import torch
 class Reversed:
     """Prunes the largest weights first: a criterion no one would use, and one whose results differ from MagL1's."""
 
-    def scores(self, model, batches, loss):
+    def scores(self, model, batches, loss, replicas):
         return [-layer.replica_weight().abs() for layer in model.layers]
 '''
 

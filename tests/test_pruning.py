@@ -72,9 +72,32 @@ def test_obd_saliency_is_w2_times_hessian():
     batches = EvalBatches(x, y, 7)
     h = hessian_diagonal(model, batches, "mse")
     w = model.layers[0].replica_weight()
-    torch.testing.assert_close(OBD("abs").scores(model, batches, "mse")[0], w**2 * h[0].abs())
-    torch.testing.assert_close(OBD("exact").scores(model, batches, "mse")[0], 0.5 * w**2 * h[0])
-    torch.testing.assert_close(Magnitude().scores(model, batches, "mse")[0], w.abs())
+    torch.testing.assert_close(OBD("abs").scores(model, batches, "mse", [0, 1])[0], w**2 * h[0].abs())
+    torch.testing.assert_close(OBD("exact").scores(model, batches, "mse", [0, 1])[0], 0.5 * w**2 * h[0])
+    torch.testing.assert_close(Magnitude().scores(model, batches, "mse", [0, 1])[0], w.abs())
+
+
+def test_obd_at_first_step_keeps_each_replicas_first_hessian():
+    torch.manual_seed(0)
+    _, model = make([0, 1, 2], [1.0], False, "sigmoid", "paper", sizes=(6, 5, 4))
+    x, y = torch.randn(20, 6), torch.randint(0, 4, (20,))
+    from nncompress.compression.hessian import hessian_diagonal
+
+    batches = EvalBatches(x, y, 7)
+    first = hessian_diagonal(model, batches, "mse")
+    once, each = OBD("abs", "first_step"), OBD("abs", "each_step")
+    once.scores(model.subset(torch.tensor([0, 2])), batches, "mse", [0, 2])  # replicas 0, 2 take their first step
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.weight.mul_(1.5).add_(0.1)  # training moves the weights: the Hessian changes
+    now = hessian_diagonal(model, batches, "mse")
+    assert not torch.allclose(now[0], first[0])
+    got = once.scores(model, batches, "mse", [0, 1, 2])  # replica 1's first step, 0 and 2's second
+    for i, layer in enumerate(model.layers):
+        w2 = layer.replica_weight() ** 2
+        kept = torch.stack([first[i][0], now[i][1], first[i][2]])
+        torch.testing.assert_close(got[i], w2 * kept.abs())
+        torch.testing.assert_close(each.scores(model, batches, "mse", [0, 1, 2])[i], w2 * now[i].abs())
 
 
 class Snapshots(pl.Callback):

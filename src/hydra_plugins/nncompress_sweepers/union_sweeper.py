@@ -41,8 +41,7 @@ class UnionSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         command_line = [o for o in overrides if o.key_or_group != "experiment"]
         jobs = []
-        for part in self.parts:
-            own = parser.parse_overrides(part)
+        for own in (one for part in self.parts for one in per_preset(parser, parser.parse_overrides(part))):
             fixed = [o.input_line for o in own + command_line if not o.is_sweep_override()]
             params = self.hydra_context.config_loader.load_sweep_config(self.config, fixed).hydra.sweeper.get("params")
             preset = parser.parse_overrides([f"{k}={v}" for k, v in (params or {}).items()])
@@ -59,3 +58,14 @@ class UnionSweeper(BasicSweeper):
             print(" ".join(job))
         print(f"{len(jobs)} jobs")
         return []
+
+
+def per_preset(parser: OverridesParser, part: list[Override]) -> list[list[Override]]:
+    """A part sweeping `+experiment` as one part per preset, so each preset's jobs get its own sweeper params and
+    the part's fixed overrides are checked against the config that preset composes (`method.saliency.hessian_at`
+    exists under `table5`'s OBD, not under the default method)."""
+    preset = next((o for o in part if o.key_or_group == "experiment" and o.is_sweep_override()), None)
+    if preset is None:
+        return [part]
+    key, rest = preset.input_line.split("=", 1)[0], [o for o in part if o is not preset]
+    return [parser.parse_overrides([f"{key}={value}"]) + rest for value in preset.sweep_string_iterator()]

@@ -123,7 +123,7 @@ class Pruning(pl.Callback):
         index = due.nonzero().flatten()
         start = time.perf_counter()
         batches = trainer.datamodule.eval_batches("train").for_streams(model.input_streams(index))
-        scores = self.saliency.scores(model.subset(index), batches, pl_module.protocol.loss)
+        scores = self.saliency.scores(model.subset(index), batches, pl_module.protocol.loss, index.tolist())
         saliency_s = time.perf_counter() - start
         fractions = torch.tensor([self.schedule.fraction(int(self.steps_done[r]) + 1, float(self.targets[r]))
                                   for r in index])  # fmt: skip

@@ -1,9 +1,9 @@
 """Saliencies: one score per weight and replica, lowest pruned first. Computed apart from masks and schedules.
 
-A new criterion is a class with `scores(model, batches, loss)` and a `conf/method/<name>.yaml` naming it as
+A new criterion is a class with `scores(model, batches, loss, replicas)` and a `conf/method/<name>.yaml` naming it as
 `saliency._target_`.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
@@ -16,7 +16,7 @@ from .hessian import hessian_diagonal
 class Magnitude(Typed):
     """|w| (magnitude pruning)."""
 
-    def scores(self, model, batches, loss: str) -> list[torch.Tensor]:
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         return [layer.replica_weight().abs() for layer in model.layers]
 
 
@@ -26,14 +26,28 @@ class OBD(Typed):
 
     `hessian`: `abs` ranks by w^2 |H_kk| (the authors' code), `exact` by 1/2 H_kk w^2 (LeCun's saliency, can be
     negative where the loss is locally concave), `gauss_newton` by 1/2 G_kk w^2 with the Gauss-Newton diagonal.
+    `hessian_at`: `each_step` computes the diagonal at every pruning step on the replica as it is then (the
+    authors' code); `first_step` computes it once, at the replica's first step, and ranks later steps by today's
+    weights with that diagonal.
     """
 
     node: ClassVar[str] = "method.saliency"
     hessian: Literal["abs", "exact", "gauss_newton"] = "abs"
+    hessian_at: Literal["each_step", "first_step"] = "each_step"
+    kept: dict = field(default_factory=dict, init=False, repr=False)  # replica -> its diagonal (`first_step`)
 
-    def scores(self, model, batches, loss: str) -> list[torch.Tensor]:
-        """`batches`: the training set as data.module.EvalBatches; `loss`: the training loss's name."""
-        diag = hessian_diagonal(model, batches, loss, gauss_newton=self.hessian == "gauss_newton")
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        """`batches`: the training set as data.module.EvalBatches; `loss`: the training loss's name; `replicas`:
+        the population's indices of `model`'s replicas, in order."""
+        if self.hessian_at == "each_step" or any(r not in self.kept for r in replicas):
+            diag = hessian_diagonal(model, batches, loss, gauss_newton=self.hessian == "gauss_newton")
+            if self.hessian_at == "each_step":
+                return self.weigh(model, diag)
+            for k, r in enumerate(replicas):
+                self.kept.setdefault(r, [h[k] for h in diag])
+        return self.weigh(model, [torch.stack([self.kept[r][i] for r in replicas]) for i in range(len(model.layers))])
+
+    def weigh(self, model, diag: list[torch.Tensor]) -> list[torch.Tensor]:
         out = []
         for layer, h in zip(model.layers, diag):
             w2 = layer.replica_weight() ** 2
