@@ -454,9 +454,28 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
     assert got.loc[(0.1, "magl1 - magl2"), "order"] == "tied"
     assert np.isclose(got.loc[(0.01, "magl2 - obd"), "ours"], -1.0)
     assert np.isclose(got.loc[(0.01, "magl2 - obd"), "paper"], 51.70 - 50.71)
+    rot = reference[reference["dataset"] == "mnist_rot"]  # Holm by hand over all the paper's pairs on mnist_rot
+
+    def cell(method, hidden, ratio):
+        row = rot[(rot["method"] == method) & (rot["hidden"] == hidden) & np.isclose(rot["ratio"], ratio)].iloc[0]
+        return row["mean_pct"], row["std_pct"]
+
+    family = {(h, r, f"{a} - {b}"): welch_p(*cell(a, h, r), *cell(b, h, r))
+              for h, r in rot[["hidden", "ratio"]].drop_duplicates().itertuples(index=False)
+              for a, b in (("magl1", "magl2"), ("magl1", "obd"), ("magl2", "obd"))
+              if {a, b} <= set(rot[(rot["hidden"] == h) & (rot["ratio"] == r)]["method"])}  # fmt: skip
+    ranked, holm, running = sorted(family, key=family.get), {}, 0.0
+    for i, key in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - i) * family[key]))
+        holm[key] = running
+    for (ratio, pair), row in got.iterrows():
+        assert np.isclose(row["paper p (Holm)"], holm[(30, ratio, pair)])
+    kept = [key for key in got.index if holm[(30, *key)] < 0.05]
+    assert 0 < len(kept) < len(got)  # the family drops some of the pairs 5 % alone keeps
     text = write_fidelity(load_results(store.root), tmp_path, reference).read_text()
     row = next(line for line in text.split("## Order of methods")[1].splitlines() if "mnist_rot" in line)
-    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "5", "2", "1", "2", "1"]
+    same = sum(got.loc[key, "order"] == "same" for key in kept)
+    assert [c.strip() for c in row.strip("|").split("|")][2:] == ["mnist_rot", "5", "2", "1", "2", "1", str(len(kept)), str(same)]
 
 
 def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fidelity_and_claims(tmp_path):
