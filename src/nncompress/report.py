@@ -209,7 +209,7 @@ def method_order(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
                                  pairs["std_pct_b"], PAPER_RUNS, equal_var=False)  # fmt: skip
     pairs = pairs.assign(paper_diff=pairs["mean_pct_a"] - pairs["mean_pct_b"], paper_p=paper.pvalue)
     # One at a time at 5 %, a dataset's 66 pairs would let about 3 through by chance were all tied: Holm over them
-    # which separations the paper's tables support as a family.
+    # says which separations the paper's tables support as a family.
     pairs["paper_p_holm"] = pairs.groupby("dataset")["paper_p"].transform(lambda p: multipletests(p, method="holm")[1])
     pairs = pairs[pairs["paper_p"] < claims.ALPHA]
     mlp, rows = runs[runs["model"] == "mlp"], []
