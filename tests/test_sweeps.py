@@ -109,12 +109,13 @@ def test_union_sweeper_runs_every_part(tmp_path):
 def test_ablation_preset_changes_one_reading_at_a_time(tmp_path):
     proc = multirun(tmp_path, tmp_path / "dry", "+experiment=ablation", "hydra.sweeper.dry_run=true")
     jobs = [set(line.split()) for line in proc.stdout.splitlines() if "+experiment=" in line]
-    assert len(jobs) == 5 * 6 + 3 * 2 and all({"dataset=mnist", "protocol=paper"} <= job for job in jobs)
+    assert len(jobs) == 6 * 6 + 3 * 2 and all({"dataset=mnist", "protocol=paper"} <= job for job in jobs)
     readings = [{o for o in job - {"dataset=mnist", "protocol=paper"} if not o.startswith(("results_dir=", "hydra."))}
                 for job in jobs]  # fmt: skip
     assert all(len(r) <= 2 for r in readings)  # the table, and at most one changed reading
     assert sum("protocol.lr=1.0" in r for r in readings) == 6  # the authors' command line's eta_0, every table
     assert sum("pruning.timing.trigger_lag=1" in r for r in readings) == 6  # the authors' loop's trigger
+    assert sum("pruning.timing.final=test_peak" in r for r in readings) == 6  # "until the accuracy" (test) peaks
     assert sum(r == {"+experiment=table5", "method.saliency.hessian=exact"} for r in readings) == 1
     assert sum(r == {"+experiment=table6", "method.saliency.hessian_at=first_step"} for r in readings) == 1  # an OBD key
 
