@@ -30,22 +30,23 @@ from nncompress.training.progress import progress_callback, quiet_lightning
 def train(cfg: DictConfig) -> list[dict]:
     parts = config.build(cfg)
     config.check_paths(cfg)
+    store = results.ResultStore.create(cfg.results_dir)
     quiet_lightning()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     splits = {name: load_dataset(d, cfg.data_dir, cfg.cache_dir) for name, d in parts.datasets.items()}
     standardization = {name: s.standardize_() for name, s in splits.items()} if parts.protocol.normalize else {}
-    store = results.ResultStore(cfg.results_dir)
     store.migrate()
     keys = {
         (d, s, r): results.experiment_key(resolved, d, s, r, splits[d].source)
         for d in splits for s in config.seeds(cfg) for r in config.ratios(cfg)
     }
     done = {cell for cell, key in keys.items() if key in store} if cfg.resume else set()
+    done |= unusable_entries(store, keys, cfg.repair)
     pending = Population.pending(list(keys), done, cfg.common_random_numbers)
     if not pending:
         print(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
-        return [store.get(k) for k in keys.values()]
+        return [r for r in map(store.get, keys.values()) if r is not None]
     if done:
         print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
     with store.claims([keys[c] for c in pending]) as busy:
@@ -60,6 +61,21 @@ def train(cfg: DictConfig) -> list[dict]:
             return []
         return train_population(cfg, parts, run_dir, resolved, splits, standardization, store, keys, done,
                                 Population.build(pending, cfg.common_random_numbers))  # fmt: skip
+
+
+def unusable_entries(store, keys: dict, repair: bool) -> set:
+    """The cells whose store entry is there but unusable (see ResultStore): left alone and not trained, unless
+    `repair` sets them aside to be trained again."""
+    bad = {cell for cell, key in keys.items() if store.is_bad(key)}
+    if bad and repair:
+        for cell in bad:
+            store.set_aside(keys[cell])
+        return set()
+    store.warn()
+    if bad:
+        print(f"warning: {len(bad)} replica(s) not trained: their store entries are unusable (see above); rerun with "
+              "repair=true to set those entries aside in damaged/ and train the replicas again", file=sys.stderr)
+    return bad
 
 
 def train_population(cfg, parts, run_dir, resolved, splits, standardization, store, keys, done, population) -> list[dict]:

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from nncompress.records import is_key
+from nncompress.results import ResultStore, config_key
+
 ROOT = Path(__file__).resolve().parents[1]
 # The real MNIST: ../shared/data unless NNCOMPRESS_DATA_DIR points elsewhere.
 DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", str((ROOT / ".." / "shared" / "data").resolve())))
@@ -38,3 +41,11 @@ def run_train(*overrides, cwd=ROOT, env=None):
 
 
 TINY = ["dataset.train_size=1000", "dataset.test_size=500", "protocol.epochs=2", "logger=none"]
+
+
+class NamedStore(ResultStore):
+    """A results store for records made up by a test: a record's `key` (any text naming it) is hashed into the
+    store's key format as it is put (a key already in that format is kept)."""
+
+    def put(self, record: dict) -> None:
+        super().put({**record, "key": record["key"] if is_key(record["key"]) else config_key(record["key"])})

@@ -1,5 +1,6 @@
-"""Bad input refused in one line before any training, diverged or interrupted runs never stored as good, and a
-damaged store or cache entry set aside and rebuilt."""
+"""Bad input refused in one line before any training, diverged or interrupted runs never stored as good, a damaged
+cache entry rebuilt, and a damaged store entry left alone until a run is asked to repair it."""
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from nncompress import config
 from nncompress.data.cache import load_cached
 from nncompress.errors import UserError
-from nncompress.results import ResultStore, read_jsonl
+from nncompress.results import ResultStore, config_key, read_jsonl
 
 from conftest import ROOT, TINY, run_train
 
@@ -116,22 +117,32 @@ def test_sigterm_exits_non_zero_stores_nothing_half_done_and_a_rerun_finishes(tm
     assert done.returncode == 0 and len(list(results_dir.glob("*.json"))) == 2
 
 
-def test_damaged_store_entries_are_set_aside_and_count_as_missing(tmp_path, capsys):
+def test_damaged_store_entries_are_left_in_place_and_set_aside_only_on_repair(tmp_path, capsys):
     store = ResultStore(tmp_path)
-    for key in ("a", "b", "c"):
-        store.put({"key": key, "test_acc": 0.5})
-    store.path("a").write_text(store.path("a").read_text()[:7])  # truncated
-    store.path("b").write_text('{"key": "x"}')  # another entry's content
-    assert "a" not in store and "b" not in store and "c" in store
-    assert sorted(p.name for p in (tmp_path / "damaged").iterdir()) == ["a.json", "b.json"]  # moved, not deleted
-    assert [r["key"] for r in store.records()] == ["c"]
-    assert capsys.readouterr().err.count("damaged results-store entry") == 2
+    a, b, c = (config_key(k) for k in "abc")
+    for key in (a, b, c):
+        store.put(record(key))
+    store.path(a).write_text(store.path(a).read_text()[:7])  # truncated
+    store.path(b).write_text(json.dumps(record(c)))  # another entry's content
+    assert a not in store and b not in store and c in store
+    assert store.is_bad(a) and store.is_bad(b) and not store.is_bad(c)
+    assert not (tmp_path / "damaged").exists() and store.path(a).exists()  # a reader moves nothing
+    assert [r["key"] for r in store.records()] == [c]
+    store.warn()
+    assert capsys.readouterr().err.count("left out") == 1  # one warning for both
+    store.set_aside(a)
+    assert [p.name for p in (tmp_path / "damaged").iterdir()] == [f"{a}.json"]  # moved, never deleted
+
+
+def record(key: str) -> dict:
+    return {"key": key, "dataset": "mnist", "seed": 0, "ratio": 1.0, "test_acc": 0.5,
+            "config": {"model": {"name": "mlp"}, "method": {"name": "none"}, "protocol": {"name": "fast"}, "dataset": {}}}  # fmt: skip
 
 
 def test_results_are_standard_json():
     store = ResultStore("unused")
     with pytest.raises(ValueError):
-        store.put({"key": "nan", "lr": float("nan")})
+        store.put(record(config_key("nan")) | {"lr": float("nan")})
 
 
 def test_damaged_cache_file_is_removed_and_rebuilt(tmp_path):
@@ -151,27 +162,27 @@ def test_interrupted_regeneration_cache_is_rebuilt_by_a_run(tmp_path, cache_dir)
 
 
 def test_claims_keep_two_runs_off_one_replica_and_stale_claims_are_taken_over(tmp_path):
-    import json
     import socket
 
     store = ResultStore(tmp_path)
+    key = {name: config_key(name) for name in ("live", "dead", "far", "old", "new")}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     here, claims = socket.gethostname(), tmp_path / "claims"
     claims.mkdir()
-    (claims / "live.claim").write_text(json.dumps({"pid": os.getppid(), "host": here}))
-    (claims / "dead.claim").write_text(json.dumps({"pid": dead.pid, "host": here}))
-    (claims / "far.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
-    (claims / "old.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
-    os.utime(claims / "old.claim", (time.time() - 3 * 86400,) * 2)
-    with store.claims(["live", "dead", "far", "old", "new"]) as busy:
-        assert busy == {"live": f"pid {os.getppid()} on {here}", "far": "pid 1 on elsewhere"}
+    (claims / f"{key['live']}.claim").write_text(json.dumps({"pid": os.getppid(), "host": here}))
+    (claims / f"{key['dead']}.claim").write_text(json.dumps({"pid": dead.pid, "host": here}))
+    (claims / f"{key['far']}.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    (claims / f"{key['old']}.claim").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    os.utime(claims / f"{key['old']}.claim", (time.time() - 3 * 86400,) * 2)
+    with store.claims(list(key.values())) as busy:
+        assert busy == {key["live"]: f"pid {os.getppid()} on {here}", key["far"]: "pid 1 on elsewhere"}
         mine = {"pid": os.getpid(), "host": here}
-        assert all(json.loads((claims / f"{k}.claim").read_text()) == mine for k in ("dead", "old", "new"))
-        with store.claims(["new"]) as again:  # held, by this very process: busy, and left held on the way out
-            assert again == {"new": f"pid {os.getpid()} on {here}"}
-        assert (claims / "new.claim").exists()
-    assert sorted(p.stem for p in claims.iterdir()) == ["far", "live"]  # ours released, others' left alone
+        assert all(json.loads((claims / f"{key[k]}.claim").read_text()) == mine for k in ("dead", "old", "new"))
+        with store.claims([key["new"]]) as again:  # held, by this very process: busy, and left held on the way out
+            assert again == {key["new"]: f"pid {os.getpid()} on {here}"}
+        assert (claims / f"{key['new']}.claim").exists()
+    assert sorted(p.stem for p in claims.iterdir()) == sorted([key["far"], key["live"]])  # ours released, others' kept
 
 
 def test_two_identical_runs_started_together_train_each_replica_once(tmp_path, results_dir):

@@ -3,15 +3,15 @@ import shutil
 from playwright.sync_api import sync_playwright  # the dev extra; it drives Debian's chromium (`make browser`)
 
 from nncompress.report import main
-from nncompress.results import ResultStore
 
+from conftest import NamedStore
 from test_report import fake_record
 
 SCREENSHOT = "/tmp/report-screenshot.png"  # a copy to look at
 
 
 def filled_store(root):
-    store = ResultStore(root)
+    store = NamedStore(root)
     for seed in (0, 1, 2):
         for method, accs in {"magl1": (0.95, 0.96), "obd": (0.93, 0.94)}.items():
             for ratio, acc in zip((0.01, 0.1), accs):
@@ -56,7 +56,7 @@ def test_html_report_opens_offline_in_a_real_browser(tmp_path):
 
 
 def test_every_option_of_a_variant_is_what_its_replicas_ran_with(tmp_path):
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         for method, trigger in (("magl1", 0.96), ("none", 0.5)):  # `none` carries pruning options it never used
             record = fake_record(method, 100, "mnist", 0.01, seed, 0.9, protocol="paper")

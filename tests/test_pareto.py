@@ -4,6 +4,7 @@ import pandas as pd
 
 from nncompress import load_results
 from nncompress.pareto import pareto_front, settings
+from nncompress.results import config_key
 
 
 def test_pareto_front_on_a_hand_made_table():
@@ -21,7 +22,7 @@ def test_pareto_front_on_a_hand_made_table():
 
 def test_settings_average_seeds_from_results_files(tmp_path):
     rows = [
-        {"key": f"{k}-{s}", "seed": s, "dataset": "mnist", "source": "original", "parameters": 1000 + k,
+        {"key": config_key({"k": k, "s": s}), "seed": s, "ratio": 1.0, "dataset": "mnist", "source": "original", "parameters": 1000 + k,
          "val_acc": 0.9 + 0.01 * s + k / 1000, "test_acc": 0.8 + 0.01 * s,
          "config": {"model": {"name": "convnet", "kernel": 5, "channels": 4 + k, "stride": 1, "pool": 2,
                               "dropout": 0.0}, "dataset": {"name": "mnist"},

@@ -4,9 +4,10 @@ import pytest
 
 from nncompress import load_results
 from nncompress.report import REFERENCE, write_tables
-from nncompress.results import ResultStore
 
-from conftest import ROOT
+
+from conftest import ROOT, NamedStore
+from nncompress.results import config_key
 
 
 def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **data):
@@ -16,9 +17,9 @@ def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **da
                        "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 
-def seeded_store(root, values: dict) -> ResultStore:
+def seeded_store(root, values: dict) -> NamedStore:
     """A store of MLPs with 100 hidden units on MNIST at ratio 0.01: per method, seed i scores values[method][i]."""
-    store = ResultStore(root)
+    store = NamedStore(root)
     for method, accs in values.items():
         for seed, acc in enumerate(accs):
             store.put(fake_record(method, 100, "mnist", 0.01, seed, acc))
@@ -26,7 +27,7 @@ def seeded_store(root, values: dict) -> ResultStore:
 
 
 def test_tables_match_the_store(tmp_path):
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     accs = {0: 0.95, 1: 0.97, 2: 0.96}
     for seed, acc in accs.items():
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
@@ -48,7 +49,7 @@ def test_tables_match_the_store(tmp_path):
 
 
 def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_path):
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
         other = fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)
@@ -76,9 +77,10 @@ def test_a_protocols_defaults_are_what_hydra_composes_for_it(protocol):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from nncompress.replicas import CONF, flatten, protocol_defaults
+    from nncompress.replicas import flatten, protocol_defaults
+    from nncompress.resources import CONF_DIR
 
-    with initialize_config_dir(str(CONF), version_base="1.3"):
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"protocol={protocol}", "method=magl1"])
     nodes = {"protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
              "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}  # fmt: skip
@@ -87,7 +89,7 @@ def test_a_protocols_defaults_are_what_hydra_composes_for_it(protocol):
 
 def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_plain_protocol_name(tmp_path):
     def store_of(name, *replicas):
-        store = ResultStore(tmp_path / name)
+        store = NamedStore(tmp_path / name)
         for method, seed, trigger_lag, protocol in replicas:
             record = fake_record(method, 30, "mnist", 0.01, seed, 0.9, protocol="paper")
             record["config"]["protocol"] |= protocol
@@ -115,7 +117,7 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
 
     reference = pd.read_csv(REFERENCE)
     paper = reference.set_index(["table", "dataset", "ratio"])
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     offsets = {1.0: 0.4, 0.5: -0.6, 0.01: 0.9, 0.002: -3.0}  # Table 5 (OBD, 100 hidden) on MNIST, points off
     for ratio, off in offsets.items():
         for seed in (0, 1):
@@ -139,7 +141,7 @@ def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have
     paper = reference.set_index(["table", "dataset", "ratio"])["mean_pct"]
     plain = {1.0: 0.2, 0.5: -0.3, 0.01: 0.5, 0.002: -0.8}  # Table 5 (OBD, 100 hidden) on MNIST, points off the paper
     variant = {0.01: -1.6, 0.002: 0.4}  # the ablation ran two of its cells
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for offsets, lr, seeds in ((plain, 0.05, (0, 1)), (variant, 0.01, (0,))):  # 0.05: fast.yaml's value, the plain name
         for ratio, off in offsets.items():
             for seed in seeds:
@@ -169,7 +171,7 @@ def test_fidelity_totals_weigh_each_tables_mean_difference_by_its_cells():
 def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path):
     from nncompress.report import write_fidelity
 
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for method, epochs in (("magl1", (200, 230)), ("magl2", (150, 170))):
         for seed, epoch in enumerate(epochs):
             store.put(fake_record(method, 50, "mnist", 0.04, seed, 0.95) | {"last_pruning_epoch": epoch})
@@ -183,7 +185,7 @@ def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path)
 def test_figures_are_drawn_from_the_store(tmp_path):
     from nncompress.report import convnet_front, convnet_variants, figure
 
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         for ratio, acc in ((0.1, 0.96), (0.01, 0.9)):
             store.put(fake_record("magl1", 100, "mnist_rot", ratio, seed, acc + 0.01 * seed))
@@ -242,7 +244,7 @@ def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path
 def test_figure6_histograms_from_run_dirs(tmp_path):
     from nncompress.report import histogram_figure
 
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for method, scale in (("magl1", 0.1), ("magl2", 0.5)):
         run = tmp_path / method
         (run / "histograms").mkdir(parents=True)
@@ -262,7 +264,7 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
     from nncompress.claims import comparisons
     from nncompress.report import figure_curves
 
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for size, acc in ((500, 0.80), (2000, 0.90)):  # one seed each: a cell of n=1 apiece, never "n=2"
         store.put(fake_record("magl1", 100, "mnist", 0.01, 0, acc, train_size=size))
     for seed in (0, 1):
@@ -299,7 +301,7 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
 def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
     from nncompress.report import bytes_figure, write_summary
 
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     store.put(fake_record("magl1", 100, "mnist", 0.01, 9, 0.9))  # an older record: no artefact_bytes
     runs = load_results(store.root)
     assert "Not tested: no stored replica has an artefact" in write_summary(runs, tmp_path).read_text()
@@ -363,11 +365,12 @@ def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_clai
     assert "toy &gt;= magl1" in page and "toy, 100 hidden units (not in the paper)" in page
 
 
-def test_report_of_an_empty_store_says_so_without_failing(tmp_path):
+def test_report_of_a_missing_store_is_a_one_line_error(tmp_path):
     from nncompress.report import main
 
-    main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
-    assert "No replicas stored yet" in (tmp_path / "reports" / "index.html").read_text()
+    with pytest.raises(SystemExit, match="no results store .*: no such folder"):
+        main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
+    assert not (tmp_path / "reports").exists()
 
 
 def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, capsys):
@@ -375,7 +378,7 @@ def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, caps
     both counts once, with the record of the store named last."""
     from nncompress.report import main
 
-    mine, snapshot, out = ResultStore(tmp_path / "mine"), ResultStore(tmp_path / "snapshot"), tmp_path / "reports"
+    mine, snapshot, out = NamedStore(tmp_path / "mine"), NamedStore(tmp_path / "snapshot"), tmp_path / "reports"
     for seed, acc in enumerate([0.90, 0.92]):
         snapshot.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
     mine.put(fake_record("magl1", 100, "mnist", 0.01, 1, 0.94))  # seed 1 again: the same key
@@ -390,7 +393,7 @@ def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, caps
 def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_path):
     from nncompress.report import main
 
-    store, out = ResultStore(tmp_path / "store"), tmp_path / "reports"
+    store, out = NamedStore(tmp_path / "store"), tmp_path / "reports"
     lr = fake_record("magl1", 100, "mnist", 0.01, 0, 0.9)
     lr["key"] += "-lr"
     lr["config"]["protocol"]["lr"] = 0.01
@@ -400,7 +403,7 @@ def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_pa
     variants = sorted(set(load_results(store.root)["protocol"]))
     assert len(variants) == 2 and all((out / f"table3_{v}.md").exists() for v in variants)
     (out / "notes.txt").write_text("mine")
-    (store.root / f"{lr['key']}.json").unlink()  # one variant left: its tables go by the plain protocol name
+    store.path(config_key(lr["key"])).unlink()  # one variant left: its tables go by the plain protocol name
     assert len(list(store.root.glob("*.json"))) == 1
     main(["--results", str(store.root), "--out", str(out)])
     assert sorted(p.name for p in out.glob("table3_*.md")) == ["table3_fast.md"]
@@ -431,7 +434,7 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
         (0.012, "magl1"): [52.0, 54.0, 53.0], (0.012, "obd"): [53.5, 53.0, 53.6],  # reversed, within noise
         (0.1, "magl1"): [80.0, 81.0, 82.0], (0.1, "magl2"): [80.0, 81.0, 82.0],  # tied, seed by seed
     }  # fmt: skip
-    store = ResultStore(tmp_path / "store")
+    store = NamedStore(tmp_path / "store")
     for (ratio, method), accs in ours.items():
         for seed, acc in enumerate(accs):
             store.put(fake_record(method, 30, "mnist_rot", ratio, seed, acc / 100))

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from nncompress.population import Population
-from nncompress.results import ResultStore, experiment_key, target_defaults, upgrade_record, without_defaults
+from nncompress.results import ResultStore, experiment_key, upgrade_record, without_defaults
 
 from conftest import ROOT, TINY
 from test_faults import composed
@@ -57,11 +57,9 @@ def test_keys_survive_an_option_added_with_its_old_behaviour_as_default(monkeypa
         b: str = "old behaviour"
 
     monkeypatch.setattr(sys.modules[__name__], "Grown", Grown2)
-    target_defaults.cache_clear()
     with_b = lambda b: cfg | {"model": {**node["model"], "b": b}}  # noqa: E731
     assert experiment_key(with_b("old behaviour"), "mnist", 0, 1.0, "original") == before
     assert experiment_key(with_b("new behaviour"), "mnist", 0, 1.0, "original") != before
-    target_defaults.cache_clear()
     # the option added for real: Timing.final, whose default `fixed` is what runs did before it existed
     timing = {"first_epoch": 50, "every": 25, "threshold": 0.96, "final_epochs": 50}
     assert without_defaults({"_target_": "nncompress.compression.schedules.Timing", **timing, "final": "fixed"}) == \

@@ -14,9 +14,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data.module import PRECISIONS
 from .errors import UserError
+from .resources import CONF_DIR
 from .typed import construct, integer, real
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def as_list(value) -> list:
@@ -72,7 +71,7 @@ def build(cfg: DictConfig) -> Parts:
     )
 
 
-SWITCHES = ("common_random_numbers", "cuda_graph", "compact", "deterministic", "resume", "save_model", "export")
+SWITCHES = ("common_random_numbers", "cuda_graph", "compact", "deterministic", "resume", "repair", "save_model", "export")
 
 
 def validate(cfg: DictConfig) -> None:

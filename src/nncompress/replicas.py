@@ -11,6 +11,7 @@ protocol or pruning option away from what its protocol name gives, stored alone:
 """
 import hashlib
 import json
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -18,9 +19,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from .data.splits import split_sizes
-from .results import ResultStore, read_jsonl, upgrade_record, without_defaults
+from .resources import CONF_DIR
+from .results import ResultStore, describe, jsonl_records, upgraded, without_defaults
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 
 # Config keys that say how a network was trained, whatever the method or model.
 TRAINING_SETTINGS = ("protocol", "pruning", "precision", "common_random_numbers")
@@ -45,7 +46,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 @cache
 def option_defaults(group: str, name: str) -> dict:
     """The flattened options of conf/<group>/<name>.yaml ({} if there is no such file)."""
-    path = CONF / group / f"{name}.yaml"
+    path = CONF_DIR / group / f"{name}.yaml"
     if not path.exists():
         return {}
     options = OmegaConf.to_container(OmegaConf.load(path))
@@ -75,10 +76,10 @@ def picked_files(conf_file: Path) -> dict:
 def protocol_defaults(name: str) -> dict:
     """The flattened `protocol` and `pruning` options `protocol=<name>` alone gives a run: its conf file, and the
     pruning and schedule files it picks (train.yaml's where it picks none); {} for a protocol with no file."""
-    path = CONF / "protocol" / f"{name}.yaml"
+    path = CONF_DIR / "protocol" / f"{name}.yaml"
     if not path.exists():
         return {}
-    picks = picked_files(CONF / "train.yaml") | picked_files(path)
+    picks = picked_files(CONF_DIR / "train.yaml") | picked_files(path)
     pruning = {k: v for k, v in option_defaults("pruning", picks["pruning"]).items() if k != "pruning.schedule"}
     schedule = {f"pruning.{k}": v for k, v in option_defaults("schedule", picks["schedule"]).items()}
     return option_defaults("protocol", name) | pruning | schedule
@@ -162,16 +163,22 @@ def architecture(model: dict) -> str:
     return "k{kernel}-c{channels}-s{stride}-p{pool}-d{dropout}".format(**model)
 
 
-def read_records(*paths) -> list[dict]:
+def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
     """The replicas of results stores (folders of `<key>.json`) and of every `results.jsonl` under `paths`, each
-    replica once, in today's config layout and key scheme (results.upgrade_record)."""
-    records = {}
+    replica once, in today's config layout and key scheme (results.upgrade_record); and the entries left out
+    (name -> why). A path that is neither a store nor a folder of runs is a one-line UserError. Reads only."""
+    records, left_out = {}, {}
     for path in paths:
-        found = ResultStore(path).records() + [r for f in sorted(Path(path).rglob("results.jsonl")) for r in read_jsonl(f)]
-        records |= {r["key"]: r for r in map(upgrade_record, found) if r is not None}
-    return list(records.values())
-
-
+        runs = sorted(Path(path).expanduser().rglob("results.jsonl")) if Path(path).expanduser().is_dir() else []
+        found = {}
+        if not runs or ResultStore(path).is_store():  # a folder of runs need not be a store too
+            store = ResultStore.open(path)
+            found = {str(store.path(r["key"])): r for r in store.records()}
+            left_out |= {str(store.root / name): why for name, why in store.bad.items()}
+        for run in runs:
+            found |= jsonl_records(run, left_out)
+        records |= {r["key"]: r for r in upgraded(found, left_out).values()}
+    return list(records.values()), left_out
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
            "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
 
@@ -182,10 +189,16 @@ def load_results(*paths) -> pd.DataFrame:
     in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
     within a point of always answering the commonest class; records older than that check count as learned), its
     artefact's size on disk (`bytes`, NaN without one) and the record's own fields
-    (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...)."""
-    records = read_records(*paths)
+    (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not
+    be used are left out with one warning, and listed (name -> why) in the frame's `attrs["left_out"]`."""
+    records, left_out = read_records(*paths)
+    if left_out:
+        print(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out ({describe(left_out)})",
+              file=sys.stderr)  # fmt: skip
     if not records:
-        return pd.DataFrame(columns=COLUMNS + ["data_key"])
+        frame = pd.DataFrame(columns=COLUMNS + ["data_key"])
+        frame.attrs["left_out"] = left_out
+        return frame
     labels, settings = variant_labels(records)
     shared = [shared_settings(r) for r in records]
     frame = pd.DataFrame({
@@ -208,4 +221,5 @@ def load_results(*paths) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = float("nan") if column != "run_dir" else ""
     frame["bytes"] = frame["artefact_bytes"] if "artefact_bytes" in frame.columns else float("nan")  # export=true
+    frame.attrs["left_out"] = left_out  # entry -> why it was not read
     return frame

@@ -12,11 +12,14 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import write_text
+from .errors import UserError
+from .records import is_key, known_targets, problem
 
 # What a replica's result depends on, besides its dataset, seed and ratio: the rest of a config says where, how
 # or under which preset a run is done (data_dir, logger, accelerator, cuda_graph, histogram_epochs, ...).
@@ -37,14 +40,26 @@ def without_defaults(node):
             if k != "_partial_" and not (k in defaults and defaults[k] == v)}  # fmt: skip
 
 
-@functools.cache
 def target_defaults(target: str) -> dict:
-    """The defaults of `target`'s constructor; none when it cannot be imported here (a report read without the
-    package a run's own criterion lives in: its options then all count, alike for every replica of it)."""
-    module, _, name = target.rpartition(".")
+    """The defaults of `target`'s constructor. Only the package's own config classes are imported for it; another
+    class is looked up only when its module is already imported (built from this run's own config), never from a
+    record's say-so. Otherwise none: its options then all count, alike for every replica of it."""
+    module, _, name = str(target).rpartition(".")
+    if target in known_targets():
+        return constructor_defaults(module, name)
+    found = getattr(sys.modules.get(module), name, None)
+    return {} if found is None else defaults_of(found)
+
+
+@functools.cache
+def constructor_defaults(module: str, name: str) -> dict:
+    return defaults_of(getattr(importlib.import_module(module), name))
+
+
+def defaults_of(constructor) -> dict:
     try:
-        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters.values()
-    except (ImportError, AttributeError):
+        parameters = inspect.signature(constructor).parameters.values()
+    except (TypeError, ValueError):  # not a callable with a signature
         return {}
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
@@ -112,14 +127,31 @@ V1_SALIENCIES = {"magnitude": "Magnitude", "obd": "OBD"}
 def upgrade_record(record: dict) -> dict | None:
     """`record` with its config in today's layout and its key of today's scheme (the old one kept as `v1_key`); None
     for a ConvNet with dropout, whose masks came from a generator its whole population shared under key version 1
-    (so the same key could give another result): it is trained again."""
+    (so the same key could give another result): it is trained again. ValueError for a v1 entry missing a field."""
     if "pruning_scope" not in record["config"]:
         return record
     if record["config"]["model"]["name"] == "convnet" and record["config"]["model"].get("dropout"):
         return None
-    config = upgrade(record["config"])
-    key = experiment_key(config, record["dataset"], record["seed"], record["ratio"], record["source"])
+    try:
+        config = upgrade(record["config"])
+        key = experiment_key(config, record["dataset"], record["seed"], record["ratio"], record["source"])
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"an entry of key version 1 that cannot be upgraded (no {err})") from None
     return {**record, "config": config, "key": key, "v1_key": record["key"]}
+
+
+def upgraded(found: dict, left_out: dict) -> dict:
+    """name -> record: the usable ones of `found` in today's layout; the others go to `left_out` (name -> why)."""
+    today = {}
+    for name, record in found.items():
+        try:
+            new = upgrade_record(record)
+        except ValueError as err:
+            left_out[name] = str(err)
+            continue
+        if new is not None:
+            today[name] = new
+    return today
 
 
 def dumps(record: dict) -> str:
@@ -131,34 +163,116 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     write_text(path, "".join(dumps(r) + "\n" for r in records))
 
 
-class ResultStore:
-    """A folder of `<key>.json` files, one per finished replica.
+MARKER = ".nncompress-store"  # an empty file: this folder is a results store
+OWN = {MARKER, "claims", "damaged", "migrated", "README.md"}  # besides the entries; README.md: a store's own notes
 
-    A file counts only when it parses and holds its own key; a damaged one (truncated, emptied, edited) is moved to
-    `damaged/` with a warning, never deleted, and its replica counts as not done.
+
+class ResultStore:
+    """A folder of `<key>.json` files, one per finished replica, marked by `.nncompress-store`.
+
+    It touches only its own files: entries named by a key, and `claims/`, `damaged/`, `migrated/`; anything else is
+    left alone and named once in a warning. An entry that does not parse, holds another key or lacks a field is
+    left where it is and counts as neither done nor missing (`bad`); only `set_aside` (a run's `repair=true`) moves
+    it to `damaged/`. Readers `open` a store, writers `create` it; reading never writes.
     """
 
     def __init__(self, root):
         self.root = Path(root).expanduser()
+        self.bad: dict[str, str] = {}  # entry file name -> why it is not used
+        self.warned: set[str] = set()
+
+    @classmethod
+    def open(cls, root) -> "ResultStore":
+        """An existing store, for reading: a path that is not one is a one-line UserError."""
+        store = cls(root)
+        where = f"results store '{root}'"
+        if not str(root).strip():
+            raise UserError("the results store's path is empty")
+        if not store.root.exists():
+            raise UserError(f"no {where}: no such folder")
+        if not store.root.is_dir():
+            raise UserError(f"{where} is a file, not a folder")
+        if not store.is_store():
+            raise UserError(f"'{root}' is not a results store (no {MARKER} marker, no <key>.json entries)")
+        return store
+
+    @classmethod
+    def create(cls, root) -> "ResultStore":
+        """The store at `root` for writing: made if missing (or empty), refused when it is a file, holds files that
+        are not a store's, or cannot be written."""
+        store = cls(root)
+        if not str(root).strip():
+            raise UserError("results_dir is empty: name a folder for the results store")
+        if store.root.exists() and not store.root.is_dir():
+            raise UserError(f"results_dir '{root}' is a file, not a folder")
+        if store.root.is_dir() and not store.is_store() and store.foreign():
+            raise UserError(f"results_dir '{root}' is not a results store and holds other files "
+                            f"({', '.join(store.foreign()[:3])}{', ...' if len(store.foreign()) > 3 else ''}): "
+                            "point it at a new or empty folder")  # fmt: skip
+        try:
+            store.root.mkdir(parents=True, exist_ok=True)
+            (store.root / MARKER).touch()
+            tempfile.TemporaryFile(dir=store.root).close()
+        except OSError as err:
+            raise UserError(f"results_dir '{store.root}' is not writable ({err.strerror})") from None
+        return store
+
+    def is_store(self) -> bool:
+        """Marked, or (a store from before the marker) holding entries."""
+        return (self.root / MARKER).exists() or any(True for _ in self.entries())
+
+    def entries(self):
+        return (p for p in self.root.glob("*.json") if is_key(p.stem))
+
+    def foreign(self) -> list[str]:
+        """The names in the store's folder that are not its own (never read, moved or deleted)."""
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.name not in OWN and not (p.suffix == ".json" and is_key(p.stem)))  # fmt: skip
 
     def path(self, key: str) -> Path:
+        if not is_key(key):
+            raise ValueError(f"not a results-store key: {key!r}")
         return self.root / f"{key}.json"
 
     def read(self, path: Path) -> dict | None:
-        """The record in `path`, or None when there is none or it is damaged (then set aside)."""
+        """The record in `path`; None when there is none, or when it is bad (noted in `bad`). An entry that cannot
+        be read for another reason (permission, I/O) is an error: its replica is not missing."""
         try:
             record = json.loads(path.read_text())
-            if isinstance(record, dict) and record.get("key") == path.stem:
-                return record
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            pass
-        damaged = self.root / "damaged" / path.name
+        except OSError as err:
+            raise UserError(f"cannot read results-store entry {path}: {err.strerror}") from None
+        except ValueError:  # not JSON, not UTF-8
+            self.bad[path.name] = "not JSON (truncated or edited)"
+            return None
+        why = problem(record) or (None if record["key"] == path.stem else f"holds the entry {record['key']}")
+        if why:
+            self.bad[path.name] = why
+            return None
+        return record
+
+    def warn(self) -> None:
+        """One warning for the bad entries and foreign files not yet warned about."""
+        if self.root.is_dir():
+            foreign = [n for n in self.foreign() if not n.startswith(".") and n not in self.warned]
+            if foreign:
+                print(f"warning: {self.root} holds {len(foreign)} file(s) that are not results-store entries, left "
+                      f"alone: {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}", file=sys.stderr)  # fmt: skip
+                self.warned |= set(foreign)
+        bad = {n: why for n, why in self.bad.items() if n not in self.warned}
+        if bad:
+            print(f"warning: {len(bad)} results-store entr{'y' if len(bad) == 1 else 'ies'} in {self.root} left out "
+                  f"({describe(bad)})", file=sys.stderr)  # fmt: skip
+            self.warned |= set(bad)
+
+    def set_aside(self, key: str) -> None:
+        """Move a bad entry to `damaged/` (never deleted), so that its replica is trained again."""
+        damaged = self.root / "damaged" / self.path(key).name
         damaged.parent.mkdir(exist_ok=True)
-        os.replace(path, damaged)
-        print(f"warning: damaged results-store entry moved to {damaged}; its replica will be trained again", file=sys.stderr)
-        return None
+        os.replace(self.path(key), damaged)
+        self.bad.pop(damaged.name, None)
+        print(f"repair: results-store entry moved to {damaged}; its replica is trained again", file=sys.stderr)
 
     @contextmanager
     def claims(self, keys: list[str]):
@@ -168,11 +282,11 @@ class ResultStore:
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         mine, busy = [], {}  # keys
         for key in keys:
-            path = self.root / "claims" / f"{key}.claim"
+            path = self.claim_path(key)
             path.parent.mkdir(parents=True, exist_ok=True)
             while True:
                 try:
-                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
                 except FileExistsError:
                     holder = claim_holder(path, me)
                     if holder is None:  # stale
@@ -189,11 +303,14 @@ class ResultStore:
         finally:
             self.release(mine)
 
+    def claim_path(self, key: str) -> Path:
+        return self.root / "claims" / f"{self.path(key).stem}.claim"
+
     def release(self, keys) -> None:
         """Drop this process's claims on `keys` (never another's that took one over)."""
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for key in keys:
-            path = self.root / "claims" / f"{key}.claim"
+            path = self.claim_path(key)
             try:
                 if json.loads(path.read_text()) == me:
                     path.unlink()
@@ -203,13 +320,17 @@ class ResultStore:
     def migrate(self) -> int:
         """Re-key entries stored under key version 1 (their configs upgraded; those `upgrade_record` cannot carry
         over are left to be trained again); the old files are moved to `migrated/`, never deleted. Returns how many
-        entries were moved."""
+        entries were moved. A writer's step: readers upgrade in memory."""
         moved = 0
-        for path in sorted(self.root.glob("*.json")):
+        for path in sorted(self.entries()):
             record = self.read(path)
             if record is None or "pruning_scope" not in record["config"]:
                 continue
-            new = upgrade_record(record)
+            try:
+                new = upgrade_record(record)
+            except ValueError as err:
+                self.bad[path.name] = str(err)
+                continue
             if new is not None and new["key"] not in self:
                 self.put(new)
             (self.root / "migrated").mkdir(exist_ok=True)
@@ -223,14 +344,25 @@ class ResultStore:
     def __contains__(self, key: str) -> bool:
         return self.read(self.path(key)) is not None
 
-    def get(self, key: str) -> dict:
+    def is_bad(self, key: str) -> bool:
+        """Whether `key`'s entry is there but unusable (after a read of it)."""
+        return self.path(key).name in self.bad
+
+    def get(self, key: str) -> dict | None:
         return self.read(self.path(key))
 
     def put(self, record: dict) -> None:
         write_text(self.path(record["key"]), dumps(record))
 
     def records(self) -> list[dict]:
-        return [r for r in map(self.read, sorted(self.root.glob("*.json"))) if r is not None]
+        """Every usable entry's record (the bad ones are noted in `bad`)."""
+        return [r for r in map(self.read, sorted(self.entries())) if r is not None]
+
+
+def describe(left_out: dict[str, str], most: int = 3) -> str:
+    """`name: why; ...` for a few of them."""
+    shown = "; ".join(f"{name}: {why}" for name, why in list(left_out.items())[:most])
+    return shown + (f"; and {len(left_out) - most} more" if len(left_out) > most else "")
 
 
 CLAIM_HOURS = 48  # a claim from another host older than this is taken to be a crashed run's
@@ -258,7 +390,35 @@ def claim_holder(path: Path, me: dict) -> str | None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """A run's own `results.jsonl` (strict: see `jsonl_records` for one from elsewhere)."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def jsonl_records(path: Path, left_out: dict) -> dict[str, dict]:
+    """`file:line` -> record, of the usable lines of a `results.jsonl` from elsewhere; the others go to `left_out`."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror}") from None
+    except ValueError:
+        left_out[str(path)] = "not UTF-8 text"
+        return {}
+    found = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except ValueError:
+            left_out[where] = "not JSON"
+            continue
+        why = problem(record)
+        if why:
+            left_out[where] = why
+        else:
+            found[where] = record
+    return found
 
 
 def format_table(records: list[dict]) -> str:

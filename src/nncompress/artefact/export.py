@@ -1,13 +1,15 @@
 """Write finished replicas as artefacts: from a population in memory (`train.py export=true`), or from the
 `model.pt` of runs that saved their model (`save_model=true`), found from a run directory or the results store.
 
-    python -m nncompress.artefact.export RUN_DIR_OR_STORE [--out DIR] [--values float16]
+    python -m nncompress.artefact.export RUN_DIR_OR_STORE [--out DIR] [--values float16] [--update-store]
 
-Writes `<out>/<key>.safetensors` (default out: `<run_dir>/artefacts`); from the store, each record gains its
-`artefact_bytes`, and runs without a saved model are skipped.
+Writes `<out>/<key>.safetensors` (default out: `<run_dir>/artefacts`); runs without a saved model are skipped. A
+store is only read, unless `--update-store` asks that each exported record gain its `artefact_bytes`. Records are
+data: the model is rebuilt only from the package's own classes, and `model.pt` is read as tensors only.
 """
 import argparse
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from .. import results
 from ..data.datasets import load_dataset
 from ..errors import UserError, exit_on_user_error
 from ..population import Population
+from ..records import foreign_target
 from ..typed import construct
 from . import file
 
@@ -102,8 +105,16 @@ def load_population(run_dir: Path, records: list[dict]):
     saved = Path(run_dir) / "model.pt"
     if not saved.is_file():
         raise UserError(f"{saved} does not exist: export=true while training, or train with save_model=true")
-    state = torch.load(saved, map_location="cpu")
-    cfg = OmegaConf.create(records[0]["config"])
+    try:
+        state = torch.load(saved, map_location="cpu", weights_only=True)  # tensors and plain values, never code
+    except Exception as err:  # unpickling's errors share no type: any means the file is not a saved population
+        raise UserError(f"{saved} is not a saved population ({str(err).splitlines()[0][:120]})") from None
+    node = records[0]["config"]["model"]
+    foreign = foreign_target(node)
+    if foreign is not None:
+        raise UserError(f"{saved.parent}: its records name the model class {foreign!r}, not one of this package's: "
+                        "only those are built from a record")  # fmt: skip
+    cfg = OmegaConf.create(records[0]["config"])  # a record holds no interpolation (records.problem)
     cells = [(r["dataset"], r["seed"], r["ratio"]) for r in state["replicas"]]
     population = Population.build(cells, cfg.common_random_numbers)
     model = construct(cfg.model).build(population, IMAGE_PIXELS, cfg.protocol)
@@ -118,29 +129,45 @@ def load_population(run_dir: Path, records: list[dict]):
     return model, population, standardization
 
 
-def export_runs(source: Path, out: Path | None, values: torch.dtype) -> list[tuple[Path, int]]:
-    """Export every replica recorded in `source`, a run directory (its results.jsonl) or the results store."""
-    source = Path(source)
-    store = None if (source / "results.jsonl").is_file() else results.ResultStore(source)
-    if store is not None:
-        store.migrate()
-    records = ([r for r in map(results.upgrade_record, results.read_jsonl(source / "results.jsonl")) if r is not None]
-               if store is None else store.records())  # fmt: skip
+def source_records(source: Path) -> tuple[dict[str, list[dict]], results.ResultStore | None]:
+    """The usable records of `source` grouped by the run directory holding their `model.pt`: a run directory's own
+    `results.jsonl` (that directory, whatever its records say), or a results store's (their `run_dir`)."""
+    left_out = {}
+    if (source / "results.jsonl").is_file():
+        store, found = None, results.jsonl_records(source / "results.jsonl", left_out)
+    else:
+        store = results.ResultStore.open(source)
+        found = {str(store.path(r["key"])): r for r in store.records()}
+        left_out |= store.bad
+    records = list(results.upgraded(found, left_out).values())
+    if left_out:
+        print(f"warning: {len(left_out)} record(s) left out ({results.describe(left_out)})", file=sys.stderr)
     if not records:
-        raise UserError(f"{source} holds no results.jsonl and no stored results")
+        raise UserError(f"{source} holds no usable results.jsonl records and no stored results")
+    runs = {}
+    for record in records:
+        runs.setdefault(str(source) if store is None else record.get("run_dir", ""), []).append(record)
+    return runs, store
+
+
+def export_runs(source: Path, out: Path | None, values: torch.dtype, update_store: bool = False) -> list[tuple[Path, int]]:
+    """Export every replica recorded in `source`, a run directory (its results.jsonl) or a results store; with
+    `update_store`, each exported store record gains its `artefact_bytes`."""
+    runs, store = source_records(Path(source))
     written = []
-    for run_dir in dict.fromkeys(r["run_dir"] for r in records):
-        mine = [r for r in records if r["run_dir"] == run_dir]
+    for run_dir, mine in runs.items():
         if store is not None and not (Path(run_dir) / "model.pt").is_file():
-            print(f"skipped {len(mine)} stored replica(s) of {run_dir}: no model.pt (trained without save_model=true)")
+            print(f"skipped {len(mine)} stored replica(s) of {run_dir or '(no run_dir)'}: no model.pt (trained without save_model=true)")
             continue
         model, population, standardization = load_population(Path(run_dir), mine)
         index = {r.cell: r.index for r in population.replicas}
         for record in mine:
-            path = (out or Path(run_dir) / "artefacts") / f"{record['key']}.safetensors"
-            size = export(path, model, index[record["dataset"], record["seed"], record["ratio"]], record,
-                          standardization.get(record["dataset"]), values=values)  # fmt: skip
-            if store is not None:
+            cell = (record["dataset"], record["seed"], record["ratio"])
+            if cell not in index:
+                raise UserError(f"{run_dir}/model.pt holds no replica {cell}: its records are not this run's")
+            path = (out or Path(run_dir) / "artefacts") / f"{record['key']}.safetensors"  # a key: never climbs out
+            size = export(path, model, index[cell], record, standardization.get(record["dataset"]), values=values)
+            if store is not None and update_store:
                 store.put({**record, "artefact_bytes": size})
             written.append((path, size))
     return written
@@ -151,9 +178,10 @@ def main():
     parser.add_argument("source", help="a run directory (results.jsonl + model.pt) or the results store")
     parser.add_argument("--out", type=Path, help="folder for the artefacts (default: <run_dir>/artefacts)")
     parser.add_argument("--values", choices=("float32", "float16"), default="float32", help="pruned weights' dtype")
+    parser.add_argument("--update-store", action="store_true", help="record each artefact's bytes in the store")
     args = parser.parse_args()
     with exit_on_user_error():
-        for path, size in export_runs(args.source, args.out, getattr(torch, args.values)):
+        for path, size in export_runs(args.source, args.out, getattr(torch, args.values), args.update_store):
             print(f"{path}  {size} bytes")
 
 
