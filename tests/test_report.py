@@ -363,13 +363,6 @@ def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_clai
     assert "toy &gt;= magl1" in page and "toy, 100 hidden units (not in the paper)" in page
 
 
-def test_report_of_an_empty_store_says_so_without_failing(tmp_path):
-    from nncompress.report import main
-
-    main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
-    assert "No replicas stored yet" in (tmp_path / "reports" / "index.html").read_text()
-
-
 def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, capsys):
     """A store of one's own beside a committed snapshot (reference/measured): both are read, and a replica kept in
     both counts once, with the record of the store named last."""
