@@ -365,14 +365,6 @@ def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_clai
     assert "toy &gt;= magl1" in page and "toy, 100 hidden units (not in the paper)" in page
 
 
-def test_report_of_a_missing_store_is_a_one_line_error(tmp_path):
-    from nncompress.report import main
-
-    with pytest.raises(SystemExit, match="no results store .*: no such folder"):
-        main(["--results", str(tmp_path / "store"), "--out", str(tmp_path / "reports")])
-    assert not (tmp_path / "reports").exists()
-
-
 def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, capsys):
     """A store of one's own beside a committed snapshot (reference/measured): both are read, and a replica kept in
     both counts once, with the record of the store named last."""

@@ -183,7 +183,7 @@ class ResultStore:
 
     @classmethod
     def open(cls, root) -> "ResultStore":
-        """An existing store, for reading: a path that is not one is a one-line UserError."""
+        """An existing store with entries, for reading: anything else is a one-line UserError."""
         store = cls(root)
         where = f"results store '{root}'"
         if not str(root).strip():
@@ -194,6 +194,8 @@ class ResultStore:
             raise UserError(f"{where} is a file, not a folder")
         if not store.is_store():
             raise UserError(f"'{root}' is not a results store (no {MARKER} marker, no <key>.json entries)")
+        if not any(True for _ in store.entries()):
+            raise UserError(f"{where} holds no stored replica yet")
         return store
 
     @classmethod
