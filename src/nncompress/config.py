@@ -5,7 +5,6 @@ Each node with a `_target_` builds itself and checks its own values (typed.Typed
 """
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,16 +105,10 @@ def validate(cfg: DictConfig) -> None:
 
 
 def check_paths(cfg: DictConfig) -> None:
-    """The data directory must be readable and the results store writable, before any training."""
+    """The data directory must be readable before any training (the results store checks itself: ResultStore.create)."""
     data = Path(cfg.data_dir).expanduser()
     if data.is_dir() and not os.access(data, os.R_OK | os.X_OK):
         raise UserError(f"data_dir '{data}' is not readable")
-    store = Path(cfg.results_dir).expanduser()
-    try:
-        store.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=store).close()
-    except OSError as err:
-        raise UserError(f"results_dir '{store}' is not writable ({err.strerror})") from None
 
 
 def extra_config_dirs(argv: list[str]) -> list[Path]:
