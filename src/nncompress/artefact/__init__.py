@@ -14,5 +14,5 @@ from . import file, formats
 
 
 def load(path) -> torch.nn.Module:
-    """The inference module of the artefact at `path` (checksum and shapes verified; UserError if bad)."""
+    """The inference module of the artefact at `path` (all of it verified, see `file.read`; UserError if bad)."""
     return formats.module(Path(path), *file.read(path)).eval()

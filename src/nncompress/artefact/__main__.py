@@ -7,16 +7,16 @@ The test split is the one the replica was tested on (its dataset config), read f
 (default: NNCOMPRESS_DATA_DIR, else data/); `--dataset` tests it on another dataset instead.
 """
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from ..data.datasets import load_dataset
 from ..errors import exit_on_user_error
-from . import file, formats
+from . import file, formats, schema
 from .latency import batch_of, median_ms
 
 BATCHES = (1, 1000)
@@ -36,7 +36,8 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 4000) -> floa
 def measure(path: Path, dataset: str | None, data_dir: str, cache_dir: str) -> dict:
     tensors, config = file.read(path)
     model = formats.module(path, tensors, config).eval()
-    split = load_dataset(OmegaConf.create({**config["dataset"], **({"name": dataset} if dataset else {})}), data_dir, cache_dir)
+    tested_on = schema.dataset(config["dataset"])  # built as written: no OmegaConf, so nothing in it is resolved
+    split = load_dataset(dataclasses.replace(tested_on, name=dataset) if dataset else tested_on, data_dir, cache_dir)
     return {
         "path": str(path), "format": config["format"], "dataset": split.name, "test_acc": accuracy(model, split.x_test, split.y_test),
         "bytes": path.stat().st_size, "parameters": parameters(tensors),

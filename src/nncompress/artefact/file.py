@@ -1,10 +1,16 @@
-"""One artefact = one safetensors file: the tensors, the config as JSON metadata, and a sha256 of the tensors.
+"""One artefact = one safetensors file: the tensors, and one metadata entry holding the config and a sha256 of both.
 
-Everything needed to run the model is in the file, so it can be copied alone; the checksum and the shapes the
-config implies are checked on every read, so a damaged or foreign file fails with one line, not a traceback.
+Everything needed to run the model is in the file, so it can be copied alone. A file is data from elsewhere: every
+read checks the digest (over the tensors and the config), the config against `schema`, and the tensors' names,
+dtypes and values; `formats` then checks the shapes the config implies. A damaged, edited or foreign file fails
+with one line, not a traceback. The digest is a checksum, not a signature: it catches damage and hand edits, and
+a file forged with a recomputed digest is still held to the schema and to finite weights.
+
+The one entry is canonical JSON (sorted keys, compact, ASCII), so two exports of a replica are the same bytes.
 """
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -13,31 +19,56 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from . import schema
 
-CONFIG, DIGEST = "nncompress", "sha256"  # metadata entries
+ENTRY, DIGEST = "nncompress", "sha256"  # the metadata entry, {"config": ..., DIGEST: ...}; files before it: two entries
+FLOATS = (torch.float32, torch.float16)  # what export writes; `*_indices` are integers, every other tensor a float
+INTEGERS = (torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
-def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
+def canonical(value) -> str:
+    """The one JSON text of `value`: what is hashed and written, so equal configs are equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def digest(tensors: dict[str, torch.Tensor], config: dict) -> str:
+    """sha256 over the config's canonical JSON (length-prefixed), then the tensors as `tensor_digest` hashes them."""
+    text = canonical(config).encode()
+    return hash_tensors(hashlib.sha256(b"%d:" % len(text) + text), tensors).hexdigest()
+
+
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """The digest of files written before the config was hashed: the tensors alone."""
+    return hash_tensors(hashlib.sha256(), tensors).hexdigest()
+
+
+def hash_tensors(h, tensors: dict[str, torch.Tensor]):
+    """`h` updated with the tensors' names, dtypes, shapes and bytes, in name order."""
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return h
 
 
 def write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> int:
-    """Write the artefact; returns its size in bytes."""
+    """Write the artefact; returns its size in bytes. Refuses (one line) what `read` would refuse."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    schema.check(path, config)
+    check_values(path, tensors)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={CONFIG: json.dumps(config, sort_keys=True), DIGEST: digest(tensors)})
+        save_file(tensors, str(tmp), metadata={ENTRY: canonical({"config": config, DIGEST: digest(tensors, config)})})
     return path.stat().st_size
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, config) of a verified artefact, or a one-line UserError."""
+    """(tensors, config) of a verified artefact, or a one-line UserError.
+
+    Files written before the digest covered the config (two entries: `nncompress`, the config, and `sha256`, of
+    the tensors alone) still load: their tensors are verified, their config is checked against the schema, but
+    nothing tells an edited config from the one they were written with. Re-export them to have that too.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no artefact at {path}")
@@ -47,11 +78,45 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{path} is not a readable safetensors file (truncated or foreign): {str(e).splitlines()[0]}")
-    if CONFIG not in metadata or DIGEST not in metadata:
-        raise UserError(f"{path} is a safetensors file but not an nncompress artefact (no '{CONFIG}' metadata)")
-    if digest(tensors) != metadata[DIGEST]:
-        raise UserError(f"checksum mismatch for {path}: its tensors are not the ones it was written with")
-    return tensors, json.loads(metadata[CONFIG])
+    if ENTRY not in metadata:
+        raise UserError(f"{path} is a safetensors file but not an nncompress artefact (no '{ENTRY}' metadata)")
+    entry = parse(path, metadata[ENTRY])
+    if DIGEST in metadata:  # the older layout
+        config, expected, actual = entry, metadata[DIGEST], tensor_digest(tensors)
+    elif isinstance(entry, dict) and entry.keys() == {"config", DIGEST}:
+        config, expected = entry["config"], entry[DIGEST]
+        actual = digest(tensors, config)
+    else:
+        raise UserError(f"{path}: its '{ENTRY}' metadata is not an object of 'config' and '{DIGEST}'")
+    if actual != expected:
+        raise UserError(f"checksum mismatch for {path}: its tensors or config are not the ones it was written with")
+    schema.check(path, config)
+    check_values(path, tensors)
+    return tensors, config
+
+
+def parse(path: Path, text: str):
+    """JSON, or a one-line UserError (NaN and Infinity are not JSON, and no config holds them)."""
+    try:
+        return json.loads(text, parse_constant=not_json)
+    except ValueError as e:  # (JSONDecodeError is one)
+        raise UserError(f"{path}: its '{ENTRY}' metadata is not valid JSON ({str(e).splitlines()[0]})") from None
+
+
+def not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def check_values(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """One-line error unless every tensor has a plain name, the dtype export writes, and (floats) finite values."""
+    for name, t in sorted(tensors.items()):
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", name):
+            raise UserError(f"{path}: holds a tensor with a malformed name {name[:40]!r}")
+        allowed = INTEGERS if name.endswith("_indices") else FLOATS
+        if t.dtype not in allowed:
+            raise UserError(f"{path}: tensor {name} is {t.dtype}, expected {' or '.join(map(str, allowed))}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UserError(f"{path}: tensor {name} holds non-finite values (NaN or infinity)")
 
 
 def check_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple]) -> None:

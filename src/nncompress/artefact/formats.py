@@ -16,8 +16,6 @@ from ..errors import UserError
 from ..models.convnet import conv_output_side
 from . import file, modules
 
-FORMATS = ("dense-mlp", "csr-mlp", "hashed-mlp", "convnet")
-
 
 def expected_shapes(config: dict) -> dict[str, tuple]:
     """The tensors (name: shape) a file with this config must hold."""
@@ -42,9 +40,7 @@ def expected_shapes(config: dict) -> dict[str, tuple]:
 
 
 def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.nn.Module:
-    """The inference module of a verified file (see `file.read`)."""
-    if config.get("format") not in FORMATS:
-        raise UserError(f"{path}: unknown artefact format {config.get('format')!r} (this version reads {', '.join(FORMATS)})")
+    """The inference module of a verified file (see `file.read`: its config follows `schema`)."""
     file.check_shapes(path, tensors, expected_shapes(config))
     t = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}  # float16 values compute in float32
     standardize = modules.Standardize(t.get("input.mean"), t.get("input.std"))
