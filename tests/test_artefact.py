@@ -182,8 +182,8 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
     assert {"test_acc", "bytes", "parameters", "latency_ms_batch1", "latency_ms_batch1000"} <= json.loads(proc.stdout).keys()
     for p in results_dir.glob("*.json"):
         p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "artefact_bytes"}))
-    subprocess.run([sys.executable, "-m", "nncompress.artefact.export", str(results_dir), "--out", str(tmp_path / "again")],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "nncompress.artefact.export", str(results_dir), "--out", str(tmp_path / "again"),
+                    "--update-store"], check=True, capture_output=True)  # fmt: skip
     for r in records.values():
         again = tmp_path / "again" / f"{r['key']}.safetensors"
         if r["config"]["save_model"]:  # the same bytes as the run's own export (a separate process)
