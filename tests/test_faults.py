@@ -78,7 +78,10 @@ def test_unknown_keys_are_one_line_errors():
 def test_store_that_cannot_be_written_is_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match="is not writable"):
-        config.check_paths(composed(f"results_dir={tmp_path / 'file' / 'store'}", f"data_dir={tmp_path}"))
+        ResultStore.create(tmp_path / "file" / "store")
+    proc = run_train(*TINY, f"results_dir={tmp_path / 'file' / 'store'}", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "is not writable" in proc.stderr
 
 
 def test_diverged_replicas_are_never_stored(tmp_path, results_dir):

@@ -11,11 +11,13 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from nncompress import load_results
 from nncompress.population import Population
 from nncompress.results import ResultStore, experiment_key, upgrade_record, without_defaults
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, NamedStore
 from test_faults import composed
+from test_report import fake_record
 
 
 def key(*overrides, dataset="mnist", seed=0, ratio=1.0, source="original"):
@@ -37,6 +39,21 @@ def test_experiment_key_hashes_only_what_changes_the_result():
     assert key("model=convnet") == key("model=convnet", "model.channels=8")  # a default, said or not
     # a replica of a population over datasets is the same experiment as a run on its dataset alone
     assert key("dataset=paper_tables") == base != key("dataset=paper_tables", dataset="mnist_rot")
+
+
+def test_an_option_a_run_cannot_use_splits_neither_its_key_nor_its_report_variant(tmp_path):
+    """Under a method that prunes, pruning's timing ends the run: protocol.epochs has no effect there."""
+    for protocol in ("fast", "paper"):
+        pruned = key(f"protocol={protocol}", "method=obd", ratio=0.1)
+        assert pruned == key(f"protocol={protocol}", "method=obd", "protocol.epochs=7", ratio=0.1)
+        assert key(f"protocol={protocol}") != key(f"protocol={protocol}", "protocol.epochs=7")  # it trains dense ones
+    store = NamedStore(tmp_path / "store")
+    for seed, epochs in ((0, 100), (1, 7)):
+        record = fake_record("obd", 100, "mnist", 0.01, seed, 0.9, protocol="paper")
+        record["config"]["method"]["saliency"] = {"_target_": "nncompress.compression.saliency.OBD"}
+        record["config"]["protocol"]["epochs"] = epochs
+        store.put(record)
+    assert set(load_results(store.root)["protocol"]) == {"paper"}
 
 
 @dataclass

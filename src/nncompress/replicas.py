@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from .data.splits import split_sizes
 from .resources import CONF_DIR
-from .results import ResultStore, describe, jsonl_records, upgraded, without_defaults
+from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
 
 
 # Config keys that say how a network was trained, whatever the method or model.
@@ -56,7 +56,7 @@ def option_defaults(group: str, name: str) -> dict:
 
 def shared_settings(record: dict) -> dict:
     """The training and data settings of a replica, flattened."""
-    config = without_defaults(record["config"])  # an option added later splits nothing
+    config = without_defaults(applied(record["config"]))  # an option added later splits nothing
     data = config.get("dataset") or {}
     return (flatten({k: config.get(k) for k in TRAINING_SETTINGS})
             | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
@@ -85,14 +85,10 @@ def protocol_defaults(name: str) -> dict:
     return option_defaults("protocol", name) | pruning | schedule
 
 
-def prunes(config: dict) -> bool:
-    """Whether the replica's method prunes (has a saliency): its `pruning` node applies only then."""
-    return bool((config.get("method") or {}).get("saliency"))
-
-
 def training_changes(config: dict) -> dict:
     """The protocol and pruning options (the latter for methods that prune) a replica set away from what its
     protocol name alone gives: what makes it a variant of that protocol, even when no other variant is stored."""
+    config = applied(config)
     defaults = protocol_defaults(str(config["protocol"].get("name")))
     nodes = {"protocol": config["protocol"]}
     if prunes(config):
@@ -132,7 +128,7 @@ def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
     varying = differs.groupby(level=0).any()
     labels, described = [], []
     for i, record in enumerate(records):
-        name, config = names[i], record["config"]
+        name, config = names[i], applied(record["config"])
         stated, defaults = flatten(config), protocol_defaults(name)
         # A setting that varies splits the name, but a value the protocol's files give keeps it: the plain name is theirs.
         applies = [c for c in shared.columns if (pruning[i] or not c.startswith("pruning."))

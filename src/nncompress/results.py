@@ -20,6 +20,7 @@ from pathlib import Path
 from .atomic import write_text
 from .errors import UserError
 from .records import is_key, known_targets, problem
+from .resources import conf_options
 
 # What a replica's result depends on, besides its dataset, seed and ratio: the rest of a config says where, how
 # or under which preset a run is done (data_dir, logger, accelerator, cuda_graph, histogram_epochs, ...).
@@ -69,11 +70,27 @@ def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
     return {**config, "dataset": {**config["dataset"], "name": dataset}, "seeds": [seed], "ratio": ratio}
 
 
+def prunes(config: dict) -> bool:
+    """Whether the replica's method prunes (has a saliency): its `pruning` node applies only then."""
+    return bool((config.get("method") or {}).get("saliency"))
+
+
+def applied(config: dict) -> dict:
+    """`config` with an option that cannot change its result set to what its conf file gives: under a method that
+    prunes, `protocol.epochs` (pruning's timing ends the run) is its protocol file's, so setting it splits neither
+    a key nor a report's variants, and keys stored before this rule stay as they were."""
+    preset = conf_options("protocol", str(config["protocol"].get("name"))).get("epochs")
+    if not prunes(config) or preset is None or config["protocol"].get("epochs", preset) == preset:
+        return config
+    return {**config, "protocol": {**config["protocol"], "epochs": preset}}
+
+
 def experiment(config: dict, dataset: str, seed: int, ratio: float, source: str) -> dict:
     """What a replica's result depends on, non-defaults only: its nodes (the pruning node only for a method that
-    prunes; names left out, the `_target_`s say what was built), the data source it used, seed and ratio."""
-    c = replica_config(config, dataset, seed, ratio)
-    tree = {k: c[k] for k in KEY_NODES if k != "pruning" or (c["method"] or {}).get("saliency")}
+    prunes; names left out, the `_target_`s say what was built; options that do not apply as `applied` sets them),
+    the data source it used, seed and ratio."""
+    c = applied(replica_config(config, dataset, seed, ratio))
+    tree = {k: c[k] for k in KEY_NODES if k != "pruning" or prunes(c)}
     tree["method"] = {k: v for k, v in tree["method"].items() if k != "name"}
     tree["protocol"] = {k: v for k, v in tree["protocol"].items() if k != "name"}
     tree["dataset"] = {**tree["dataset"], "source": source}
