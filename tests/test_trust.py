@@ -199,3 +199,20 @@ def test_a_bad_entry_is_left_alone_by_a_run_and_retrained_on_repair(tmp_path, re
     assert [r["key"] for r in ResultStore.open(results_dir).records()] == [p.stem for p in entries]
     first, again = ([(r["key"], r["test_acc"]) for r in read_jsonl(tmp_path / d / "results.jsonl")] for d in "ac")
     assert first == again
+
+
+def test_a_report_over_a_store_changes_no_byte_of_it(tmp_path):
+    """Bad entries, entries of the first key scheme and a foreign file: all read, or left out, in place."""
+    store = NamedStore(tmp_path / "store")
+    for seed, acc in enumerate([0.95, 0.96]):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
+    store.path(config_key("truncated")).write_text('{"key": ')
+    for v1 in (Path(__file__).parent / "fixtures" / "store_v1").glob("*.json"):
+        shutil.copy(v1, store.root)
+    (store.root / "package.json").write_text("{}")
+    before = tree(store.root)
+    proc = subprocess.run([sys.executable, "-m", "nncompress.report", "--results", str(store.root), "--out",
+                           str(tmp_path / "reports")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert tree(store.root) == before and not {"damaged", "migrated", "claims"} & set(os.listdir(store.root))
+    assert "1 unusable entry left out" in proc.stdout and "package.json" in proc.stderr

@@ -171,6 +171,7 @@ def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
             store = ResultStore.open(path)
             found = {str(store.path(r["key"])): r for r in store.records()}
             left_out |= {str(store.root / name): why for name, why in store.bad.items()}
+            store.warn_foreign()
         for run in runs:
             found |= jsonl_records(run, left_out)
         records |= {r["key"]: r for r in upgraded(found, left_out).values()}

@@ -629,7 +629,8 @@ def main(argv=None):
         print(out / line.name if isinstance(line, Path) else line)
     left_out = runs.attrs["left_out"]
     print(f"{len(runs)} stored replicas read from {', '.join(args.results)}"
-          + (f"; {len(left_out)} entries left out, unusable (see the warning above)" if left_out else ""))
+          + (f"; {len(left_out)} unusable entr{'y' if len(left_out) == 1 else 'ies'} left out (see the warning above)"
+             if left_out else ""))  # fmt: skip
 
 
 if __name__ == "__main__":

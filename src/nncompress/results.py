@@ -272,18 +272,20 @@ class ResultStore:
         return record
 
     def warn(self) -> None:
-        """One warning for the bad entries and foreign files not yet warned about."""
-        if self.root.is_dir():
-            foreign = [n for n in self.foreign() if not n.startswith(".") and n not in self.warned]
-            if foreign:
-                print(f"warning: {self.root} holds {len(foreign)} file(s) that are not results-store entries, left "
-                      f"alone: {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}", file=sys.stderr)  # fmt: skip
-                self.warned |= set(foreign)
+        """One warning for the bad entries and one for the foreign files, of those not yet warned about."""
+        self.warn_foreign()
         bad = {n: why for n, why in self.bad.items() if n not in self.warned}
         if bad:
             print(f"warning: {len(bad)} results-store entr{'y' if len(bad) == 1 else 'ies'} in {self.root} left out "
                   f"({describe(bad)})", file=sys.stderr)  # fmt: skip
             self.warned |= set(bad)
+
+    def warn_foreign(self) -> None:
+        foreign = [n for n in self.foreign() if not n.startswith(".") and n not in self.warned] if self.root.is_dir() else []
+        if foreign:
+            print(f"warning: {self.root} holds {len(foreign)} file(s) that are not results-store entries, left alone: "
+                  f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}", file=sys.stderr)  # fmt: skip
+            self.warned |= set(foreign)
 
     def set_aside(self, key: str) -> None:
         """Move a bad entry to `damaged/` (never deleted), so that its replica is trained again."""
