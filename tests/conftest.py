@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nncompress.records import is_key
+from nncompress.results import is_key
 from nncompress.results import ResultStore, config_key
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -134,22 +134,12 @@ def test_a_store_read_changes_no_byte_and_one_bad_entry_is_one_warning(tmp_path,
         "no 'config'", "no 'test_acc'", "'test_acc' must be a finite number in [0, 1], got '0.9'",
         "'test_acc' must be a finite number in [0, 1], got 'nan'", "not JSON (truncated or edited)"])  # fmt: skip
     err = capsys.readouterr().err
-    assert err.count("warning:") == 1 and "5 stored entries left out" in err
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: a permission error cannot be made")
-def test_an_entry_that_cannot_be_read_is_an_error_and_stays(tmp_path):
-    store = NamedStore(tmp_path / "store")
-    store.put(fake_record("magl1", 100, "mnist", 0.01, 0, 0.9))
-    (entry,) = store.entries()
-    os.chmod(entry, 0)
-    with pytest.raises(UserError, match="cannot read results-store entry"):
-        load_results(store.root)
-    assert entry.exists() and not (store.root / "damaged").exists()
+    assert err.count("left out") == 1 and "5 stored entries left out" in err  # one warning for all five
+    assert err.count("warning:") == 2 and "not results-store entries, left alone: notes.txt" in err
 
 
 def test_a_transient_read_error_is_an_error_never_damaged(tmp_path, monkeypatch):
-    """The same as above as root (who reads any file): the read itself fails, as a PermissionError or EIO would."""
+    """The read itself fails, as a PermissionError or EIO would (made so: root, who runs CI, reads any file)."""
     store = NamedStore(tmp_path / "store")
     store.put(fake_record("magl1", 100, "mnist", 0.01, 0, 0.9))
     (entry,) = store.entries()

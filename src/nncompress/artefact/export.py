@@ -20,7 +20,7 @@ from .. import results
 from ..data.datasets import load_dataset
 from ..errors import UserError, exit_on_user_error
 from ..population import Population
-from ..records import foreign_target
+from ..results import foreign_target
 from ..typed import construct
 from . import file
 

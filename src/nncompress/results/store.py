@@ -1,13 +1,7 @@
-"""Per-replica results: records, the run's `results.jsonl`, and the resumable results store.
-
-The store holds one JSON file per finished replica, named by a hash of the replica's experiment config
-(OpenLTH's idea): rerunning a sweep skips what is there, a killed run loses only its unfinished replicas, and
-a replica can never be recorded twice or half.
+"""The resumable results store: one JSON file per finished replica, named by its experiment key (OpenLTH's idea):
+rerunning a sweep skips what is there, a killed run loses only its unfinished replicas, and a replica can never be
+recorded twice or half. Also a run's own `results.jsonl`, and reading one from elsewhere.
 """
-import functools
-import hashlib
-import importlib
-import inspect
 import json
 import os
 import socket
@@ -17,159 +11,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import write_text
-from .errors import UserError
-from .records import is_key, known_targets, problem
-from .resources import conf_options
-
-# What a replica's result depends on, besides its dataset, seed and ratio: the rest of a config says where, how
-# or under which preset a run is done (data_dir, logger, accelerator, cuda_graph, histogram_epochs, ...).
-KEY_NODES = ("model", "method", "pruning", "protocol", "dataset")
-KEY_SETTINGS = {"precision": "32-true", "deterministic": True, "common_random_numbers": False}  # their defaults
-
-
-def without_defaults(node):
-    """`node` with every option a `_target_` class takes at its default left out, recursively (`_partial_` too):
-    a key then names what was set, so an option added later with the default earlier runs had changes no key
-    (OpenLTH's rule; hence a default is never changed, a new option is added instead)."""
-    if isinstance(node, list):
-        return [without_defaults(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    defaults = target_defaults(node["_target_"]) if node.get("_target_") else {}
-    return {k: without_defaults(v) for k, v in node.items()
-            if k != "_partial_" and not (k in defaults and defaults[k] == v)}  # fmt: skip
-
-
-def target_defaults(target: str) -> dict:
-    """The defaults of `target`'s constructor. Only the package's own config classes are imported for it; another
-    class is looked up only when its module is already imported (built from this run's own config), never from a
-    record's say-so. Otherwise none: its options then all count, alike for every replica of it."""
-    module, _, name = str(target).rpartition(".")
-    if target in known_targets():
-        return constructor_defaults(module, name)
-    found = getattr(sys.modules.get(module), name, None)
-    return {} if found is None else defaults_of(found)
-
-
-@functools.cache
-def constructor_defaults(module: str, name: str) -> dict:
-    return defaults_of(getattr(importlib.import_module(module), name))
-
-
-def defaults_of(constructor) -> dict:
-    try:
-        parameters = inspect.signature(constructor).parameters.values()
-    except (TypeError, ValueError):  # not a callable with a signature
-        return {}
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-def replica_config(config: dict, dataset: str, seed: int, ratio: float) -> dict:
-    """The resolved config of one replica: the population's config with its own dataset, seed and ratio."""
-    return {**config, "dataset": {**config["dataset"], "name": dataset}, "seeds": [seed], "ratio": ratio}
-
-
-def prunes(config: dict) -> bool:
-    """Whether the replica's method prunes (has a saliency): its `pruning` node applies only then."""
-    return bool((config.get("method") or {}).get("saliency"))
-
-
-def applied(config: dict) -> dict:
-    """`config` with an option that cannot change its result set to what its conf file gives: under a method that
-    prunes, `protocol.epochs` (pruning's timing ends the run) is its protocol file's, so setting it splits neither
-    a key nor a report's variants, and keys stored before this rule stay as they were."""
-    preset = conf_options("protocol", str(config["protocol"].get("name"))).get("epochs")
-    if not prunes(config) or preset is None or config["protocol"].get("epochs", preset) == preset:
-        return config
-    return {**config, "protocol": {**config["protocol"], "epochs": preset}}
-
-
-def experiment(config: dict, dataset: str, seed: int, ratio: float, source: str) -> dict:
-    """What a replica's result depends on, non-defaults only: its nodes (the pruning node only for a method that
-    prunes; names left out, the `_target_`s say what was built; options that do not apply as `applied` sets them),
-    the data source it used, seed and ratio."""
-    c = applied(replica_config(config, dataset, seed, ratio))
-    tree = {k: c[k] for k in KEY_NODES if k != "pruning" or prunes(c)}
-    tree["method"] = {k: v for k, v in tree["method"].items() if k != "name"}
-    tree["protocol"] = {k: v for k, v in tree["protocol"].items() if k != "name"}
-    tree["dataset"] = {**tree["dataset"], "source": source}
-    tree |= {k: c[k] for k, default in KEY_SETTINGS.items() if c.get(k, default) != default}
-    return without_defaults(tree) | {"seed": seed, "ratio": ratio}
-
-
-def experiment_key(config: dict, dataset: str, seed: int, ratio: float, source: str) -> str:
-    """Names the experiment a replica is (a hash of `experiment`)."""
-    return config_key(experiment(config, dataset, seed, ratio, source))
-
-
-def config_key(config: dict) -> str:
-    """Hash naming an experiment by its hyperparameters (stable across key order)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def upgrade(config: dict) -> dict:
-    """A replica config of key version 1 (the whole config minus run settings, stored before configs were
-    constructor trees; told by its top-level `pruning_scope`) in today's layout."""
-    if "pruning_scope" not in config:  # a key of version 1 only
-        return config
-    c = json.loads(json.dumps(config))  # a deep copy
-    hidden, scope, schedule, timing = c.pop("hidden"), c.pop("pruning_scope"), c.pop("schedule"), c["protocol"].pop("pruning")
-    model = c["model"]
-    c["model"] = {"_target_": f"nncompress.models.factory.{V1_MODELS[model['name']]}", **model,
-                  **({} if model["name"] == "convnet" else {"hidden": hidden})}  # fmt: skip
-    method = c["method"]
-    saliency = method.get("saliency")
-    c["method"] = {
-        "name": method["name"],
-        "saliency": saliency and {"_target_": f"nncompress.compression.saliency.{V1_SALIENCIES[saliency]}",
-                                  **({"hessian": method["hessian"]} if saliency == "obd" else {})},  # fmt: skip
-        "regularizer": None if method["regularizer"] == "none" else
-                       {"_target_": f"nncompress.compression.regularizers.{method['regularizer'].upper()}", "_partial_": True},
-    }  # fmt: skip
-    kind = schedule.pop("kind")
-    schedule = {"_target_": f"nncompress.compression.schedules.{kind.title()}Schedule", "steps": schedule["steps"],
-                **({"c": schedule["c"]} if kind == "power" else {})}  # fmt: skip
-    c["pruning"] = {"_target_": "nncompress.compression.pruning.Pruning", "_partial_": True, "scope": scope,
-                    "schedule": schedule, "timing": {"_target_": "nncompress.compression.schedules.Timing", **timing}}
-    c["protocol"] = {"_target_": "nncompress.training.protocol.Protocol", **c["protocol"]}
-    c["dataset"] = {"_target_": "nncompress.data.datasets.Dataset", **c["dataset"]}
-    return c
-
-
-V1_MODELS = {"mlp": "MLP", "hashednet": "HashedNet", "convnet": "ConvNet"}
-V1_SALIENCIES = {"magnitude": "Magnitude", "obd": "OBD"}
-
-
-def upgrade_record(record: dict) -> dict | None:
-    """`record` with its config in today's layout and its key of today's scheme (the old one kept as `v1_key`); None
-    for a ConvNet with dropout, whose masks came from a generator its whole population shared under key version 1
-    (so the same key could give another result): it is trained again. ValueError for a v1 entry missing a field."""
-    if "pruning_scope" not in record["config"]:
-        return record
-    if record["config"]["model"]["name"] == "convnet" and record["config"]["model"].get("dropout"):
-        return None
-    try:
-        config = upgrade(record["config"])
-        key = experiment_key(config, record["dataset"], record["seed"], record["ratio"], record["source"])
-    except (KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"an entry of key version 1 that cannot be upgraded (no {err})") from None
-    return {**record, "config": config, "key": key, "v1_key": record["key"]}
-
-
-def upgraded(found: dict, left_out: dict) -> dict:
-    """name -> record: the usable ones of `found` in today's layout; the others go to `left_out` (name -> why)."""
-    today = {}
-    for name, record in found.items():
-        try:
-            new = upgrade_record(record)
-        except ValueError as err:
-            left_out[name] = str(err)
-            continue
-        if new is not None:
-            today[name] = new
-    return today
-
+from ..atomic import write_text
+from ..errors import UserError
+from .migration import upgrade_record
+from .schema import is_key, problem
 
 def dumps(record: dict) -> str:
     """Standard JSON (NaN and infinities refused, never written)."""
@@ -442,13 +287,3 @@ def jsonl_records(path: Path, left_out: dict) -> dict[str, dict]:
     return found
 
 
-def format_table(records: list[dict]) -> str:
-    """One line per replica: seed, ratio, accuracies, non-zero weights and parameters (real weights + biases)."""
-    mixed = len({r["dataset"] for r in records}) > 1
-    width = 24 + mixed * max(len(r["dataset"]) + 1 for r in records)
-    lines = [f"{'replica':<{width}} {'test acc':>8} {'train acc':>9} {'non-zero weights':>18} {'parameters':>10}"]
-    for r in records:
-        name = (f"{r['dataset']} " if mixed else "") + f"seed={r['seed']} ratio={r['ratio']:g}"
-        kept = f"{r['nonzero_weights']}/{r['total_weights']}"
-        lines.append(f"{name:<{width}} {r['test_acc']:>8.4f} {r['train_acc']:>9.4f} {kept:>18} {r['parameters']:>10}")
-    return "\n".join(lines)

@@ -11,7 +11,7 @@ import re
 
 import yaml
 
-from .resources import CONF_DIR
+from ..resources import CONF_DIR
 
 KEY = re.compile(r"[0-9a-f]{16}")  # results.config_key: the first 16 hex digits of a sha256
 
