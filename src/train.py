@@ -4,9 +4,15 @@
     python src/train.py protocol=paper seeds=[0,1,2] model.hidden=30
     python src/train.py -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
 """
+# ruff: noqa: E402 (SIGTERM's handler comes before the slow imports)
 import sys
 import time
 from pathlib import Path
+
+from nncompress.errors import Terminated, UserError, exit_on_sigterm, exit_on_user_error, raise_on_sigterm
+
+if __name__ == "__main__":  # first: a SIGTERM during the slow imports below ends in one line too
+    raise_on_sigterm()
 
 import hydra
 import pytorch_lightning as pl
@@ -19,7 +25,6 @@ from nncompress import config, results
 from nncompress.artefact.export import export
 from nncompress.data.datasets import load_dataset
 from nncompress.data.module import PopulationData
-from nncompress.errors import UserError, exit_on_user_error
 from nncompress.loggers import experiment_logger, log_artefacts, log_replica_table, run_name
 from nncompress.population import Population
 from nncompress.training.histograms import WeightHistograms
@@ -183,7 +188,8 @@ def main(cfg: DictConfig) -> tuple[float, float]:
     with exit_on_user_error():
         try:
             records = train(cfg)
-        except SIGTERMException:  # Lightning's own exits with status 0, as if the job had finished
+        except (Terminated, SIGTERMException):  # Lightning's where raise_on_sigterm was not called (a sweep's
+            # worker process): a SystemExit that, uncaught, would exit with status 0, as if the job had finished
             raise UserError(f"stopped by SIGTERM: this job's replicas were not stored; those finished before are in "
                             f"{cfg.results_dir}, and rerunning the same command trains the rest") from None
     if not records:  # all being trained by another run
@@ -193,6 +199,9 @@ def main(cfg: DictConfig) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error():
-        config.check_choices(sys.argv[1:])
-    main()
+    try:
+        with exit_on_user_error():
+            config.check_choices(sys.argv[1:])
+        main()
+    finally:
+        exit_on_sigterm()  # what is left is Python's shutdown

@@ -40,12 +40,37 @@ def composed(*overrides):
         (["dataset.test_size=0"], "dataset.test_size must be at least 1, got 0"),
         (["method=magl1", "pruning.timing.threshold=2"], "pruning.timing.threshold must be a finite number in [0, 1]"),
         (["method=magl1", "pruning.timing.final=best"], "unknown pruning.timing.final 'best'"),
+        # Limits: memory, and runs of months.
+        (["model.hidden=1000000000"], "model.hidden must be at most 100000 (a population's weights must fit in memory)"),
+        (["model=convnet", "model.channels=5000"], "model.channels must be at most 1024 (a population's feature maps"),
+        (["model=convnet", "model.stride=100", "model.pool=1"], "model.stride must be at most 28 (the images' side)"),
+        (["protocol.epochs=1e20"], "protocol.epochs must be an integer written in digits, got '1e+20'"),
+        (["protocol.epochs=100000000000000000000"], "protocol.epochs must be at most 100000 (more would run for months)"),
+        (["method=magl1", "schedule.steps=1000000000"], "pruning.schedule.steps must be at most 100000"),
+        (["method=magl1", "pruning.timing.first_epoch=100000000000000000000"], "pruning.timing.first_epoch must be at most"),
+        (["method=magl1", "schedule.steps=50000", "pruning.timing.every=3"], "pruning would train up to 150011 epochs"),
+        # Sizes beyond the data: the run would train or test on fewer images than it records.
+        (["dataset.train_size=1000000000"], "dataset.train_size must be at most 50000 (the training images of mnist's"),
+        (["dataset.val_size=1000", "dataset.train_size=49001"], "dataset.train_size must be at most 49000"),
+        (["dataset=mnist_rot", "dataset.split=official", "dataset.train_size=12001"], "train_size must be at most 12000"),
+        (["dataset.test_size=12001"], "dataset.test_size must be at most 12000 (the test images of mnist's paper split)"),
+        (["dataset.val_size=50000"], "dataset.val_size must be less than 50000"),
+        (["protocol.batch_size=10000000"], "protocol.batch_size must be at most the 50000 training images of mnist"),
+        (["dataset.train_size=50"], "protocol.batch_size must be at most the 50 training images of mnist, got 100"),
     ],
 )
 def test_bad_values_are_refused_before_training(overrides, message):
     with pytest.raises(UserError) as err:
         config.build(composed(*overrides))
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_presets_are_within_the_limits():
+    for protocol in ("paper", "fast"):  # paper: pruning's longest timetable, 450 epochs
+        for preset in ("table1", "table6", "fig6 method=magl1", "smoke method=obd", "fig1"):
+            config.build(composed(*f"+experiment={preset} protocol={protocol}".split()))
+    for corner in ("model.kernel=10 model.channels=12 model.stride=3 model.pool=4", "dataset.split=official"):
+        config.build(composed("+experiment=convnet_grid", "dataset=mnist_back_image", *corner.split()))
 
 
 def test_negative_seeds_are_seeds_like_any_other():
@@ -84,6 +109,15 @@ def test_store_that_cannot_be_written_is_refused_before_training(tmp_path):
     assert "is not writable" in proc.stderr
 
 
+def test_data_or_cache_dir_that_is_a_file_is_refused_before_training(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NNCOMPRESS_DATA_DIR", str(tmp_path / "file"))
+    with pytest.raises(UserError, match=f"^data_dir '{tmp_path}/file' is a file, not a folder$"):
+        config.check_paths(composed())
+    with pytest.raises(UserError, match="^cache_dir '.*' is a file, not a folder$"):
+        config.check_paths(composed(f"data_dir={tmp_path}", f"cache_dir={tmp_path / 'file'}"))
+
+
 def test_diverged_replicas_are_never_stored(tmp_path, results_dir):
     proc = run_train(*TINY, "seeds=[0,1]", "protocol.lr=1000", f"hydra.run.dir={tmp_path}")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -94,7 +128,7 @@ def test_diverged_replicas_are_never_stored(tmp_path, results_dir):
 
 def test_replicas_that_learned_nothing_are_stored_flagged_and_said(tmp_path, results_dir):
     # One training sample: always answering its class is right every time, so no network beats chance.
-    proc = run_train(*TINY, "dataset.train_size=1", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
+    proc = run_train(*TINY, "dataset.train_size=1", "protocol.batch_size=1", "seeds=[0,1]", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning: 2 replica(s) learned nothing" in proc.stderr and "mnist_seed1_ratio1" in proc.stderr
     records = read_jsonl(tmp_path / "results.jsonl")
@@ -118,6 +152,29 @@ def test_sigterm_exits_non_zero_stores_nothing_half_done_and_a_rerun_finishes(tm
     assert not list(results_dir.glob("*.json"))
     done = run_train(*TINY, "seeds=[0,1]", f"hydra.run.dir={tmp_path}/b")
     assert done.returncode == 0 and len(list(results_dir.glob("*.json"))) == 2
+
+
+def test_sigterm_while_loading_data_exits_non_zero_in_one_line(tmp_path, results_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.mkfifo(data / "mnist.npz")  # reading it blocks the run in its data loading until the test writes
+    cmd = [sys.executable, str(ROOT / "src" / "train.py"), *TINY, f"data_dir={data}", f"hydra.run.dir={tmp_path}/a"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:  # a pipe opens for writing without blocking only once the run has it open to read
+        try:
+            writer = os.open(data / "mnist.npz", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    os.close(writer)  # end of file: a run that ignored the signal fails its checksum instead of waiting
+    _, err = proc.communicate(timeout=60)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert len(errors) == 1 and errors[0].startswith("error: stopped by SIGTERM: this job's replicas were not stored")
+    assert not list(results_dir.glob("*.json"))
 
 
 def test_damaged_store_entries_are_left_in_place_and_set_aside_only_on_repair(tmp_path, capsys):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from .data.module import PRECISIONS
 from .errors import UserError
 from .resources import CONF_DIR
+from .training.protocol import LONG_RUN, MAX_EPOCHS
 from .typed import construct, integer, real
 
 
@@ -59,7 +60,7 @@ def build(cfg: DictConfig) -> Parts:
     """Every node of the config built (so checked), and the checks between nodes; one-line errors."""
     validate(cfg)
     method = cfg.method
-    return Parts(
+    parts = Parts(
         model=construct(cfg.model),
         protocol=construct(cfg.protocol),
         datasets={name: construct(dataset_config(cfg, name)) for name in dataset_names(cfg)},
@@ -68,6 +69,23 @@ def build(cfg: DictConfig) -> Parts:
         pruning=None if method.get("saliency") is None else construct(cfg.pruning),
         logger=construct(cfg.logger) if cfg.logger.get("_target_") else None,
     )
+    check_built(parts)
+    return parts
+
+
+def check_built(parts: Parts) -> None:
+    """The checks between nodes that need their built values."""
+    batch = parts.protocol.batch_size
+    for name, dataset in parts.datasets.items():
+        if batch > dataset.train_images():  # it would train on the whole set at once, not as the run records
+            raise UserError(f"protocol.batch_size must be at most the {dataset.train_images()} training images "
+                            f"of {name}, got {batch}")
+    if parts.pruning:
+        timing, steps = parts.pruning.keywords["timing"], parts.pruning.keywords["schedule"].steps
+        if timing.max_epochs(steps) > MAX_EPOCHS:
+            raise UserError(f"pruning would train up to {timing.max_epochs(steps)} epochs (pruning.timing.first_epoch "
+                            f"+ (schedule.steps - 1) * pruning.timing.every + pruning.timing.final_epochs); at most "
+                            f"{MAX_EPOCHS}: {LONG_RUN}")
 
 
 SWITCHES = ("common_random_numbers", "cuda_graph", "compact", "deterministic", "resume", "repair", "save_model", "export")
@@ -105,7 +123,12 @@ def validate(cfg: DictConfig) -> None:
 
 
 def check_paths(cfg: DictConfig) -> None:
-    """The data directory must be readable before any training (the results store checks itself: ResultStore.create)."""
+    """The data and cache directories must be folders and the data readable, before any training (the results store
+    checks itself: ResultStore.create)."""
+    for key in ("data_dir", "cache_dir"):
+        path = Path(cfg[key]).expanduser()
+        if path.is_file():
+            raise UserError(f"{key} '{path}' is a file, not a folder")
     data = Path(cfg.data_dir).expanduser()
     if data.is_dir() and not os.access(data, os.R_OK | os.X_OK):
         raise UserError(f"data_dir '{data}' is not readable")

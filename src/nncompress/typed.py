@@ -12,14 +12,19 @@ from typing import Literal
 from .errors import UserError
 
 
-def integer(value, name: str, low: int | None = None) -> int:
-    """`value` as an int of at least `low`, or a one-line UserError naming the config key."""
+def integer(value, name: str, low: int | None = None, high: int | None = None, why: str = "") -> int:
+    """`value` as an int in [low, high], or a one-line UserError naming the config key (and `why`, what `high`
+    protects against)."""
     try:
         number = int(str(value))
     except ValueError:
-        raise UserError(f"{name} must be an integer, got '{value}'") from None
+        # `1e9` arrives as the float 1e+09, which the run's record (so its key) would keep: refused, not converted
+        digits = " written in digits" if isinstance(value, float) and value.is_integer() else ""
+        raise UserError(f"{name} must be an integer{digits}, got '{value}'") from None
     if low is not None and number < low:
         raise UserError(f"{name} must be at least {low}, got {number}")
+    if high is not None and number > high:
+        raise UserError(f"{name} must be at most {high}{f' ({why})' if why else ''}, got {number}")
     return number
 
 
@@ -42,12 +47,12 @@ def boolean(value, name: str) -> bool:
     raise UserError(f"{name} must be true or false, got '{value}'")
 
 
-def bounded(default, low=None, high=None):
-    """A field whose value must lie in [low, high]."""
-    return dataclasses.field(default=default, metadata={"low": low, "high": high})
+def bounded(default, low=None, high=None, why: str = ""):
+    """A field whose value must lie in [low, high]; `why`: what `high` protects against, for an int's message."""
+    return dataclasses.field(default=default, metadata={"low": low, "high": high, "why": why})
 
 
-def convert(value, kind, name: str, low=None, high=None):
+def convert(value, kind, name: str, low=None, high=None, why: str = ""):
     """`value` as type `kind` (int, float, bool, str, a Literal of choices, or X | None), or a one-line UserError."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         if value is None:
@@ -60,10 +65,7 @@ def convert(value, kind, name: str, low=None, high=None):
     if kind is bool:
         return boolean(value, name)
     if kind is int:
-        number = integer(value, name, low)
-        if high is not None and number > high:
-            raise UserError(f"{name} must be at most {high}, got {number}")
-        return number
+        return integer(value, name, low, high, why)
     if kind is float:
         return real(value, name, -math.inf if low is None else low, math.inf if high is None else high)
     return kind(value)

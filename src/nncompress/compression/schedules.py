@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from ..training.protocol import LONG_RUN, MAX_EPOCHS
 from ..typed import Typed, bounded
 
 FINAL_PHASES = {"fixed": None, "train_peak": "train", "test_peak": "test"}  # -> the split whose accuracy ends it
@@ -12,7 +13,7 @@ class PowerSchedule(Typed):
     """The paper's (section 3.2.1): S * (i / k)^(1 / c); large steps first, smaller ones as the net thins."""
 
     node: ClassVar[str] = "pruning.schedule"
-    steps: int = bounded(15, low=1)
+    steps: int = bounded(15, low=1, high=MAX_EPOCHS, why=LONG_RUN)  # a step takes an epoch at least
     c: float = bounded(16.0, low=1e-9)
 
     def fraction(self, i: int, target: float) -> float:
@@ -24,7 +25,7 @@ class CubicSchedule(Typed):
     """Zhu & Gupta (2018): S * (1 - (1 - i / k)^3)."""
 
     node: ClassVar[str] = "pruning.schedule"
-    steps: int = bounded(15, low=1)
+    steps: int = bounded(15, low=1, high=MAX_EPOCHS, why=LONG_RUN)  # a step takes an epoch at least
 
     def fraction(self, i: int, target: float) -> float:
         return target * (1.0 - (1.0 - i / self.steps) ** 3)
@@ -47,11 +48,11 @@ class Timing(Typed):
     """
 
     node: ClassVar[str] = "pruning.timing"
-    first_epoch: int = bounded(4, low=0)
-    every: int = bounded(1, low=1)
+    first_epoch: int = bounded(4, low=0, high=MAX_EPOCHS, why=LONG_RUN)
+    every: int = bounded(1, low=1, high=MAX_EPOCHS, why=LONG_RUN)
     threshold: float | None = bounded(None, low=0.0, high=1.0)
     trigger_lag: int = bounded(0, low=0, high=1)
-    final_epochs: int = bounded(10, low=0)
+    final_epochs: int = bounded(10, low=0, high=MAX_EPOCHS, why=LONG_RUN)
     final: Literal[tuple(FINAL_PHASES)] = "fixed"
 
     def max_epochs(self, steps: int) -> int:

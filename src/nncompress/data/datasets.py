@@ -11,7 +11,7 @@ from . import download, larochelle, variants
 from .cache import load_cached, save_atomic
 from ..typed import Typed, bounded
 from .mnist import NPZ_SHA256, load_mnist
-from .splits import SPLITS
+from .splits import SPLITS, full_sizes, split_sizes
 
 DATASETS = ("mnist",) + variants.VARIANTS
 
@@ -29,6 +29,25 @@ class Dataset(Typed):
     val_size: int = bounded(0, low=0)
     train_size: int | None = bounded(None, low=1)  # None: the whole split
     test_size: int | None = bounded(None, low=1)
+
+    def check(self) -> None:
+        """Sizes within the split: a larger one would train or test on fewer images than the run records."""
+        train, test = full_sizes(self.name, self.split)
+        where = f"{self.name}'s {self.split} split"
+        if self.val_size >= train:
+            raise UserError(f"dataset.val_size must be less than {train} (the training images of {where}), "
+                            f"got {self.val_size}")
+        left = train - self.val_size
+        if self.train_size is not None and self.train_size > left:
+            held = f", less val_size={self.val_size}" if self.val_size else ""
+            raise UserError(f"dataset.train_size must be at most {left} (the training images of {where}{held}), "
+                            f"got {self.train_size}")
+        if self.test_size is not None and self.test_size > test:
+            raise UserError(f"dataset.test_size must be at most {test} (the test images of {where}), got {self.test_size}")
+
+    def train_images(self) -> int:
+        """How many images the run trains on."""
+        return split_sizes(self.name, self.split, self.train_size, self.test_size, self.val_size)[0]
 
 
 @dataclass
@@ -110,8 +129,6 @@ def load_dataset(cfg: Dataset, data_dir: str | Path, cache_dir: str | Path) -> S
     data_dir.mkdir(exist_ok=True)
     source, (x_tr, y_tr, x_te, y_te) = load_arrays(cfg, data_dir, cache_dir)
     val = cfg.val_size
-    if not 0 <= val < len(x_tr):
-        raise UserError(f"dataset.val_size must be in [0, {len(x_tr)}), got {val}")
     x_va, y_va = x_tr[len(x_tr) - val :], y_tr[len(y_tr) - val :]
     x_tr, y_tr = x_tr[: len(x_tr) - val], y_tr[: len(y_tr) - val]
     n_tr, n_te = cfg.train_size or len(x_tr), cfg.test_size or len(x_te)

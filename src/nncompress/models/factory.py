@@ -17,6 +17,7 @@ from .hashednet import HashedPopulationLinear
 from .mlp import PopulationMLP, dense_layer
 
 N_CLASSES = 10
+SIDE = 28  # MNIST's images are SIDE x SIDE pixels
 
 
 @dataclass
@@ -25,7 +26,7 @@ class MLP(Typed):
 
     node: ClassVar[str] = "model"
     name: str = "mlp"
-    hidden: int = bounded(100, low=1)
+    hidden: int = bounded(100, low=1, high=100_000, why="a population's weights must fit in memory")  # paper: 30-100
 
     def layer(self, population: Population):
         return dense_layer
@@ -59,17 +60,16 @@ class ConvNet(Typed):
 
     node: ClassVar[str] = "model"
     name: str = "convnet"
-    kernel: int = bounded(5, low=1)
-    channels: int = bounded(8, low=1)
-    stride: int = bounded(1, low=1)
-    pool: int = bounded(2, low=1)
+    kernel: int = bounded(5, low=1, high=SIDE, why="the images' side")
+    channels: int = bounded(8, low=1, high=1024, why="a population's feature maps must fit in memory")  # paper: 4-12
+    stride: int = bounded(1, low=1, high=SIDE, why="the images' side")
+    pool: int = bounded(2, low=1, high=SIDE, why="the images' side")
     dropout: float = bounded(0.0, low=0.0, high=0.999)
-    side: ClassVar[int] = 28  # MNIST's images
 
     def check(self) -> None:
-        if conv_output_side(self.side, self.kernel, self.stride, self.pool) < 1:
+        if conv_output_side(SIDE, self.kernel, self.stride, self.pool) < 1:
             raise UserError(f"convnet kernel={self.kernel} channels={self.channels} stride={self.stride} pool={self.pool} "
-                            f"leaves no feature map of a {self.side}-pixel image")
+                            f"leaves no feature map of a {SIDE}-pixel image")
 
     def build(self, population: Population, features: int, protocol):
         model = PopulationConvNet(population.streams, population.per_stream, self.kernel, self.channels, self.stride,

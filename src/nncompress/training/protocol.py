@@ -9,6 +9,11 @@ from ..typed import Typed, bounded
 from .module import LOSSES
 from .step import LR_SCHEDULES
 
+# The most epochs a run may train (protocol.epochs, or a pruning timetable; the paper's takes 450): a population
+# takes from seconds to minutes an epoch, so more would run for months.
+MAX_EPOCHS = 100_000
+LONG_RUN = "more would run for months"
+
 
 @dataclass(frozen=True)
 class Protocol(Typed):
@@ -26,7 +31,7 @@ class Protocol(Typed):
     nesterov: bool = True
     weight_decay: float = bounded(0.0, low=0.0)
     batch_size: int = bounded(100, low=1)
-    epochs: int = bounded(15, low=1)
+    epochs: int = bounded(15, low=1, high=MAX_EPOCHS, why=LONG_RUN)
     normalize: bool = True
     reg_lambda: float = bounded(1.0, low=0.0)
 
