@@ -86,7 +86,7 @@ def publish(stage: Path, out: Path) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nncompress.report", description=__doc__.splitlines()[0])
     parser.add_argument("--results", nargs="+", default=[os.environ.get("NNCOMPRESS_RESULTS_DIR", "multirun/results")],
                         help="results stores, read together (a replica in several: the last one's record)")
     parser.add_argument("--out", default="reports")
