@@ -2,7 +2,7 @@ import shutil
 
 from playwright.sync_api import sync_playwright  # the dev extra; it drives Debian's chromium (`make browser`)
 
-from nncompress.report import main
+from nncompress.report.cli import main
 
 from conftest import NamedStore
 from test_report import fake_record

@@ -4,9 +4,10 @@ import os
 import subprocess
 import sys
 
-from nncompress.claims import comparisons
+from nncompress.report.claims import comparisons
 from nncompress.replicas import load_results
-from nncompress.report import figure_curves, main
+from nncompress.report.cli import main
+from nncompress.report.figures import figure_curves
 
 from conftest import ROOT
 

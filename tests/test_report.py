@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from nncompress import load_results
-from nncompress.report import REFERENCE, write_tables
+from nncompress.report.paper import REFERENCE
+from nncompress.report.tables import write_tables
 
 
 from conftest import ROOT, NamedStore
@@ -113,7 +114,7 @@ def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_pl
 
 
 def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
-    from nncompress.report import within_tolerance, write_fidelity
+    from nncompress.report.fidelity import within_tolerance, write_fidelity
 
     reference = pd.read_csv(REFERENCE)
     paper = reference.set_index(["table", "dataset", "ratio"])
@@ -135,7 +136,7 @@ def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
 
 
 def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have(tmp_path):
-    from nncompress.report import ablation, write_fidelity
+    from nncompress.report.fidelity import ablation, write_fidelity
 
     reference = pd.read_csv(REFERENCE)
     paper = reference.set_index(["table", "dataset", "ratio"])["mean_pct"]
@@ -159,7 +160,7 @@ def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have
 
 
 def test_fidelity_totals_weigh_each_tables_mean_difference_by_its_cells():
-    from nncompress.report import tolerance_totals
+    from nncompress.report.fidelity import tolerance_totals
 
     counts = pd.DataFrame({"protocol": "paper", "settings": "", "table": [5, 6], "data": "mnist", "cells": [4, 2],
                            "within ±1 (or 2 sd)": [3, 2], "mean abs Δ": [1.0, 4.0]})  # fmt: skip
@@ -169,7 +170,7 @@ def test_fidelity_totals_weigh_each_tables_mean_difference_by_its_cells():
 
 
 def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path):
-    from nncompress.report import write_fidelity
+    from nncompress.report.fidelity import write_fidelity
 
     store = NamedStore(tmp_path / "store")
     for method, epochs in (("magl1", (200, 230)), ("magl2", (150, 170))):
@@ -183,7 +184,8 @@ def test_fidelity_compares_figure6s_last_pruning_epoch_with_the_papers(tmp_path)
 
 
 def test_figures_are_drawn_from_the_store(tmp_path):
-    from nncompress.report import convnet_front, convnet_variants, figure
+    from nncompress.pareto import convnet_front, convnet_variants
+    from nncompress.report.figures import figure
 
     store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
@@ -206,9 +208,9 @@ def test_figures_are_drawn_from_the_store(tmp_path):
 def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path):
     from scipy.stats import t, ttest_rel
 
-    from nncompress import claims
-    from nncompress.claims import L1_VS_L2, MAGNITUDE_VS_OBD, PRUNING_VS_CONVNET, comparisons
-    from nncompress.report import write_summary
+    from nncompress.report import claims
+    from nncompress.report.claims import L1_VS_L2, MAGNITUDE_VS_OBD, PRUNING_VS_CONVNET, comparisons
+    from nncompress.report.summary import write_summary
 
     values = {"magl1": [0.95, 0.962, 0.955], "magl2": [0.90, 0.91, 0.907], "obd": [0.93, 0.94, 0.934]}
     store = seeded_store(tmp_path / "store", values)
@@ -242,7 +244,7 @@ def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path
 
 
 def test_figure6_histograms_from_run_dirs(tmp_path):
-    from nncompress.report import histogram_figure
+    from nncompress.report.figures import histogram_figure
 
     store = NamedStore(tmp_path / "store")
     for method, scale in (("magl1", 0.1), ("magl2", 0.5)):
@@ -261,8 +263,8 @@ def test_figure6_histograms_from_run_dirs(tmp_path):
 
 
 def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_is_drawn(tmp_path):
-    from nncompress.claims import comparisons
-    from nncompress.report import figure_curves
+    from nncompress.report.claims import comparisons
+    from nncompress.report.figures import figure_curves
 
     store = NamedStore(tmp_path / "store")
     for size, acc in ((500, 0.80), (2000, 0.90)):  # one seed each: a cell of n=1 apiece, never "n=2"
@@ -299,7 +301,8 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
 
 
 def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
-    from nncompress.report import bytes_figure, write_summary
+    from nncompress.report.figures import bytes_figure
+    from nncompress.report.summary import write_summary
 
     store = NamedStore(tmp_path / "store")
     store.put(fake_record("magl1", 100, "mnist", 0.01, 9, 0.9))  # an older record: no artefact_bytes
@@ -330,8 +333,9 @@ def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
 
 
 def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_claims(tmp_path):
-    from nncompress.claims import comparisons, verdicts
-    from nncompress.report import figure_curves, main
+    from nncompress.report.claims import comparisons, verdicts
+    from nncompress.report.cli import main
+    from nncompress.report.figures import figure_curves
 
     values = {"magl1": [0.95, 0.96, 0.955], "obd": [0.93, 0.94, 0.934], "toy": [0.90, 0.91, 0.907]}
     store = seeded_store(tmp_path / "store", values)
@@ -368,7 +372,7 @@ def test_a_pruning_method_the_paper_did_not_test_reaches_figures_tables_and_clai
 def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, capsys):
     """A store of one's own beside a committed snapshot (reference/measured): both are read, and a replica kept in
     both counts once, with the record of the store named last."""
-    from nncompress.report import main
+    from nncompress.report.cli import main
 
     mine, snapshot, out = NamedStore(tmp_path / "mine"), NamedStore(tmp_path / "snapshot"), tmp_path / "reports"
     for seed, acc in enumerate([0.90, 0.92]):
@@ -383,7 +387,7 @@ def test_a_report_reads_several_stores_together_each_replica_once(tmp_path, caps
 
 
 def test_a_new_report_leaves_no_table_of_a_variant_no_longer_in_the_store(tmp_path):
-    from nncompress.report import main
+    from nncompress.report.cli import main
 
     store, out = NamedStore(tmp_path / "store"), tmp_path / "reports"
     lr = fake_record("magl1", 100, "mnist", 0.01, 0, 0.9)
@@ -413,7 +417,7 @@ def welch_p(m1, s1, m2, s2, n=5):
 
 
 def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(tmp_path):
-    from nncompress.report import method_order, write_fidelity
+    from nncompress.report.fidelity import method_order, write_fidelity
 
     reference = pd.read_csv(REFERENCE)
     paper = reference[(reference["hidden"] == 30) & (reference["dataset"] == "mnist_rot")]
@@ -474,8 +478,9 @@ def test_fidelity_checks_the_order_of_methods_wherever_the_paper_separates_them(
 
 
 def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fidelity_and_claims(tmp_path):
-    from nncompress import claims
-    from nncompress.report import within_tolerance, write_fidelity, write_summary
+    from nncompress.report import claims
+    from nncompress.report.fidelity import within_tolerance, write_fidelity
+    from nncompress.report.summary import write_summary
 
     values = {"magl1": [0.112, 0.121, 0.113], "obd": [0.95, 0.962, 0.955]}  # every MagL1 seed stuck at chance
     store = seeded_store(tmp_path / "store", values)
@@ -500,7 +505,7 @@ def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fideli
     assert verdicts.loc[claims.MAGNITUDE_VS_OBD, "cells with replicas at chance"] == 1
     assert verdicts.loc[claims.L1_VS_L2, "cells with replicas at chance"] == 0
     assert "p (Holm) = " in (text := write_summary(runs, tmp_path).read_text()) and "; 3 of its replicas at chance" in text
-    from nncompress.html_report import write_html
+    from nncompress.report.page import write_html
 
     page = write_html(runs, tmp_path, reference, [], [store.root]).read_text()
     assert "(n=3, 3 at chance)" in page and "kept in the mean" in page

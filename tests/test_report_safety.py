@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nncompress import html_report
-from nncompress.report import main
+from nncompress.report import cli
 from nncompress.results import ResultStore
 
 from conftest import ROOT, NamedStore
@@ -87,15 +86,15 @@ def test_a_failure_half_way_leaves_the_last_report_intact_and_no_staging_folder(
     def broken(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(html_report, "write_html", broken)  # the last file written: all the others are there
+    monkeypatch.setattr(cli, "write_html", broken)  # the last file written: all the others are there
     before = tree(last_report)
     with pytest.raises(OSError, match="disk full"):
-        main(["--results", str(store), "--out", str(last_report)])
+        cli.main(["--results", str(store), "--out", str(last_report)])
     assert tree(last_report) == before and left_behind(last_report) == []
 
 
 def test_a_rerun_replaces_the_report_and_leaves_the_users_files_alone(tmp_path, store, last_report, capsys):
-    main(["--results", str(store), "--out", str(last_report)])
+    cli.main(["--results", str(store), "--out", str(last_report)])
     assert (last_report / "notes.txt").read_text() == "mine" and left_behind(last_report) == []
     assert not (last_report / "table3_fast-0ld.csv").exists()  # a variant no longer stored
     assert "| 99 % | 96.00 ± 1.41 (n=2) |" in (last_report / "table3_fast.md").read_text()

@@ -1,69 +1,27 @@
 """The paper's conclusions re-tested on stored runs: one verdict per claim and protocol, with the cells behind it.
 
-Two methods' replicas in one cell (protocol, dataset, hidden units, ratio) with one seed start from the same weights
-and read the same data order (their random streams hash (seed, ratio), or (seed,) with common random numbers, never
-the method), so method comparisons are paired by seed: a paired t-test over seeds. Not Wilcoxon's signed-rank test:
-with the paper's 5 seeds its smallest two-sided p-value is 2 / 2^5 = 0.0625, so it could never reject at 5 %. Model
-comparisons (ConvNet vs MLP) share nothing: Welch's t-test. Within one claim and protocol, p-values are adjusted
-by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds on a side is "not tested". ConvNets
-stand beside MLPs only when trained and tested on the same data, one ConvNet protocol variant at a time.
+Methods in one cell are compared paired by seed, ConvNets with MLPs by Welch's t-test (see `stats`). Within one
+claim and protocol, p-values are adjusted by Holm-Bonferroni over the tested cells. A cell with fewer than two seeds
+on a side is "not tested". ConvNets stand beside MLPs only when trained and tested on the same data, one ConvNet
+protocol variant at a time.
 
-A pruning method the paper did not test (`other_methods`) is compared, paired by seed, with each of the paper's in
-every cell they share, under a claim of its own per paper method, `<method> >= <paper method>`.
+A pruning method the paper did not test (`paper.other_methods`) is compared, paired by seed, with each of the
+paper's in every cell they share, under a claim of its own per paper method, `<method> >= <paper method>`.
 """
 import numpy as np
 import pandas as pd
-from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from .pareto import convnet_front, convnet_variants
+from ..pareto import convnet_front, convnet_variants
+from .paper import PRUNING, other_methods
+from .stats import ALPHA, by_seed, difference
 
-ALPHA = 0.05
 HIGH_COMPRESSION = 0.01  # ratios at or below this count as "high compression"
-PRUNING = ("magl1", "magl2", "obd")
 MAGNITUDE_VS_OBD = "magnitude >= OBD at high compression"
 L1_VS_L2 = "L1 >= L2 at high compression"
 PRUNING_VS_CONVNET = "pruning >= a ConvNet of equal or smaller size"
 CONVNET_VS_HASHEDNET = "a ConvNet of equal or smaller size >= HashedNet"
 CLAIMS = (MAGNITUDE_VS_OBD, L1_VS_L2, PRUNING_VS_CONVNET, CONVNET_VS_HASHEDNET)
-
-
-def other_methods(runs: pd.DataFrame) -> list[str]:
-    """The pruning methods with MLP runs that the paper did not test (criteria added since), sorted."""
-    return sorted(set(runs.loc[runs["model"] == "mlp", "method"]) - set(PRUNING) - {"none"})  # none: the dense MLP
-
-
-def varies(x: np.ndarray) -> bool:
-    """Whether values (accuracy points) differ by more than float rounding: one test example is ~0.01 point."""
-    return not np.allclose(x, x.mean(), rtol=0, atol=1e-9)
-
-
-def difference(a: pd.Series, b: pd.Series, paired: bool) -> dict:
-    """a - b for accuracies indexed by seed: mean difference, its 95 % confidence interval, the two-sided p-value
-    (NaN when a side has fewer than two seeds) and the test used."""
-    if paired:
-        seeds = a.index.intersection(b.index)
-        a, b = a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy()
-        n, test = f"{len(seeds)} pairs", "paired t"
-        tested = len(seeds) >= 2
-        spread = tested and varies(a - b)
-    else:
-        a, b = a.to_numpy(), b.to_numpy()
-        n, test = f"{len(a)}/{len(b)}", "Welch t"
-        tested = len(a) >= 2 and len(b) >= 2
-        spread = tested and (varies(a) or varies(b))
-    row = {"A - B": a.mean() - b.mean() if len(a) and len(b) else np.nan, "n": n, "test": test}
-    if not tested:
-        return {**row, "ci low": np.nan, "ci high": np.nan, "p": np.nan}
-    if not spread:  # every seed gives the same difference: certain, with nothing to test it against
-        return {**row, "ci low": row["A - B"], "ci high": row["A - B"], "p": float(row["A - B"] == 0)}
-    result = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
-    ci = result.confidence_interval(1 - ALPHA)
-    return {**row, "ci low": ci.low, "ci high": ci.high, "p": float(result.pvalue)}
-
-
-def by_seed(cell: pd.DataFrame) -> pd.Series:
-    return cell.groupby("seed")["acc"].mean()
 
 
 def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.DataFrame:

@@ -1,0 +1,18 @@
+"""The report (`make paper-figures`, `python -m nncompress.report`): the paper's tables and figures regenerated from
+the results store, with the paper's conclusions re-tested. It reads only the local results store (never W&B).
+
+Per paper table and protocol found, `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one
+protocol name were trained with different settings or on different data, see `nncompress.replicas`): rows = edges
+removed, columns = datasets, our mean ± std over n seeds (sample std, as the paper; "k at chance" where replicas
+learned nothing), the paper's value and the difference, in percent; cells without runs show as "—". A pruning method
+the paper did not test gets a table of the same shape per hidden size, ours only (`table_<method>_<hidden>_<protocol>`),
+its curves in Figures 2-5 after the paper's and claims of its own. Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test
+accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of each ConvNet variant on the same
+data (selected on validation accuracy when the ConvNets have a validation split) as a line; per dataset with
+artefacts (`export=true`), accuracy vs bytes on disk (`bytes_<dataset>_<protocol>.png`). Then `fidelity.md`,
+`summary.md` and all of it as one page, `index.html`.
+
+Modules, each building only on those before it: `paper` (the paper's values and methods), `stats` (cell statistics,
+the test of a difference), `claims` (verdicts), `markup` (Jinja2 for HTML), `tables`, `fidelity`, `figures`,
+`summary`, `page` (index.html, template `page.html`), `cli` (the command line; a report replaces the last one whole).
+"""

@@ -1,0 +1,14 @@
+"""What the paper holds: its tables' values, its datasets in their column order, the pruning methods it tested."""
+import pandas as pd
+
+from ..resources import PAPER_TABLES
+
+REFERENCE = PAPER_TABLES  # one row per cell of Tables 1-6: mean and std over the paper's runs
+DATASETS = ["mnist", "mnist_back_image", "mnist_back_rand", "mnist_rot"]  # the paper's column order
+PRUNING = ("magl1", "magl2", "obd")
+PAPER_RUNS = 5  # the paper's means and standard deviations are over 5 runs per cell
+
+
+def other_methods(runs: pd.DataFrame) -> list[str]:
+    """The pruning methods with MLP runs that the paper did not test (criteria added since), sorted."""
+    return sorted(set(runs.loc[runs["model"] == "mlp", "method"]) - set(PRUNING) - {"none"})  # none: the dense MLP
