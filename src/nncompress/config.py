@@ -5,7 +5,8 @@ Each node with a `_target_` builds itself and checks its own values (typed.Typed
 """
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Literal
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from .data.module import PRECISIONS
 from .errors import UserError
 from .resources import CONF_DIR
 from .training.protocol import LONG_RUN, MAX_EPOCHS
-from .typed import construct, integer, real
+from .typed import Typed, bounded, construct, integer, real
 
 
 def as_list(value) -> list:
@@ -41,11 +42,37 @@ def dataset_config(cfg: DictConfig, name: str) -> DictConfig:
     return OmegaConf.merge(cfg.dataset, {"name": name})
 
 
+@dataclass(frozen=True)
+class RunSettings(Typed):
+    """The top-level settings of `conf/train.yaml` that say how and where a job runs (see its comments); typed like
+    the other nodes, so `compact=maybe` is refused in one line instead of reading as true."""
+
+    experiment: str | None = None
+    common_random_numbers: bool = False
+    cuda_graph: bool = True
+    compact: bool = True
+    deterministic: bool = True
+    resume: bool = True
+    repair: bool = False
+    save_model: bool = False
+    export: bool = False
+    eval_batch_size: int = bounded(4000, low=1)
+    accelerator: str = "auto"
+    precision: Literal[tuple(PRECISIONS)] = "32-true"
+    data_dir: str = "data"
+    cache_dir: str = "~/.cache/nncompress"
+    results_dir: str = "multirun/results"
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> "RunSettings":
+        return cls(**{f.name: cfg[f.name] for f in fields(cls)})
+
+
 @dataclass
 class Parts:
     """The run's objects, built from its config nodes. `saliency`, `regularizer` and `pruning` are None for a
-    method that does not prune or regularize; `regularizer(strength)` and `pruning(saliency, population, run_dir)`
-    finish building at run time."""
+    method that does not prune or regularize; `regularizer(strength)`, `pruning(saliency, population, run_dir)`,
+    `trainer(...)` and the `callbacks` finish building at run time (job.fit)."""
 
     model: object
     protocol: object
@@ -54,10 +81,14 @@ class Parts:
     regularizer: object
     pruning: object
     logger: object
+    trainer: object
+    callbacks: dict
+    run: RunSettings
 
 
 def build(cfg: DictConfig) -> Parts:
     """Every node of the config built (so checked), and the checks between nodes; one-line errors."""
+    run = RunSettings.of(cfg)
     validate(cfg)
     method = cfg.method
     parts = Parts(
@@ -68,6 +99,9 @@ def build(cfg: DictConfig) -> Parts:
         regularizer=None if method.get("regularizer") is None else construct(method.regularizer),
         pruning=None if method.get("saliency") is None else construct(cfg.pruning),
         logger=construct(cfg.logger) if cfg.logger.get("_target_") else None,
+        trainer=construct(cfg.trainer),
+        callbacks={name: construct(node) for name, node in cfg.callbacks.items()},
+        run=run,
     )
     check_built(parts)
     return parts
@@ -88,14 +122,8 @@ def check_built(parts: Parts) -> None:
                             f"{MAX_EPOCHS}: {LONG_RUN}")
 
 
-SWITCHES = ("common_random_numbers", "cuda_graph", "compact", "deterministic", "resume", "repair", "save_model", "export")
-
-
 def validate(cfg: DictConfig) -> None:
     """The checks no single node can make."""
-    for key in SWITCHES:  # an override such as `compact=maybe` arrives as a string, which would read as true
-        if not isinstance(cfg[key], bool):
-            raise UserError(f"{key} must be true or false, got {cfg[key]!r}")
     if not ratios(cfg):
         raise UserError("ratio must be a fraction of weights kept or a non-empty list of them, got []")
     for r in ratios(cfg):
@@ -105,7 +133,6 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"seeds must be a non-empty list of distinct integers, got {list(as_list(cfg.seeds))}")
     if len(set(ratios(cfg))) != len(ratios(cfg)):
         raise UserError(f"ratio list has duplicates: {ratios(cfg)}")
-    integer(cfg.eval_batch_size, "eval_batch_size", 1)
     names = dataset_names(cfg)
     if not names or len(set(names)) != len(names):
         raise UserError(f"dataset.name must be one dataset or a list of distinct ones, got {names}")
@@ -116,8 +143,6 @@ def validate(cfg: DictConfig) -> None:
         raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
     if model == "convnet" and any(r != 1.0 for r in ratios(cfg)):
         raise UserError("model=convnet has no ratio: its size comes from kernel, channels, stride and pool")
-    if cfg.precision not in PRECISIONS:
-        raise UserError(f"unknown precision '{cfg.precision}' (choose from: {', '.join(PRECISIONS)})")
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(f"accelerator={cfg.accelerator} but no CUDA GPU is visible (use accelerator=cpu or auto)")
 

@@ -1,0 +1,53 @@
+"""Fitting a job's population: its data, model, callbacks and Trainer, all built from config nodes, then trained
+and tested."""
+import time
+from dataclasses import dataclass
+
+from ..config import Parts
+from ..data.module import PopulationData
+from ..population import Population
+from ..training.module import PopulationClassifier
+from ..training.progress import quiet_lightning
+from .plan import Plan
+
+
+@dataclass
+class Fitted:
+    """A trained and tested population: what recording reads."""
+
+    population: Population
+    model: object
+    module: PopulationClassifier
+    trainer: object
+    pruning: object  # the Pruning callback, None for a method that does not prune
+    wall_s: float
+
+
+def fit(parts: Parts, plan: Plan, population: Population, logger) -> Fitted:
+    quiet_lightning()
+    names, protocol, run = population.datasets, parts.protocol, parts.run
+    data = PopulationData([plan.splits[d] for d in names], protocol.batch_size, population.seeds("data"),
+                          run.eval_batch_size, run.precision, [names.index(d) for d in population.stream_datasets])  # fmt: skip
+    model = parts.model.build(population, data.features, protocol)
+    pruning = parts.pruning and parts.pruning(saliency=parts.saliency, population=population, run_dir=plan.run_dir)
+    epochs = pruning.max_epochs if pruning else protocol.epochs
+    # The authors' update w <- w - lambda * eta * R'(w) / n, n the training-set size.
+    regularizer = None
+    if parts.regularizer and protocol.reg_lambda:
+        regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
+    module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact)
+    trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=callbacks(parts, plan, population, model, pruning),
+                            default_root_dir=plan.run_dir, limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
+    start = time.time()
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data, verbose=False)
+    return Fitted(population, model, module, trainer, pruning, time.time() - start)
+
+
+def callbacks(parts: Parts, plan: Plan, population: Population, model, pruning) -> list:
+    """The `callbacks` nodes finished with what the job knows, and the pruning callback for a method that prunes."""
+    made = [parts.callbacks["progress"]()]
+    histograms = parts.callbacks["histograms"]
+    if histograms.keywords["epochs"] and hasattr(model, "layers"):
+        made.append(histograms(run_dir=plan.run_dir, names=[r.name for r in population.replicas]))
+    return made + ([pruning] if pruning else [])
