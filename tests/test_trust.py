@@ -206,3 +206,19 @@ def test_a_report_over_a_store_changes_no_byte_of_it(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert tree(store.root) == before and not {"damaged", "migrated", "claims"} & set(os.listdir(store.root))
     assert "1 unusable entry left out" in proc.stdout and "package.json" in proc.stderr
+
+
+@pytest.mark.parametrize("edit", [lambda r: r["config"]["protocol"].update(name="x/y"),
+                                  lambda r: r["config"]["method"].update(name="my/method"),
+                                  lambda r: r.update(dataset="a/b"),
+                                  lambda r: r["config"]["protocol"].update(name="../../conf/experiment/paper"),
+                                  lambda r: r["config"]["model"].update(hidden="abc")])  # fmt: skip
+def test_a_record_whose_names_or_sizes_a_report_cannot_use_is_left_out(tmp_path, edit):
+    store = NamedStore(tmp_path / "store")
+    for seed, acc in enumerate([0.95, 0.96]):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, acc))
+    odd = fake_record("magl1", 100, "mnist", 0.01, 2, 0.97)
+    edit(odd)
+    store.put(odd)
+    runs = load_results(store.root)
+    assert len(runs) == 2 and len(runs.attrs["left_out"]) == 1

@@ -53,19 +53,34 @@ def count(v) -> bool:
     return integer(v) and v >= 0
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a name a report puts in a file name: no folders, no "../"
+
+
+def plain_name(v) -> bool:
+    return isinstance(v, str) and NAME.fullmatch(v) is not None
+
+
 def named_node(v) -> bool:
-    return isinstance(v, dict) and isinstance(v.get("name"), str)
+    return isinstance(v, dict) and plain_name(v.get("name"))
+
+
+MODEL_SIZES = ("hidden", "kernel", "channels", "stride", "pool")  # what reports read as integers
+
+
+def sized_model(v) -> bool:
+    return all(integer(v[k]) and v[k] > 0 for k in MODEL_SIZES if k in v)
 
 
 # field: (required, test, what it must be)
 FIELDS = {
     "key": (True, is_key, "16 hexadecimal digits"),
-    "dataset": (True, lambda v: isinstance(v, str) and v != "", "a dataset name"),
+    "dataset": (True, plain_name, "a dataset name (letters, digits, _ . + -)"),
     "seed": (True, integer, "an integer"),
     "ratio": (True, lambda v: fraction(v) and v > 0, "a number in (0, 1]"),
     "test_acc": (True, fraction, "a finite number in [0, 1]"),
     "config": (True, lambda v: isinstance(v, dict) and all(named_node(v.get(n)) for n in ("model", "method", "protocol"))
-               and isinstance(v.get("dataset"), dict), "a config with named model, method and protocol nodes"),  # fmt: skip
+               and isinstance(v.get("dataset"), dict) and sized_model(v["model"]),
+               "a config with model, method and protocol nodes named by plain names, its model's sizes integers"),  # fmt: skip
     "train_acc": (False, fraction, "a finite number in [0, 1]"),
     "val_acc": (False, fraction, "a finite number in [0, 1]"),
     "source": (False, lambda v: isinstance(v, str), "a string"),
