@@ -181,7 +181,7 @@ def test_a_bad_entry_is_left_alone_by_a_run_and_retrained_on_repair(tmp_path, re
     entries[1].write_text(json.dumps({k: v for k, v in json.loads(entries[1].read_text()).items() if k != "test_acc"}))
     before = tree(results_dir)
     proc = run_train(*TINY, "protocol.epochs=1", "seeds=[0,1]", f"hydra.run.dir={tmp_path}/b")
-    assert proc.returncode == 0 and "repair=true" in proc.stderr and "nothing to do" in proc.stdout
+    assert proc.returncode == 0 and "repair=true" in proc.stderr and "nothing trained: 0 of 2" in proc.stdout
     assert tree(results_dir) == before
     proc = run_train(*TINY, "protocol.epochs=1", "seeds=[0,1]", "repair=true", f"hydra.run.dir={tmp_path}/c")
     assert proc.returncode == 0, proc.stderr[-2000:]

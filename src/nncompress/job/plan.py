@@ -44,13 +44,16 @@ def plan(cfg: DictConfig, parts: Parts, run_dir: Path) -> Plan:
         for d in splits for s in config.seeds(cfg) for r in config.ratios(cfg)
     }
     done = {cell for cell, key in keys.items() if key in store} if parts.run.resume else set()
-    done |= unusable_entries(store, keys, parts.run.repair)
-    pending = Population.pending(list(keys), done, parts.run.common_random_numbers)
-    if not pending:
+    bad = unusable_entries(store, keys, parts.run.repair)
+    pending = Population.pending(list(keys), done | bad, parts.run.common_random_numbers)
+    if not pending and bad:
+        print(f"nothing trained: {len(done)} of {len(keys)} replica(s) are in the results store {store.root}, the "
+              f"other {len(bad)} left alone as unusable entries (repair=true trains them again)")
+    elif not pending:
         print(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
     elif done:
         print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
-    return Plan(run_dir, resolved, splits, standardization, store, keys, done, pending)
+    return Plan(run_dir, resolved, splits, standardization, store, keys, done | bad, pending)
 
 
 def unusable_entries(store, keys: dict, repair: bool) -> set:
