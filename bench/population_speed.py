@@ -35,6 +35,7 @@ from nncompress.compression.masks import prune_masks
 from nncompress.compression.schedules import PowerSchedule
 from nncompress.data.datasets import Splits
 from nncompress.data.module import PRECISIONS, PopulationData
+from nncompress.results import ResultStore
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
 from nncompress.replicas import changed_options, flatten, read_records
@@ -207,7 +208,8 @@ def stored_epochs(results: str) -> dict[str, list[int]]:
     paper = flatten({"protocol": {k: v for k, v in OmegaConf.to_container(PAPER).items() if k != "defaults"},
                      "pruning": {"timing": OmegaConf.to_container(PAPER_PRUNING.timing)}})  # fmt: skip
     out = {}
-    for record in read_records(results) if Path(results).is_dir() else []:
+    stored = Path(results).is_dir() and any(ResultStore(results).entries())  # none yet: the schedule's epochs
+    for record in read_records(results)[0] if stored else []:
         config, got = record["config"], flatten(record["config"])
         if record["dataset"] == "mnist" and config.get("experiment") in TABLES and not changed_options(config, "method") \
                 and all(got.get(k, v) == v for k, v in paper.items()):  # fmt: skip
