@@ -11,8 +11,8 @@ class PopulationModel(nn.Module, ABC):
     """R = streams * per_stream replicas computed as one model: `forward` maps inputs (G, B, features), one batch
     per stream, or (B, features) shared, to logits (R, B, classes). Replicas of one stream read the same batches.
 
-    `layers`: the prunable layers (`PopulationLinear`s, possibly none), whose per-replica weights pruning,
-    regularizers and weight histograms read.
+    `layers`: its `PopulationLinear`s (possibly none; the ConvNet's head): the per-replica weight matrices that
+    pruning (of a `prunable` family), regularizers and weight histograms read.
     """
 
     compactable: ClassVar[bool] = False  # the training step may train a `subset` and write it back
