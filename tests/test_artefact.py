@@ -195,10 +195,8 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
 
 def test_a_pruned_replica_is_written_in_whichever_format_is_smaller():
     """CSR's indices cost more than the zeros they skip when little is pruned: such a replica is written dense."""
-    from nncompress.artefact.export import replica_tensors
-
     model, population = population_model({"name": "mlp"}, [0.9, 0.5])
     prune_(model, lambda r: population.replicas[r].ratio)
-    formats = [replica_tensors(model, r)[1]["format"] for r in range(population.size)]
+    formats = [model.artefact(r)[1]["format"] for r in range(population.size)]
     assert [f for f, r in zip(formats, population.replicas) if r.ratio == 0.9] == ["dense-mlp"] * 2
     assert [f for f, r in zip(formats, population.replicas) if r.ratio == 0.5] == ["csr-mlp"] * 2

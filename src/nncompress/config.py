@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data.module import PRECISIONS
 from .errors import UserError
+from .models.spec import ModelSpec, families
 from .resources import CONF_DIR
 from .training.protocol import LONG_RUN, MAX_EPOCHS
 from .typed import Typed, bounded, construct, integer, real
@@ -103,8 +104,28 @@ def build(cfg: DictConfig) -> Parts:
         callbacks={name: construct(node) for name, node in cfg.callbacks.items()},
         run=run,
     )
+    check_family(cfg, type(parts.model))
     check_built(parts)
     return parts
+
+
+def check_family(cfg: DictConfig, family: type[ModelSpec]) -> None:
+    """What the model's family takes: a pruning method only if it is prunable, and a ratio below 1 only with one,
+    or where the ratio sizes the model itself."""
+    model, method = cfg.model.name, cfg.method.name
+    if not family.prunable and method != "none":
+        prunable = " or ".join(f"model={name}" for name, f in families().items() if f.prunable)
+        raise UserError(f"model={model} trains as it is: use method=none (pruning methods apply to {prunable})")
+    if method == "none" and not family.takes_ratio and any(r < 1.0 for r in ratios(cfg)):
+        if family.prunable:
+            raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
+        sized = f": its size comes from {listed(family.sized_by)}" if family.sized_by else ""
+        raise UserError(f"model={model} has no ratio{sized}")
+
+
+def listed(words) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def check_built(parts: Parts) -> None:
@@ -136,13 +157,6 @@ def validate(cfg: DictConfig) -> None:
     names = dataset_names(cfg)
     if not names or len(set(names)) != len(names):
         raise UserError(f"dataset.name must be one dataset or a list of distinct ones, got {names}")
-    model, method = cfg.model.name, cfg.method.name
-    if model != "mlp" and method != "none":
-        raise UserError(f"model={model} trains as it is: use method=none (pruning methods apply to model=mlp)")
-    if model == "mlp" and method == "none" and any(r < 1.0 for r in ratios(cfg)):
-        raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
-    if model == "convnet" and any(r != 1.0 for r in ratios(cfg)):
-        raise UserError("model=convnet has no ratio: its size comes from kernel, channels, stride and pool")
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(f"accelerator={cfg.accelerator} but no CUDA GPU is visible (use accelerator=cpu or auto)")
 

@@ -6,14 +6,14 @@ from pathlib import Path
 from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 from .config import dataset_names
+from .typed import construct
 
 
 def run_name(cfg) -> str:
     """`<experiment>/<method or model>/<datasets>/<size>`, e.g. `table5/obd/mnist/h100` or `adhoc/convnet/mnist/k5c4s1p2`."""
-    m = cfg.model
-    size = f"k{m.kernel}c{m.channels}s{m.stride}p{m.pool}" if m.name == "convnet" else f"h{m.hidden}"
-    what = cfg.method.name if m.name == "mlp" else m.name
-    return f"{cfg.experiment or 'adhoc'}/{what}/{'+'.join(dataset_names(cfg))}/{size}"
+    model = construct(cfg.model)
+    what = cfg.method.name if model.prunable else cfg.model.name
+    return f"{cfg.experiment or 'adhoc'}/{what}/{'+'.join(dataset_names(cfg))}/{model.size_label()}"
 
 
 def build_logger(cfg, make, run_dir: Path, config: dict):

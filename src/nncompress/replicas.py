@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from .data.splits import split_sizes
+from .data.catalog import CONTENTS
+from .models.spec import family
 from .resources import CONF_DIR
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
 
@@ -104,9 +105,11 @@ def changed_options(config: dict, group: str) -> dict:
 
 
 def own_settings(config: dict) -> dict:
-    """Method and model options changed from their defaults (a ConvNet's shape is its `architecture` instead)."""
-    model = {} if (config.get("model") or {}).get("name") == "convnet" else changed_options(config, "model")
-    return changed_options(config, "method") | {k: v for k, v in model.items() if k != "model.hidden"}  # its own column
+    """Method and model options changed from their defaults, but those a row shows in columns of its own (`hidden`,
+    and its `architecture`'s)."""
+    apart = ("hidden", *family((config.get("model") or {}).get("name")).architecture_options)
+    model = {k: v for k, v in changed_options(config, "model").items() if k.removeprefix("model.") not in apart}
+    return changed_options(config, "method") | model
 
 
 def shown(value) -> str:
@@ -143,20 +146,20 @@ def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
 
 
 def data_description(record: dict) -> str:
-    """Which images a replica used: `original, paper split: 50,000 train / 12,000 test`."""
+    """Which images a replica used: `original, paper split: 50,000 train / 12,000 test` (the split alone for a
+    dataset the package does not have)."""
     data = record["config"].get("dataset") or {}
-    split = data.get("split", "paper")
-    train, val, test = split_sizes(record["dataset"], split, data.get("train_size"), data.get("test_size"),
-                                   data.get("val_size"))  # fmt: skip
-    return (f"{record.get('source', '?')}, {split} split: {train:,} train / {test:,} test"
-            + (f" / {val:,} validation" if val else ""))  # fmt: skip
+    split, contents = data.get("split", "paper"), CONTENTS.get(record["dataset"])
+    described = f"{record.get('source', '?')}, {split} split"
+    if contents is None:
+        return described
+    train, val, test = contents.split_sizes(split, data.get("train_size"), data.get("test_size"), data.get("val_size"))
+    return f"{described}: {train:,} train / {test:,} test" + (f" / {val:,} validation" if val else "")
 
 
 def architecture(model: dict) -> str:
-    """A ConvNet's setting as a short label (empty for other models)."""
-    if model["name"] != "convnet":
-        return ""
-    return "k{kernel}-c{channels}-s{stride}-p{pool}-d{dropout}".format(**model)
+    """A row's architecture label, from its model options (models.base.ModelSpec.architecture_label)."""
+    return family(model["name"]).architecture_label(model)
 
 
 def read_records(*paths) -> tuple[list[dict], dict[str, str]]:

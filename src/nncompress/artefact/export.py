@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .. import results
-from ..data.datasets import load_dataset
+from ..data.datasets import Dataset, load_dataset
 from ..errors import UserError, exit_on_user_error
 from ..population import Population
 from ..results import foreign_target
@@ -25,7 +25,6 @@ from ..typed import construct
 from . import file
 
 REPO = Path(__file__).resolve().parents[3]
-IMAGE_PIXELS = 28 * 28  # every dataset is MNIST-shaped
 
 
 @cache
@@ -38,62 +37,16 @@ def commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def replica_tensors(model, r: int, dense: bool = False, values: torch.dtype = torch.float32) -> tuple[dict, dict]:
-    """(tensors, format-specific config) of replica `r` of a population model; `dense` writes a pruned MLP dense."""
-    if hasattr(model, "conv"):
-        c = model.channels
-        tensors = {"conv.weight": model.conv.weight[r * c : (r + 1) * c], "conv.bias": model.conv.bias[r * c : (r + 1) * c],
-                   "head.weight": model.head.replica_weight()[r].t(), "head.bias": model.head.replica_bias()[r]}  # fmt: skip
-        return tensors, {"format": "convnet"}
-    tensors = {f"layers.{i}.bias": layer.replica_bias()[r] for i, layer in enumerate(model.layers)}
-    if hasattr(model.layers[0], "buckets"):
-        for i, layer in enumerate(model.layers):
-            tensors[f"layers.{i}.buckets"] = layer.buckets.split(layer.bucket_counts)[r]
-        seeds = {layer.hash_seeds[r] for layer in model.layers}  # one per replica (layers differ by their index)
-        return tensors, {"format": "hashed-mlp", "hash_seed": seeds.pop(), "buckets": [l.bucket_counts[r] for l in model.layers]}
-    weights = [layer.replica_weight()[r].t() for layer in model.layers]
-    sparse = {}
-    for i, w in enumerate(weights):
-        csr = w.to_sparse_csr()  # keeps the non-zero weights: exactly those the record counts
-        sparse |= {f"layers.{i}.values": csr.values().to(values), f"layers.{i}.col_indices": narrowest_int(csr.col_indices()),
-                   f"layers.{i}.crow_indices": narrowest_int(csr.crow_indices())}  # fmt: skip
-    # Dense when asked, when nothing is pruned, or when the indices would cost more than the zeros (ratio near 1).
-    if dense or all(layer.mask is None for layer in model.layers) or nbytes(sparse) >= nbytes(weights):
-        return tensors | {f"layers.{i}.weight": w for i, w in enumerate(weights)}, {"format": "dense-mlp"}
-    return tensors | sparse, {"format": "csr-mlp", "nonzero": [int((w != 0).sum()) for w in weights]}
-
-
-def nbytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in (tensors.values() if isinstance(tensors, dict) else tensors))
-
-
-def narrowest_int(t: torch.Tensor) -> torch.Tensor:
-    """Non-negative indices in uint8, int16 or int32, whichever is the narrowest that holds their maximum."""
-    top = int(t.max()) if t.numel() else 0
-    for dtype in (torch.uint8, torch.int16, torch.int32):
-        if top <= torch.iinfo(dtype).max:
-            return t.to(dtype)
-    return t.to(torch.int64)
-
-
-def architecture(model, cfg: dict) -> dict:
-    if hasattr(model, "conv"):
-        return {"model": "convnet", "kernel": model.kernel, "channels": model.channels, "stride": model.stride,
-                "pool": model.pool, "side": model.side, "classes": model.head.out_features}  # fmt: skip
-    sizes = [model.layers[0].in_features] + [layer.out_features for layer in model.layers]
-    return {"model": cfg["model"]["name"], "sizes": sizes, "activation": model.activation_name}
-
-
 @torch.no_grad()
 def export(path: Path, model, r: int, record: dict, standardization: tuple | None, dense: bool = False,
            values: torch.dtype = torch.float32) -> int:  # fmt: skip
     """Write replica `r` of `model` (its result `record`) to `path`; returns the file's bytes. `standardization`:
     the (mean, std) its inputs were standardized with, or None."""
     cfg = record["config"]
-    tensors, specific = replica_tensors(model, r, dense, values)
+    tensors, specific = model.artefact(r, dense, values)
     if standardization is not None:
         tensors |= {"input.mean": standardization[0].reshape(()), "input.std": standardization[1].reshape(())}
-    config = {**specific, "architecture": architecture(model, cfg), "method": cfg["method"]["name"],
+    config = {**specific, "architecture": {"model": cfg["model"]["name"], **model.architecture()}, "method": cfg["method"]["name"],
               "ratio": record["ratio"], "seed": record["seed"], "dataset": {**cfg["dataset"], "name": record["dataset"]},
               "protocol": cfg["protocol"]["name"], "key": record["key"], "commit": commit(),
               "standardized": standardization is not None}  # fmt: skip
@@ -117,7 +70,8 @@ def load_population(run_dir: Path, records: list[dict]):
     cfg = OmegaConf.create(records[0]["config"])  # a record holds no interpolation (records.problem)
     cells = [(r["dataset"], r["seed"], r["ratio"]) for r in state["replicas"]]
     population = Population.build(cells, cfg.common_random_numbers)
-    model = construct(cfg.model).build(population, IMAGE_PIXELS, cfg.protocol)
+    features = Dataset(name=population.datasets[0]).contents.images.features  # a population's datasets share theirs
+    model = construct(cfg.model).build(population, features, cfg.protocol)
     masks = {k: v for k, v in state["state_dict"].items() if k.endswith(".mask")}
     model.load_state_dict({k: v for k, v in state["state_dict"].items() if k not in masks})
     for name, mask in masks.items():

@@ -10,10 +10,9 @@ from ..errors import UserError
 from . import download, larochelle, variants
 from .cache import load_cached, save_atomic
 from ..typed import Typed, bounded
+from .catalog import CONTENTS, DATASETS
 from .mnist import NPZ_SHA256, load_mnist
-from .splits import SPLITS, full_sizes, split_sizes
-
-DATASETS = ("mnist",) + variants.VARIANTS
+from .splits import SPLITS, Contents
 
 
 @dataclass
@@ -32,7 +31,7 @@ class Dataset(Typed):
 
     def check(self) -> None:
         """Sizes within the split: a larger one would train or test on fewer images than the run records."""
-        train, test = full_sizes(self.name, self.split)
+        train, test = self.contents.full_sizes(self.split)
         where = f"{self.name}'s {self.split} split"
         if self.val_size >= train:
             raise UserError(f"dataset.val_size must be less than {train} (the training images of {where}), "
@@ -45,9 +44,13 @@ class Dataset(Typed):
         if self.test_size is not None and self.test_size > test:
             raise UserError(f"dataset.test_size must be at most {test} (the test images of {where}), got {self.test_size}")
 
+    @property
+    def contents(self) -> Contents:
+        return CONTENTS[self.name]
+
     def train_images(self) -> int:
         """How many images the run trains on."""
-        return split_sizes(self.name, self.split, self.train_size, self.test_size, self.val_size)[0]
+        return self.contents.split_sizes(self.split, self.train_size, self.test_size, self.val_size)[0]
 
 
 @dataclass
@@ -114,7 +117,7 @@ def load_arrays(cfg, data_dir: Path, cache_dir: Path) -> tuple[str, tuple]:
 
 
 def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.ascontiguousarray(x)).reshape(len(x), 28 * 28)
+    x = torch.from_numpy(np.ascontiguousarray(x)).flatten(1)
     x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
     return x, torch.from_numpy(y.astype(np.int64))
 

@@ -11,6 +11,10 @@ import numpy as np
 
 from ..errors import UserError, check_digest
 from .cache import load_cached, save_atomic
+from .mnist import DIGITS
+from .splits import Contents
+
+CONTENTS = Contents(DIGITS, official=(12000, 50000))  # train on the 12,000-row file, test on the 50,000-row one
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,13 @@ ORIGINALS = {
 
 
 def read_amat(f, transposed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Parse an amat stream into float32 images (N, 28, 28), upright, and uint8 labels."""
+    """Parse an amat stream into float32 images (N, side, side), upright, and uint8 labels."""
     rows = np.loadtxt(f, dtype=np.float32, ndmin=2)
-    if rows.shape[1] != 785:
-        raise UserError(f"amat rows must hold 784 pixels and a label, found {rows.shape[1]} values")
-    x = rows[:, :784].reshape(-1, 28, 28)
-    return (x.transpose(0, 2, 1) if transposed else x).copy(), rows[:, 784].astype(np.uint8)
+    n = DIGITS.features
+    if rows.shape[1] != n + 1:
+        raise UserError(f"amat rows must hold {n} pixels and a label, found {rows.shape[1]} values")
+    x = rows[:, :n].reshape(-1, DIGITS.side, DIGITS.side)
+    return (x.transpose(0, 2, 1) if transposed else x).copy(), rows[:, n].astype(np.uint8)
 
 
 def load_original(name: str, data_dir: Path, cache_dir: Path, spec: AmatZip | None = None) -> dict:

@@ -6,6 +6,10 @@ import numpy as np
 
 from ..errors import UserError, check_digest
 from . import download
+from .splits import Contents, Images
+
+DIGITS = Images(side=28, classes=10)  # MNIST's handwritten digits, and so those of every variant of it
+CONTENTS = Contents(DIGITS, official=(60000, 10000))
 
 NPZ_NAME = "mnist.npz"
 NPZ_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"

@@ -10,15 +10,19 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..errors import exit_on_user_error
-from .datasets import DATASETS, load_dataset
+from .catalog import CONTENTS, DATASETS
+from .datasets import load_dataset
+from .splits import Images
 
 
-def sample_grid(x: np.ndarray, y: np.ndarray, rows: int = 8, scale: int = 3) -> np.ndarray:
-    """uint8 image: column d holds the first `rows` training images of digit d, 2-pixel gaps."""
-    tiles = np.zeros((rows * 30, 10 * 30), dtype=np.uint8)
-    for d in range(10):
+def sample_grid(x: np.ndarray, y: np.ndarray, images: Images, rows: int = 8, scale: int = 3) -> np.ndarray:
+    """uint8 image: column d holds the first `rows` training images of class d, 2-pixel gaps."""
+    side, tile = images.side, images.side + 2
+    tiles = np.zeros((rows * tile, images.classes * tile), dtype=np.uint8)
+    for d in range(images.classes):
         for r, i in enumerate(np.flatnonzero(y == d)[:rows]):
-            tiles[r * 30 + 1 : r * 30 + 29, d * 30 + 1 : d * 30 + 29] = np.rint(x[i].reshape(28, 28) * 255)
+            at = (slice(r * tile + 1, r * tile + 1 + side), slice(d * tile + 1, d * tile + 1 + side))
+            tiles[at] = np.rint(x[i].reshape(side, side) * 255)
     return tiles.repeat(scale, 0).repeat(scale, 1)
 
 
@@ -38,7 +42,7 @@ def main():
         with exit_on_user_error():
             s = load_dataset(OmegaConf.merge(base, {"name": name}), args.data_dir, args.cache_dir)
         path = out / f"{name}.png"
-        imsave(path, sample_grid(s.x_train.numpy(), s.y_train.numpy()), check_contrast=False)
+        imsave(path, sample_grid(s.x_train.numpy(), s.y_train.numpy(), CONTENTS[name].images), check_contrast=False)
         print(f"{path}: {name} ({s.source}), train {len(s.x_train)}, test {len(s.x_test)}")
 
 

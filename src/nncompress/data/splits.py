@@ -1,19 +1,40 @@
-"""The splits a dataset can be cut into, and how many images each part then holds."""
+"""What a dataset holds: its images, and how many of them each of its splits gives.
+
+Each source module says its own (`mnist.CONTENTS`, `larochelle.CONTENTS`); `catalog.CONTENTS` says which each
+dataset has.
+"""
+from dataclasses import dataclass
 
 SPLITS = {"paper": "50,000 train / 12,000 test", "official": "the source's own train / test"}
+PAPER_SIZES = (50000, 12000)  # (train, test): the paper's cut of every dataset (see datasets.paper_pool)
 
 
-def full_sizes(name: str, split: str) -> tuple[int, int]:
-    """(train, test) image counts of `name` under `split`, before the size options of `dataset`."""
-    if split == "paper":
-        return 50000, 12000
-    # MNIST's own 60k/10k; Larochelle's sets train on their 12,000-image file, test on the 50,000 one
-    return (60000, 10000) if name == "mnist" else (12000, 50000)
+@dataclass(frozen=True)
+class Images:
+    """What a model reads and predicts: side x side grey images, each of one of `classes` classes."""
+
+    side: int
+    classes: int
+
+    @property
+    def features(self) -> int:
+        return self.side * self.side
 
 
-def split_sizes(name: str, split: str, train_size=None, test_size=None, val_size=None) -> tuple[int, int, int]:
-    """(train, validation, test) image counts of `name` under `split` and the size options of `dataset` (a run
-    refuses sizes beyond the split; records from before that are clamped to it)."""
-    full_train, full_test = full_sizes(name, split)
-    val = val_size or 0
-    return min(train_size or full_train, full_train - val), val, min(test_size or full_test, full_test)
+@dataclass(frozen=True)
+class Contents:
+    """A dataset's images, and the (train, test) image counts of its source's own split (`split=official`)."""
+
+    images: Images
+    official: tuple[int, int]
+
+    def full_sizes(self, split: str) -> tuple[int, int]:
+        """(train, test) image counts under `split`, before the size options of `dataset`."""
+        return PAPER_SIZES if split == "paper" else self.official
+
+    def split_sizes(self, split: str, train_size=None, test_size=None, val_size=None) -> tuple[int, int, int]:
+        """(train, validation, test) image counts under `split` and the size options of `dataset` (a run refuses
+        sizes beyond the split; records from before that are clamped to it)."""
+        full_train, full_test = self.full_sizes(split)
+        val = val_size or 0
+        return min(train_size or full_train, full_train - val), val, min(test_size or full_test, full_test)

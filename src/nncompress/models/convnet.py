@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.catalog import IMAGES
+from .base import PopulationModel
 from .layers import PopulationLinear, StreamDropout, draw_weights
 
 
@@ -14,18 +16,19 @@ def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:
     return ((side - kernel) // stride + 1) // pool
 
 
-def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side: int = 28, classes: int = 10) -> int:
+def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side: int = IMAGES.side,
+                       classes: int = IMAGES.classes) -> int:  # fmt: skip
     """Exact count: conv weights + conv biases + linear weights + linear biases."""
     features = channels * conv_output_side(side, kernel, stride, pool) ** 2
     return channels * kernel * kernel + channels + features * classes + classes
 
 
-class PopulationConvNet(nn.Module):
+class PopulationConvNet(PopulationModel):
     def __init__(self, streams: int, per_stream: int, kernel: int, channels: int, stride: int, pool: int,
-                 dropout: float, side: int = 28, classes: int = 10, dropout_seeds=()):  # fmt: skip
+                 dropout: float, side: int = IMAGES.side, classes: int = IMAGES.classes, dropout_seeds=()):  # fmt: skip
         """`dropout_seeds`: one per stream, for its dropout masks (see `StreamDropout`)."""
-        super().__init__()
-        self.streams, self.per_stream, self.side = streams, per_stream, side
+        super().__init__(streams, per_stream)
+        self.side = side
         self.kernel, self.channels, self.stride, self.pool = kernel, channels, stride, pool
         R = streams * per_stream
         out_side = conv_output_side(side, kernel, stride, pool)
@@ -35,10 +38,6 @@ class PopulationConvNet(nn.Module):
         self.dropout = StreamDropout(dropout, dropout_seeds, per_stream)
         self.head = PopulationLinear(R, 1, channels * out_side * out_side, classes)
         self.layers = [self.head]  # the part with per-replica weight matrices
-
-    @property
-    def replicas(self) -> int:
-        return self.streams * self.per_stream
 
     @torch.no_grad()
     def init_(self, generators: list[torch.Generator], scheme: str = "uniform") -> None:
@@ -77,3 +76,15 @@ class PopulationConvNet(nn.Module):
              "parameters": self.parameter_count()}
             for n in nonzero
         ]  # fmt: skip
+
+    @torch.no_grad()
+    def artefact(self, r: int, dense: bool = False, values: torch.dtype = torch.float32) -> tuple[dict, dict]:
+        """`convnet`: its conv filters and linear head, dense."""
+        c = self.channels
+        tensors = {"conv.weight": self.conv.weight[r * c : (r + 1) * c], "conv.bias": self.conv.bias[r * c : (r + 1) * c],
+                   "head.weight": self.head.replica_weight()[r].t(), "head.bias": self.head.replica_bias()[r]}  # fmt: skip
+        return tensors, {"format": "convnet"}
+
+    def architecture(self) -> dict:
+        return {"kernel": self.kernel, "channels": self.channels, "stride": self.stride, "pool": self.pool,
+                "side": self.side, "classes": self.head.out_features}  # fmt: skip

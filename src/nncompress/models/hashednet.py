@@ -5,12 +5,14 @@ The hashes are computed, not stored: a compact model is its buckets plus its has
 gives the same buckets on every machine (64-bit integer mixing, no platform RNG).
 """
 import math
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from .layers import PopulationLinear, draw_biases, draw_weights
+from .mlp import PopulationMLP
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -79,3 +81,23 @@ class HashedPopulationLinear(PopulationLinear):
             chunk.copy_(draw_weights(scheme, (len(chunk),), i, generators[r // per_generator]))
         b = torch.stack([draw_biases(scheme, o, i, g) for g in generators])
         self.bias.view(self.replicas, o).copy_(b.repeat_interleave(per_generator, 0))
+
+
+class HashedPopulationMLP(PopulationMLP):
+    """The MLP with hashed layers: replica r has ratio `ratios[r]` and hash seed `hash_seeds[r]`."""
+
+    compactable = False  # its subset is a dense MLP: nothing a training step could write back into buckets
+
+    def __init__(self, streams: int, per_stream: int, sizes: list[int], activation: str, ratios: list[float],
+                 hash_seeds: list[int]):  # fmt: skip
+        super().__init__(streams, per_stream, sizes, activation, partial(HashedPopulationLinear, ratios=ratios, hash_seeds=hash_seeds))
+
+    @torch.no_grad()
+    def artefact(self, r: int, dense: bool = False, values: torch.dtype = torch.float32) -> tuple[dict, dict]:
+        """`hashed-mlp`: the buckets, the hash seed and each layer's bucket count (the virtual weights are rebuilt
+        from them)."""
+        tensors = {f"layers.{i}.bias": layer.replica_bias()[r] for i, layer in enumerate(self.layers)}
+        for i, layer in enumerate(self.layers):
+            tensors[f"layers.{i}.buckets"] = layer.buckets.split(layer.bucket_counts)[r]
+        seeds = {layer.hash_seeds[r] for layer in self.layers}  # one per replica (layers differ by their index)
+        return tensors, {"format": "hashed-mlp", "hash_seed": seeds.pop(), "buckets": [l.bucket_counts[r] for l in self.layers]}

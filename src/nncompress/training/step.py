@@ -43,7 +43,7 @@ class PopulationStep:
     parameter's update mask (`set_mask`), before the optimizer step; the optimizer's momentum is masked too, so a
     masked entry never moves.
 
-    With `compact` (and a model that has `subset`, the MLP), once at most half the replicas trained are `active`
+    With `compact` (and a `compactable` model, the MLP), once at most half the replicas trained are `active`
     (`train_only`) the others are no longer computed: each epoch trains the active ones alone, as a population of
     their own copied from the model before the epoch and back into it after (model, masks and optimizer state stay
     the record between epochs, so pruning, evaluation and export see one population throughout).
@@ -54,7 +54,7 @@ class PopulationStep:
                  weight_decay: float = 0.0, autocast_dtype: torch.dtype | None = None, cuda_graph: bool = True,
                  compact: bool = True):  # fmt: skip
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.epochs, self.compact = epochs, compact and hasattr(model, "subset")
+        self.epochs, self.compact = epochs, compact and model.compactable
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         group = optimizer.param_groups[0]  # its lr on the weights' device: a captured step reads it there
         self.lr = group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=x.device)

@@ -1,0 +1,61 @@
+"""What a model family says about itself, so that code outside models/ never names one.
+
+A family is two classes: its config spec (a `ModelSpec`, the `_target_` of `conf/model/<name>.yaml`, or of a user's
+own file through `--config-dir`), which tells the checks, run names and report rows what they need before anything
+is built (and without torch); and the population model it builds (a `base.PopulationModel`).
+"""
+import importlib
+from abc import ABC, abstractmethod
+from functools import cache
+from typing import TYPE_CHECKING, ClassVar
+
+import yaml
+
+from ..resources import CONF_DIR
+from ..typed import Typed
+
+if TYPE_CHECKING:
+    from .base import PopulationModel
+
+
+class ModelSpec(Typed, ABC):
+    """A family's config node: what the rest of the package may know about the family, and `build`.
+
+    Itself it stands for a family the package does not know (a record naming a user's model): no options of
+    its own, nothing pruned.
+    """
+
+    node: ClassVar[str] = "model"
+    prunable: ClassVar[bool] = False  # the pruning methods apply (a replica's ratio is what they keep)
+    takes_ratio: ClassVar[bool] = False  # without a method, the ratio sizes the model itself (HashedNet's buckets)
+    sized_by: ClassVar[tuple[str, ...]] = ()  # the options giving its size, as in a run's name (`h100`, `k5c8s1p2`)
+    architecture_options: ClassVar[tuple[str, ...]] = ()  # a report row's `architecture` (`k5-c8-s1-p2-d0.0`)
+
+    @abstractmethod
+    def build(self, population, features: int, protocol) -> "PopulationModel":
+        """The initialised population model of `population`, reading `features` inputs."""
+
+    def size_label(self) -> str:
+        return "".join(f"{option[0]}{getattr(self, option)}" for option in self.sized_by)
+
+    @classmethod
+    def architecture_label(cls, options: dict) -> str:
+        """A report row's `architecture`, from its record's model options (empty for families without one)."""
+        return "-".join(f"{option[0]}{options[option]}" for option in cls.architecture_options)
+
+
+@cache
+def families() -> dict[str, type[ModelSpec]]:
+    """name -> spec class of each family the package ships (`conf/model/*.yaml`): only these classes are imported
+    for what a record says."""
+    found = {}
+    for path in sorted((CONF_DIR / "model").glob("*.yaml")):
+        node = yaml.safe_load(path.read_text())
+        module, _, name = node["_target_"].rpartition(".")
+        found[node["name"]] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def family(name: str) -> type[ModelSpec]:
+    """The spec class of a record's `model.name`: `ModelSpec` itself for a family the package does not ship."""
+    return families().get(name, ModelSpec)
