@@ -25,6 +25,7 @@ from nncompress.population import Population
 from nncompress.training.histograms import WeightHistograms
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.progress import progress_callback, quiet_lightning
+from nncompress.training.pruning import PruningCallback
 
 
 def train(cfg: DictConfig) -> list[dict]:
@@ -88,7 +89,7 @@ def train_population(cfg, parts, run_dir, resolved, splits, standardization, sto
     callbacks = [progress_callback()]
     pruning = parts.pruning and parts.pruning(saliency=parts.saliency, population=population, run_dir=run_dir)
     if pruning:
-        callbacks.append(pruning)
+        callbacks.append(PruningCallback(pruning))
     if cfg.histogram_epochs and hasattr(model, "layers"):
         callbacks.append(WeightHistograms(cfg.histogram_epochs, run_dir, [r.name for r in population.replicas]))
     epochs = pruning.max_epochs if pruning else protocol.epochs
