@@ -68,7 +68,7 @@ class FreezeHalf(pl.Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == 1:
             R = pl_module.model.replicas
-            pl_module.stepper.train_only(torch.arange(R) >= R // 2)
+            pl_module.train_only(torch.arange(R) >= R // 2)
 
 
 def fit(module, epochs, accelerator, precision="32-true", callbacks=(), **data) -> float:

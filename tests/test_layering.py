@@ -69,3 +69,24 @@ def test_every_module_imports():
     for name in MODULES:
         if not name.endswith("__main__"):  # runs its command line when imported
             importlib.import_module(name)
+
+
+FLOW = ["data", "models", "compression", "training", "results", "report"]  # the package's flow, bottom to top
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    """The imports of `graph` from a stage of FLOW to a later one (modules outside FLOW are free)."""
+    stage = {name: FLOW.index(name.split(".")[1]) for name in graph if name.count(".") and name.split(".")[1] in FLOW}
+    return sorted(f"{name} -> {other}" for name in stage for other in graph[name]
+                  if other in stage and stage[other] > stage[name])  # fmt: skip
+
+
+def test_each_stage_of_the_flow_imports_only_the_stages_below_it():
+    assert upward({name: imports(name) for name in MODULES}) == []
+    assert "nncompress.training.protocol" not in imports("nncompress.compression.schedules")  # the bound it shares: typed
+
+
+def test_an_upward_import_is_found():
+    graph = {"p.compression.a": {"p.training.b", "p.models.c", "p.config"}, "p.training.b": set(), "p.models.c": set(),
+             "p.config": {"p.report.x"}, "p.report.x": set()}  # fmt: skip
+    assert upward(graph) == ["p.compression.a -> p.training.b"]

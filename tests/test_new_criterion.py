@@ -14,11 +14,11 @@ from conftest import ROOT
 CRITERION = '''
 from dataclasses import dataclass
 
-import torch
+from nncompress.compression.saliency import Criterion
 
 
 @dataclass
-class Reversed:
+class Reversed(Criterion):
     """Prunes the largest weights first: a criterion no one would use, and one whose results differ from MagL1's."""
 
     def scores(self, model, batches, loss, replicas):

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 from conftest import ROOT
 from nncompress.training import progress
+from nncompress.training.pruning import PruningCallback
 
 from test_sweeps import multirun
 
@@ -37,7 +38,9 @@ def test_make_clean_keeps_the_results_store(tmp_path):
 
 
 class Schedule:
-    """A pruning callback that expects the run to last 6 epochs, 12 at most."""
+    """Pruning that expects the run to last 6 epochs, 12 at most."""
+
+    measured_train_acc = None
 
     def end_estimate(self, epochs_done):
         return 6.0, 12
@@ -52,7 +55,7 @@ def test_eta_counts_the_expected_epochs_at_the_recent_pace_and_says_the_longest(
     for epoch in range(2):
         trainer.current_epoch = epoch
         lines.on_train_epoch_end(trainer, None)
-    trainer.callbacks, trainer.current_epoch = [Schedule()], 2
+    trainer.callbacks, trainer.current_epoch = [PruningCallback(Schedule())], 2
     lines.on_train_epoch_end(trainer, None)
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("50 s elapsed  ETA 15 min 50 s")  # no pruning: all 20 epochs, 19 left at 50 s

@@ -1,16 +1,22 @@
+import ast
+import math
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from nncompress.compression.host import PruningHost
 from nncompress.compression.masks import prune_masks
 from nncompress.compression.pruning import Pruning
 from nncompress.compression.regularizers import L1, L2
-from nncompress.compression.saliency import OBD, Magnitude
+from nncompress.compression.saliency import OBD, Criterion, Magnitude
 from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timing
 from nncompress.data.datasets import Splits
 from nncompress.data.module import EvalBatches, PopulationData
+from nncompress.errors import UserError
 from nncompress.training.module import PopulationClassifier
+from nncompress.training.pruning import PruningCallback
 
 from conftest import ROOT
 from test_population_model import make
@@ -100,6 +106,130 @@ def test_obd_at_first_step_keeps_each_replicas_first_hessian():
         torch.testing.assert_close(each.scores(model, batches, "mse", [0, 1, 2])[i], w2 * now[i].abs())
 
 
+def test_compression_imports_neither_training_nor_lightning():
+    """compression/ sits below training/: what pruning needs from a training comes through host.PruningHost."""
+    for path in sorted((ROOT / "src" / "nncompress" / "compression").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                names = [base + ("" if base.endswith(".") else ".") + alias.name for alias in node.names]
+            else:
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            assert not [n for n in names if n.startswith(("..training", "nncompress.training", "pytorch_lightning",
+                                                          "lightning"))], f"{path.name} imports {names}"  # fmt: skip
+
+
+PAPER_TIMING = Timing(first_epoch=50, every=25, threshold=0.96, final_epochs=50)  # conf/pruning/paper.yaml
+NEVER = -(10**9)  # the last step of a replica that has taken none
+
+
+@pytest.mark.parametrize("epoch, pruning, last_step, accuracy, triggered, due", [
+    (49, True, NEVER, 0.99, False, False),  # no step before first_epoch, however accurate
+    (50, True, NEVER, 0.10, False, True),  # the first step at first_epoch, whatever the accuracy: the cap
+    (51, True, 50, 0.97, True, True),  # the trigger: the threshold reached
+    (51, True, 50, 0.96, True, True),  # reached exactly
+    (51, True, 50, 0.95, True, False),
+    (74, True, 50, math.nan, True, False),  # not measured: never fires
+    (75, True, 50, 0.10, False, True),  # the cap: 25 epochs after the last step, whatever the accuracy
+    (75, False, 50, 0.99, False, False),  # all steps taken (or frozen)
+])  # fmt: skip
+def test_timing_fires_steps_as_the_papers_timing_says(epoch, pruning, last_step, accuracy, triggered, due):
+    args = epoch, torch.tensor([pruning]), torch.tensor([last_step])
+    assert PAPER_TIMING.triggered(*args).tolist() == [triggered]  # whose accuracy must be measured
+    assert PAPER_TIMING.due(*args, torch.tensor([accuracy])).tolist() == [due]
+
+
+def test_timing_without_a_threshold_fires_at_the_cap_only_and_bounds_the_run():
+    t = Timing(first_epoch=50, every=25, threshold=None, final_epochs=50)
+    pruning, last = torch.tensor([True, True]), torch.tensor([50, 50])
+    assert not t.triggered(60, pruning, last).any()
+    assert t.due(60, pruning, last, torch.tensor([0.99, math.nan])).tolist() == [False, False]
+    assert t.due(75, pruning, last, torch.tensor([0.10, math.nan])).tolist() == [True, True]
+    assert PAPER_TIMING.max_epochs(15) == t.max_epochs(15) == 50 + 14 * 25 + 50  # the paper's 450 epochs at most
+
+
+def test_timing_ends_the_final_phase_after_final_epochs_or_just_past_a_peak():
+    assert PAPER_TIMING.final_end(torch.tensor([120, 400])).tolist() == [170, 450]
+    assert PAPER_TIMING.peak_split is None
+    peaks = Timing(first_epoch=50, every=25, threshold=0.96, final_epochs=50, final="test_peak")
+    assert peaks.peak_split == "test"
+    now, before = torch.tensor([0.90, 0.95, 0.94, math.nan]), torch.tensor([0.91, 0.94, 0.94, 0.90])
+    assert peaks.past_peak(now, before).tolist() == [True, False, True, False]  # fell, rose, stood, not measured
+
+
+class ToyHost(PruningHost):
+    """A population pruned without Lightning or a training step: scripted training accuracies, the masks in the
+    layers, and what pruning asked of it."""
+
+    def __init__(self, model, accuracy: torch.Tensor):
+        self.model, self.loss_name, self.accuracy = model, "cross_entropy", accuracy
+        self.data = torch.randn(30, model.layers[0].in_features), torch.randint(0, 3, (30,))
+        self.trained, self.logged = [], []
+
+    def eval_batches(self, split, index):
+        return EvalBatches(*self.data, 10)
+
+    def subset_accuracy(self, split, index):
+        return self.accuracy[index]
+
+    def masks(self):
+        return [layer.replica_mask().clone() for layer in self.model.layers]
+
+    def set_masks(self, masks):
+        for layer, mask in zip(self.model.layers, masks):
+            layer.set_replica_mask_(mask)
+
+    def train_only(self, active):
+        self.trained.append(active.tolist())
+
+    def log_metrics(self, metrics, epoch):
+        self.logged.append((epoch, metrics))
+
+
+def test_pruning_reaches_the_population_through_its_host_alone():
+    """Replica 0 stays above the threshold (steps at epochs 2, 3, 4), replica 1 below it (steps at the cap: 2, 5,
+    8); each is frozen `final_epochs` after its last step, and the run is over once both are."""
+    pop, model = make([0], [0.5, 0.1], False, sizes=(20, 16, 3))
+    host = ToyHost(model, torch.tensor([0.95, 0.5]))
+    timing = Timing(first_epoch=2, every=3, threshold=0.9, final_epochs=2)
+    pruning = Pruning(Magnitude(), PowerSchedule(3, 2), timing, pop)
+    for epoch in range(10):
+        pruning.epoch_start(host, epoch)
+        assert pruning.finished(epoch + 1) == (epoch == 9)
+    assert [(e["replica"], e["epoch"]) for e in pruning.history] == [
+        (pop.replicas[0].name, 2), (pop.replicas[1].name, 2), (pop.replicas[0].name, 3), (pop.replicas[0].name, 4),
+        (pop.replicas[1].name, 5), (pop.replicas[1].name, 8)]  # fmt: skip
+    assert host.trained == [[False, True]]  # replica 0 frozen at epoch 6, replica 1 at 10 (after the run)
+    kept = sum(m.sum((1, 2)) for m in host.masks()).tolist()
+    assert kept == [round(0.5 * (20 * 16 + 16 * 3)), round(0.1 * (20 * 16 + 16 * 3))]
+    assert [pruning.replica_summary(r, 10)["epochs"] for r in range(2)] == [6, 10]
+
+
+class RegrowFirstInput(Magnitude):
+    """Magnitude pruning whose every step brings back the first layer's weights from input 0 that an earlier step
+    pruned (zero until then)."""
+
+    def regrow(self, model, masks, batches, loss, replicas):
+        first = masks[0].clone()
+        first[:, 0] |= model.layers[0].replica_weight()[:, 0] == 0
+        return [first, *masks[1:]]
+
+
+def test_a_criterion_can_bring_pruned_weights_back():
+    timing = Timing(first_epoch=1, every=1, threshold=None, final_epochs=2)  # steps at the start of epochs 1, 2, 3
+    _, _, snaps = tiny_fit([0.5, 0.1], timing, saliency=RegrowFirstInput())
+    before, after = snaps.weights[1], snaps.weights[2]  # after epoch 1 (the first step's), epoch 2 (the second's)
+    pruned = before[:, 0] == 0
+    assert pruned.any() and (after[:, 0][pruned] != 0).any()  # brought back by the second step, then trained
+    assert (after[:, 1:][before[:, 1:] == 0] == 0).all()  # no other pruned weight came back
+
+
+def test_a_saliency_that_is_no_criterion_is_refused():
+    pop, _ = make([0], [0.5], False)
+    with pytest.raises(UserError, match="no pruning criterion"):
+        Pruning(object(), PowerSchedule(3, 2), PAPER_TIMING, pop)
+
+
 class Snapshots(pl.Callback):
     """Weights of the first layer after every training epoch, and how many replicas the epoch computed."""
 
@@ -123,7 +253,8 @@ def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_c
     pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
     snaps = Snapshots()
     module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer, compact=compact)
-    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=[pruning, snaps, *extra_callbacks],
+    callbacks = [PruningCallback(pruning), snaps, *extra_callbacks]
+    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=callbacks,
                          enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
                          limit_val_batches=0)  # fmt: skip
     trainer.fit(module, datamodule=data)
@@ -248,8 +379,8 @@ class Estimates(pl.Callback):
         self.seen = []
 
     def on_train_epoch_end(self, trainer, pl_module):
-        pruning = next(c for c in trainer.callbacks if isinstance(c, Pruning))
-        self.seen.append(pruning.end_estimate(trainer.current_epoch + 1))
+        callback = next(c for c in trainer.callbacks if isinstance(c, PruningCallback))
+        self.seen.append(callback.pruning.end_estimate(trainer.current_epoch + 1))
 
 
 def test_run_length_estimate_spaces_steps_as_observed_and_bounds_them_by_the_cap():

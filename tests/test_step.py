@@ -59,9 +59,7 @@ def test_step_trains_each_replica_as_torch_optim_trains_it_alone(name, regulariz
     keep = [torch.rand(pop.size, a, b) > 0.4 for a, b in zip(SIZES, SIZES[1:])]
     for e, order in enumerate(orders):
         if e == 1:
-            for layer, m in zip(model.layers, keep):
-                layer.set_replica_mask_(m)
-                step.set_mask(layer.weight, layer.mask)
+            step.set_masks(keep)
         step.run_epoch(order)
 
     act = torch.relu if p["activation"] == "relu" else torch.sigmoid
@@ -122,10 +120,10 @@ def test_captured_step_gives_the_eager_steps_weights(name):
         gen = torch.Generator().manual_seed(5)
         step = population_step(model, L1(0.01), p["loss"], "cuda", graph, x=x.clone(), y=y.clone(), **p)
         for e in range(EPOCHS):
-            if e == 1:  # a new masked parameter: the graph is captured again
-                layer = model.layers[0]
-                layer.set_replica_mask_(torch.rand(pop.size, SIZES[0], SIZES[1], generator=gen).cuda() > 0.5)
-                step.set_mask(layer.weight, layer.mask)
+            if e == 1:  # new masked parameters: the graph is captured again
+                masks = step.masks()
+                masks[0] = torch.rand(pop.size, SIZES[0], SIZES[1], generator=gen).cuda() > 0.5
+                step.set_masks(masks)
             step.run_epoch(torch.stack([torch.randperm(20, generator=gen) for _ in range(pop.streams)]).cuda())
         runs.append((step.graph is not None, [t.detach().cpu() for t in model.parameters()]))
     assert runs[0][0] and not runs[1][0]
@@ -146,10 +144,8 @@ def test_captured_step_draws_the_eager_steps_dropout_masks():
         model = model.cuda()
         step = population_step(model, None, p["loss"], "cuda", graph, x=x, y=y, **p)
         for e, order in enumerate(orders):
-            if e == 1:  # a new masked parameter: the graph is captured again
-                head = model.head
-                head.set_replica_mask_(torch.arange(3 * head.in_features * 10, device="cuda").view(3, -1, 10) % 3 > 0)
-                step.set_mask(head.weight, head.mask)
+            if e == 1:  # new masked parameters: the graph is captured again
+                step.set_masks([torch.arange(3 * model.head.in_features * 10, device="cuda").view(3, -1, 10) % 3 > 0])
             step.run_epoch(order)
         runs.append((step.graph is not None, [t.detach().cpu() for t in model.parameters()]))
     assert runs[0][0] and not runs[1][0]
@@ -180,10 +176,9 @@ def test_a_compacted_step_trains_the_active_replicas_as_the_whole_population_doe
                 step.train_only(active)
                 frozen |= {r: [layer.replica_weight()[r].clone() for layer in model.layers] for r in (~active).nonzero().flatten().tolist()}
             if e == 2:  # prune an active replica: the compacted step must take its new mask
-                layer = model.layers[0]
-                keep = torch.rand(pop.size, SIZES[0], SIZES[1], generator=gen).to(device) > 0.5
-                layer.set_replica_mask_(keep)
-                step.train_only(active)
+                masks = step.masks()
+                masks[0] = keep = torch.rand(pop.size, SIZES[0], SIZES[1], generator=gen).to(device) > 0.5
+                step.set_masks(masks)
             losses.append(step.run_epoch(torch.stack([torch.randperm(20, generator=gen) for _ in range(pop.streams)]).to(device)))
             trained.append(model.replicas if step.part is None else len(step.part[0]))
         for r, weights in frozen.items():

@@ -16,8 +16,7 @@ from .data.module import PRECISIONS
 from .errors import UserError
 from .models.spec import ModelSpec, families
 from .resources import CONF_DIR
-from .training.protocol import LONG_RUN, MAX_EPOCHS
-from .typed import Typed, bounded, construct, integer, real
+from .typed import LONG_RUN, MAX_EPOCHS, Typed, bounded, construct, integer, real
 
 
 def as_list(value) -> list:

@@ -47,6 +47,12 @@ def boolean(value, name: str) -> bool:
     raise UserError(f"{name} must be true or false, got '{value}'")
 
 
+# The most epochs a run may train (protocol.epochs, or a pruning timetable; the paper's takes 450): a population
+# takes from seconds to minutes an epoch, so more would run for months.
+MAX_EPOCHS = 100_000
+LONG_RUN = "more would run for months"
+
+
 def bounded(default, low=None, high=None, why: str = ""):
     """A field whose value must lie in [low, high]; `why`: what `high` protects against, for an int's message."""
     return dataclasses.field(default=default, metadata={"low": low, "high": high, "why": why})

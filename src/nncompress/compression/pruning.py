@@ -1,34 +1,37 @@
-"""The Lightning callback that prunes every replica of a population on the paper's iterative schedule.
+"""Pruning every replica of a population on the paper's iterative schedule, at the start of each epoch.
 
 Each replica keeps its own schedule state: it is pruned by its own saliencies to its own target, its steps fire
-on its own training accuracy, and once it has trained `final_epochs` after its last step (or its accuracy has
-stopped rising, with `final=train_peak|test_peak`) it is frozen
-(its updates masked in the training step, which stops computing it once half the population is frozen) while
-slower replicas finish.
+on its own training accuracy (when, `Timing` says), and once it has trained `final_epochs` after its last step (or
+its accuracy has stopped rising, with `final=train_peak|test_peak`) it is frozen (its updates masked in the
+training step, which stops computing it once half the population is frozen) while slower replicas finish.
+
+All it needs from the training comes through `PruningHost` (host.py); training/pruning.py calls it from Lightning.
 """
 import json
 import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
-from ..population import Population
-from ..training.metrics import replica_accuracy
-from .masks import prune_masks
 from ..errors import UserError
-from .schedules import FINAL_PHASES, Timing
-
+from ..population import Population
+from .host import PruningHost
+from .masks import prune_masks
+from .saliency import Criterion
+from .schedules import Timing
 
 SCOPES = ("global", "layer")  # rank all layers of a replica together (the authors), or each layer apart
 
 
-class Pruning(pl.Callback):
-    def __init__(self, saliency, schedule, timing: Timing, population: Population, scope: str = "global",
+class Pruning:
+    def __init__(self, saliency: Criterion, schedule, timing: Timing, population: Population, scope: str = "global",
                  run_dir: Path | None = None):  # fmt: skip
         """Built from the `pruning` config node (schedule, timing, scope) and the method's `saliency`."""
         if scope not in SCOPES:
             raise UserError(f"unknown pruning.scope '{scope}' (choose from: {', '.join(SCOPES)})")
+        if not isinstance(saliency, Criterion):
+            raise UserError(f"method.saliency: {type(saliency).__qualname__} is no pruning criterion (a subclass of "
+                            "nncompress.compression.saliency.Criterion)")  # fmt: skip
         self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
         self.population, self.run_dir = population, run_dir
         R = population.size
@@ -48,102 +51,106 @@ class Pruning(pl.Callback):
     def max_epochs(self) -> int:
         return self.timing.max_epochs(self.schedule.steps)
 
-    def accuracy(self, trainer, model, split: str, which: torch.Tensor) -> torch.Tensor:
+    def still_pruning(self) -> torch.Tensor:
+        """Replicas (bool) still training with steps left."""
+        return self.active & (self.steps_done < self.schedule.steps)
+
+    def finished(self, epochs: int) -> bool:
+        """Whether every replica is done after `epochs` epochs of training."""
+        return bool((self.end_epoch <= epochs).all())
+
+    def accuracy(self, host: PruningHost, split: str, which: torch.Tensor) -> torch.Tensor:
         """Accuracy (R,) on `split` of the replicas `which` (bool, R), measured on them alone; NaN elsewhere."""
         index = which.nonzero().flatten()
-        batches = trainer.datamodule.eval_batches(split).for_streams(model.input_streams(index))
         out = torch.full((len(which),), torch.nan)
-        out[index] = replica_accuracy(model.subset(index), batches).cpu()
+        out[index] = host.subset_accuracy(split, index)
         return out
 
-    def train_accuracy(self, trainer, model, which: torch.Tensor) -> torch.Tensor:
-        accuracy = self.accuracy(trainer, model, "train", which)
-        if trainer.logger:
-            metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas if which[r.index]}
-            trainer.logger.log_metrics(metrics, step=trainer.current_epoch)
-        self.measured_train_acc = (trainer.current_epoch, accuracy)  # for the epoch line (training/progress.py)
+    def train_accuracy(self, host: PruningHost, epoch: int, which: torch.Tensor) -> torch.Tensor:
+        accuracy = self.accuracy(host, "train", which)
+        metrics = {f"train/acc/{r.name}": float(accuracy[r.index]) for r in self.population.replicas if which[r.index]}
+        host.log_metrics(metrics, epoch)
+        self.measured_train_acc = (epoch, accuracy)  # for the epoch line (training/progress.py)
         return accuracy
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
+    def epoch_start(self, host: PruningHost, epoch: int) -> None:
+        """The work before training epoch `epoch`, timed: its share of the run (results hold the accuracies, so
+        every timed piece is synced)."""
         start = time.perf_counter()
-        self.update(trainer, pl_module)
-        self.work_s += time.perf_counter() - start  # its share of the run (results hold the accuracies, so synced)
+        self.update(host, epoch)
+        self.work_s += time.perf_counter() - start
 
-    def update(self, trainer, pl_module) -> None:
+    def update(self, host: PruningHost, epoch: int) -> None:
         """Freeze the replicas that are done, then prune those whose step is due."""
-        epoch, t = trainer.current_epoch, self.timing
-        if FINAL_PHASES[t.final] is not None:
-            self.end_past_peaks(trainer, pl_module.model, FINAL_PHASES[t.final])
+        t = self.timing
+        if t.peak_split is not None:
+            self.end_past_peaks(host, epoch, t.peak_split)
         finished = self.active & (self.end_epoch <= epoch)
         if finished.any():
             self.active &= ~finished
-            pl_module.stepper.train_only(self.active)
-        pending = self.active & (self.steps_done < self.schedule.steps) & (epoch >= t.first_epoch)
-        due = pending & (epoch - self.last_step >= t.every)
-        accuracy = torch.full((len(due),), torch.nan)
+            host.train_only(self.active)
+        before = torch.full((len(self.active),), torch.nan)  # training accuracies measured this epoch
+        if t.trigger_lag:
+            due = t.due(epoch, self.still_pruning(), self.last_step, self.lagged_accuracy)
+        else:
+            triggered = t.triggered(epoch, self.still_pruning(), self.last_step)  # only they need an accuracy
+            if triggered.any():
+                before = self.train_accuracy(host, epoch, triggered)
+            due = t.due(epoch, self.still_pruning(), self.last_step, before)
+        after = self.prune(host, epoch, due, before) if due.any() else torch.full_like(before, torch.nan)
         if t.threshold is not None and t.trigger_lag:
-            due |= pending & (self.lagged_accuracy >= t.threshold)  # NaN (not measured) never triggers
-        elif t.threshold is not None and (pending & ~due).any():  # only replicas whose step the trigger decides
-            accuracy = self.train_accuracy(trainer, pl_module.model, pending & ~due)
-            due |= pending & (accuracy >= t.threshold)
-        after = self.prune(trainer, pl_module, due, accuracy) if due.any() else torch.full_like(accuracy, torch.nan)
-        if t.threshold is not None and t.trigger_lag:
-            self.lagged_accuracy = self.next_trigger_accuracy(trainer, pl_module.model, epoch, due, after)
+            self.lagged_accuracy = self.next_trigger_accuracy(host, epoch, due, after)
 
-    def next_trigger_accuracy(self, trainer, model, epoch: int, pruned: torch.Tensor, after: torch.Tensor):
+    def next_trigger_accuracy(self, host: PruningHost, epoch: int, pruned: torch.Tensor, after: torch.Tensor):
         """With `trigger_lag`, the training accuracies next epoch's trigger reads: measured now, after this
         epoch's steps (already measured for the replicas `pruned`, whose accuracies after it are `after`), for
         the replicas whose next step the trigger decides; NaN elsewhere."""
-        t = self.timing
-        needed = self.active & (self.steps_done < self.schedule.steps) & (epoch + 1 >= t.first_epoch)
-        needed &= epoch + 1 - self.last_step < t.every  # a step the cap does not already make due
+        needed = self.timing.triggered(epoch + 1, self.still_pruning(), self.last_step)
         accuracy = torch.where(needed & pruned, after, torch.nan)
         if (needed & ~pruned).any():
-            accuracy = torch.where(needed & ~pruned, self.train_accuracy(trainer, model, needed & ~pruned), accuracy)
+            accuracy = torch.where(needed & ~pruned, self.train_accuracy(host, epoch, needed & ~pruned), accuracy)
         return accuracy
 
-    def end_past_peaks(self, trainer, model, split: str) -> None:
+    def end_past_peaks(self, host: PruningHost, epoch: int, split: str) -> None:
         """Replicas past their last step end at the first epoch whose accuracy on `split` no longer rises."""
-        final = self.active & (self.steps_done == self.schedule.steps) & (trainer.current_epoch > self.last_step)
+        final = self.active & (self.steps_done == self.schedule.steps) & (epoch > self.last_step)
         if not final.any():
             return
-        accuracy = self.accuracy(trainer, model, split, final)
-        fell = final & (accuracy <= self.peak)
-        self.end_epoch[fell] = trainer.current_epoch
+        accuracy = self.accuracy(host, split, final)
+        self.end_epoch[final & self.timing.past_peak(accuracy, self.peak)] = epoch
         self.peak = torch.where(final, accuracy, self.peak)
 
     @torch.no_grad()
-    def prune(self, trainer, pl_module, due: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    def prune(self, host: PruningHost, epoch: int, due: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
         """Prune the replicas `due` (bool, R), scored on their own; `before`: training accuracies measured this
         epoch (NaN where not). Returns their training accuracies after the step (NaN elsewhere)."""
-        model, epoch = pl_module.model, trainer.current_epoch
         unmeasured = due & before.isnan()
         if unmeasured.any():
-            before = torch.where(unmeasured, self.train_accuracy(trainer, model, unmeasured), before)
+            before = torch.where(unmeasured, self.train_accuracy(host, epoch, unmeasured), before)
         index = due.nonzero().flatten()
         start = time.perf_counter()
-        batches = trainer.datamodule.eval_batches("train").for_streams(model.input_streams(index))
-        scores = self.saliency.scores(model.subset(index), batches, pl_module.protocol.loss, index.tolist())
+        model, batches, replicas = host.model.subset(index), host.eval_batches("train", index), index.tolist()
+        scores = self.saliency.scores(model, batches, host.loss_name, replicas)
         saliency_s = time.perf_counter() - start
         fractions = torch.tensor([self.schedule.fraction(int(self.steps_done[r]) + 1, float(self.targets[r]))
                                   for r in index])  # fmt: skip
-        masks = [layer.replica_mask().clone() for layer in model.layers]
+        masks = host.masks()
         device_index = index.to(masks[0].device)
         new = prune_masks(scores, [m[device_index] for m in masks], fractions.to(scores[0]), self.scope)
-        for layer, mask, kept in zip(model.layers, masks, new):
+        for mask, kept in zip(masks, self.saliency.regrow(model, new, batches, host.loss_name, replicas)):
             mask[device_index] = kept
-            layer.set_replica_mask_(mask)
-        pl_module.stepper.train_only(self.active)
-        after = self.train_accuracy(trainer, model, due)
+        host.set_masks(masks)
+        after = self.train_accuracy(host, epoch, due)
         self.steps_done += due.long()
         self.first_step[due & (self.steps_done == 1)] = epoch
         self.last_step[due] = epoch
-        self.end_epoch[due & (self.steps_done == self.schedule.steps)] = epoch + self.timing.final_epochs
-        kept = sum(m.sum((1, 2)) for m in (layer.replica_mask() for layer in model.layers)).cpu()
-        total = sum(layer.in_features * layer.out_features for layer in model.layers)
+        last = due & (self.steps_done == self.schedule.steps)
+        self.end_epoch[last] = self.timing.final_end(self.last_step[last])
+        kept = sum(m.sum((1, 2)) for m in masks).cpu()
+        total = sum(m[0].numel() for m in masks)
         for r in self.population.replicas:
             if due[r.index]:
-                self.record(trainer, {
+                self.record(host, {
                     "replica": r.name, "seed": r.seed, "ratio": r.ratio, "epoch": epoch,
                     "step": int(self.steps_done[r.index]), "sparsity": 1.0 - float(kept[r.index]) / total,
                     "train_acc_before": float(before[r.index]), "train_acc_after": float(after[r.index]),
@@ -151,21 +158,14 @@ class Pruning(pl.Callback):
                 })  # fmt: skip
         return after
 
-    def record(self, trainer, entry: dict) -> None:
+    def record(self, host: PruningHost, entry: dict) -> None:
         self.history.append(entry)
         if self.run_dir is not None:
             with open(self.run_dir / "pruning.jsonl", "a") as f:
                 f.write(json.dumps(entry) + "\n")
-        if trainer.logger:
-            name = entry["replica"]
-            trainer.logger.log_metrics(
-                {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]},
-                step=trainer.current_epoch,
-            )
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if bool((self.end_epoch <= trainer.current_epoch + 1).all()):
-            trainer.should_stop = True
+        name = entry["replica"]
+        metrics = {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]}
+        host.log_metrics(metrics, entry["epoch"])
 
     def end_estimate(self, epochs_done: int) -> tuple[float, int]:
         """After `epochs_done` epochs: how many epochs the run is expected to last, each replica still pruning

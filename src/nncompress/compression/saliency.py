@@ -1,8 +1,8 @@
 """Saliencies: one score per weight and replica, lowest pruned first. Computed apart from masks and schedules.
 
-A new criterion is a class with `scores(model, batches, loss, replicas)` and a `conf/method/<name>.yaml` naming it as
-`saliency._target_`.
+A new criterion is a subclass of `Criterion` and a `conf/method/<name>.yaml` naming it as `saliency._target_`.
 """
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -12,8 +12,26 @@ from ..typed import Typed
 from .hessian import hessian_diagonal
 
 
+class Criterion(ABC):
+    """What a pruning step asks of a method's `saliency`: `scores` to rank the weights by, then `regrow`, a seam for
+    dynamic sparsity (weights brought back after the step pruned), which by default brings none back.
+
+    Both get `model`, the replicas being pruned as a population of their own (R of them: the population's `replicas`,
+    in order), `batches`, the training set they read (data.module.EvalBatches), and `loss`, the training loss's name.
+    """
+
+    @abstractmethod
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        """Per layer, a score (R, in, out) per weight: the lowest are pruned first."""
+
+    def regrow(self, model, masks: list[torch.Tensor], batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        """The step's masks (R, in, out) per layer, pruned to its fraction, with the weights it brings back kept: one
+        brought back restarts at zero. `model`'s weights are still those before the step."""
+        return masks
+
+
 @dataclass
-class Magnitude(Typed):
+class Magnitude(Typed, Criterion):
     """|w| (magnitude pruning)."""
 
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
@@ -21,7 +39,7 @@ class Magnitude(Typed):
 
 
 @dataclass
-class OBD(Typed):
+class OBD(Typed, Criterion):
     """Optimal Brain Damage (LeCun et al. 1989): w^2 times the diagonal Hessian of the training loss.
 
     `hessian`: `abs` ranks by w^2 |H_kk| (the authors' code), `exact` by 1/2 H_kk w^2 (LeCun's saliency, can be
@@ -37,8 +55,6 @@ class OBD(Typed):
     kept: dict = field(default_factory=dict, init=False, repr=False)  # replica -> its diagonal (`first_step`)
 
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
-        """`batches`: the training set as data.module.EvalBatches; `loss`: the training loss's name; `replicas`:
-        the population's indices of `model`'s replicas, in order."""
         if self.hessian_at == "each_step" or any(r not in self.kept for r in replicas):
             diag = hessian_diagonal(model, batches, loss, gauss_newton=self.hessian == "gauss_newton")
             if self.hessian_at == "each_step":

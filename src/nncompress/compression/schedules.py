@@ -2,8 +2,9 @@
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ..training.protocol import LONG_RUN, MAX_EPOCHS
-from ..typed import Typed, bounded
+import torch
+
+from ..typed import LONG_RUN, MAX_EPOCHS, Typed, bounded
 
 FINAL_PHASES = {"fixed": None, "train_peak": "train", "test_peak": "test"}  # -> the split whose accuracy ends it
 
@@ -57,3 +58,34 @@ class Timing(Typed):
 
     def max_epochs(self, steps: int) -> int:
         return self.first_epoch + (steps - 1) * self.every + self.final_epochs
+
+    @property
+    def peak_split(self) -> str | None:
+        """The split whose accuracy ends the final phase (`*_peak`), None when it lasts `final_epochs` (`fixed`)."""
+        return FINAL_PHASES[self.final]
+
+    def triggered(self, epoch: int, pruning: torch.Tensor, last_step: torch.Tensor) -> torch.Tensor:
+        """Replicas (bool) whose step at the start of `epoch` the trigger decides, so whose training accuracy must
+        be measured: those `pruning` (steps left) past `first_epoch` whose cap (`every` epochs after `last_step`)
+        has not come; none without a threshold."""
+        if self.threshold is None:
+            return torch.zeros_like(pruning)
+        return pruning & (epoch >= self.first_epoch) & (epoch - last_step < self.every)
+
+    def due(self, epoch: int, pruning: torch.Tensor, last_step: torch.Tensor, accuracy: torch.Tensor) -> torch.Tensor:
+        """Replicas (bool) whose step fires at the start of `epoch`: those `pruning` past `first_epoch` whose cap has
+        come, or whose training `accuracy` (NaN where not measured: never fires) reached the threshold."""
+        pending = pruning & (epoch >= self.first_epoch)
+        due = pending & (epoch - last_step >= self.every)
+        if self.threshold is not None:
+            due |= pending & (accuracy >= self.threshold)
+        return due
+
+    def final_end(self, last_step: torch.Tensor) -> torch.Tensor:
+        """The epoch training ends, at the latest, for replicas whose last step was at `last_step`."""
+        return last_step + self.final_epochs
+
+    def past_peak(self, accuracy: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+        """Replicas (bool) whose `*_peak` final phase ends now: `accuracy` on its split, measured at the start of
+        this epoch (NaN where not: never ends), no higher than `peak`, the one measured at the start of the last."""
+        return accuracy <= peak

@@ -3,11 +3,14 @@ and tested."""
 import time
 from dataclasses import dataclass
 
+from ..compression.pruning import Pruning
 from ..config import Parts
 from ..data.module import PopulationData
+from ..models.base import PopulationModel
 from ..population import Population
 from ..training.module import PopulationClassifier
 from ..training.progress import quiet_lightning
+from ..training.pruning import PruningCallback
 from .plan import Plan
 
 
@@ -16,10 +19,10 @@ class Fitted:
     """A trained and tested population: what recording reads."""
 
     population: Population
-    model: object
+    model: PopulationModel
     module: PopulationClassifier
     trainer: object
-    pruning: object  # the Pruning callback, None for a method that does not prune
+    pruning: Pruning | None  # None for a method that does not prune
     wall_s: float
 
 
@@ -44,10 +47,10 @@ def fit(parts: Parts, plan: Plan, population: Population, logger) -> Fitted:
     return Fitted(population, model, module, trainer, pruning, time.time() - start)
 
 
-def callbacks(parts: Parts, plan: Plan, population: Population, model, pruning) -> list:
+def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None) -> list:
     """The `callbacks` nodes finished with what the job knows, and the pruning callback for a method that prunes."""
     made = [parts.callbacks["progress"]()]
     histograms = parts.callbacks["histograms"]
-    if histograms.keywords["epochs"] and hasattr(model, "layers"):
+    if histograms.keywords["epochs"] and model.layers:  # a family without weight matrices has none to show
         made.append(histograms(run_dir=plan.run_dir, names=[r.name for r in population.replicas]))
-    return made + ([pruning] if pruning else [])
+    return made + ([PruningCallback(pruning)] if pruning else [])

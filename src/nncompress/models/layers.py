@@ -90,7 +90,8 @@ class PopulationLinear(nn.Module):
 
     @torch.no_grad()
     def set_replica_mask_(self, mask: torch.Tensor) -> None:
-        """Store a per-replica mask (R, in, out) in weight layout and zero the weights it removes."""
+        """Store a per-replica mask (R, in, out) in weight layout and zero the weights it removes. While training,
+        only the training step calls it (training/step.py `set_masks`), so its update masks follow."""
         self.mask = self.from_replicas(mask)
         self.weight.mul_(self.mask)
 

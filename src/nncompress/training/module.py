@@ -2,16 +2,18 @@
 
 Lightning is the outer loop (epochs, callbacks such as pruning, evaluation, logging); an epoch is one Lightning
 step whose mini-batch steps run in training/step.py. The loss is the sum over replicas of each replica's
-batch-mean loss, so one backward pass gives every replica exactly the gradient it would get alone.
+batch-mean loss, so one backward pass gives every replica exactly the gradient it would get alone. Pruning reaches
+the population through the module's `PruningHost` methods (compression/host.py).
 """
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from ..compression.host import PruningHost
 from ..data.module import PopulationData
 from ..models.layers import replica_targets
 from ..population import Population
-from .metrics import ReplicaAccuracy
+from .metrics import ReplicaAccuracy, replica_accuracy
 from .step import PopulationStep
 
 
@@ -42,7 +44,7 @@ def chance(y: torch.Tensor, stream_datasets: torch.Tensor, per_stream: int) -> t
     return per_dataset[stream_datasets.cpu()].repeat_interleave(per_stream)
 
 
-class PopulationClassifier(pl.LightningModule):
+class PopulationClassifier(pl.LightningModule, PruningHost):
     def __init__(self, model, population: Population, protocol, epochs: int, regularizer=None, cuda_graph: bool = True,
                  compact: bool = True):  # fmt: skip
         super().__init__()
@@ -76,6 +78,29 @@ class PopulationClassifier(pl.LightningModule):
             -(-data.n_train // data.batch_size), p.lr_schedule, self.epochs, self.regularizer, regularized,
             p.weight_decay, autocast, self.cuda_graph, self.compact,
         )  # fmt: skip
+
+    @property
+    def loss_name(self) -> str:
+        return self.protocol.loss
+
+    def eval_batches(self, split: str, index: torch.Tensor):
+        return self.trainer.datamodule.eval_batches(split).for_streams(self.model.input_streams(index))
+
+    def subset_accuracy(self, split: str, index: torch.Tensor) -> torch.Tensor:
+        return replica_accuracy(self.model.subset(index), self.eval_batches(split, index)).cpu()
+
+    def masks(self) -> list[torch.Tensor]:
+        return self.stepper.masks()
+
+    def set_masks(self, masks: list[torch.Tensor]) -> None:
+        self.stepper.set_masks(masks)
+
+    def train_only(self, active: torch.Tensor) -> None:
+        self.stepper.train_only(active)
+
+    def log_metrics(self, metrics: dict[str, float], epoch: int) -> None:
+        if self.logger:
+            self.logger.log_metrics(metrics, step=epoch)
 
     def training_step(self, order, batch_idx):
         """One epoch: `order` (G, n) is every stream's shuffled rows of the training data."""

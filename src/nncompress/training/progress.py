@@ -8,6 +8,8 @@ from collections import deque
 
 from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
+from .pruning import PruningCallback
+
 
 def quiet_lightning() -> None:
     """Silence the GPU/TPU availability lines, the litlogger tip and `Trainer.fit stopped` (all info-level logs),
@@ -46,11 +48,12 @@ class EpochLines(ProgressBar):
         parts += [f"{k} {float(v):.4f}" for k, v in trainer.progress_bar_metrics.items()]
         expected = latest = trainer.max_epochs
         for callback in trainer.callbacks:
-            measured = getattr(callback, "measured_train_acc", None)
+            if not isinstance(callback, PruningCallback):
+                continue
+            measured = callback.pruning.measured_train_acc
             if measured is not None and measured[0] == trainer.current_epoch:
                 parts.append(f"train acc {float(measured[1].nanmean()):.4f}")
-            if hasattr(callback, "end_estimate"):
-                expected, latest = callback.end_estimate(done)
+            expected, latest = callback.pruning.end_estimate(done)
         per_epoch = sum(self.recent) / len(self.recent)
         expected, latest = min(expected, trainer.max_epochs), min(latest, trainer.max_epochs)
         eta = f"ETA {duration(per_epoch * (expected - done))}"

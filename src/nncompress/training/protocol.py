@@ -5,15 +5,9 @@ from typing import ClassVar, Literal
 from ..models.layers import INITS
 from ..models.mlp import ACTIVATIONS
 from ..errors import UserError
-from ..typed import Typed, bounded
+from ..typed import LONG_RUN, MAX_EPOCHS, Typed, bounded
 from .module import LOSSES
 from .step import LR_SCHEDULES
-
-# The most epochs a run may train (protocol.epochs, or a pruning timetable; the paper's takes 450): a population
-# takes from seconds to minutes an epoch, so more would run for months.
-MAX_EPOCHS = 100_000
-LONG_RUN = "more would run for months"
-
 
 @dataclass(frozen=True)
 class Protocol(Typed):

@@ -39,9 +39,11 @@ class PopulationStep:
     """Trains `model` on rows of `x`, `y` (the stacked training data) with `optimizer`, a fused SGD whose
     learning rate is a one-element tensor this step rewrites.
 
-    Per parameter the gradient gets weight decay, then the regularizer (for `regularized` ones), then the
-    parameter's update mask (`set_mask`), before the optimizer step; the optimizer's momentum is masked too, so a
-    masked entry never moves.
+    It owns the masks: pruning hands it each layer's kept weights (`set_masks`) and the replicas still training
+    (`train_only`). The kept weights live in the layers' `mask` buffers (saved with the model, read by export); from
+    them and the replicas training it derives one update mask per parameter, which only it writes. Per parameter the
+    gradient gets weight decay, then the regularizer (for `regularized` ones), then that update mask, before the
+    optimizer step; the optimizer's momentum is masked too, so a masked entry never moves.
 
     With `compact` (and a `compactable` model, the MLP), once at most half the replicas trained are `active`
     (`train_only`) the others are no longer computed: each epoch trains the active ones alone, as a population of
@@ -68,7 +70,8 @@ class PopulationStep:
         self.step = torch.zeros((), dtype=torch.long, device=device)  # optimizer steps taken
         self.batch = torch.zeros(1, dtype=torch.long, device=device)  # next full batch of the epoch (graph)
         self.loss_sum = torch.zeros(model.replicas, device=device)
-        self.masks: dict[int, torch.Tensor] = {}  # parameter index -> update mask (parameter's shape)
+        self.update_masks: dict[int, torch.Tensor] = {}  # parameter index -> update mask (parameter's shape)
+        self.active = torch.ones(model.replicas, dtype=torch.bool, device=device)  # the replicas training
         self.use_graph, self.graph, self.order = cuda_graph and device.type == "cuda", None, None
         self.part: tuple[torch.Tensor, PopulationStep] | None = None  # (replicas, their step) once compacted
         self.losses = torch.zeros(model.replicas, device=device)  # each replica's loss in the last epoch it trained
@@ -78,27 +81,39 @@ class PopulationStep:
         return next(i for i, p in enumerate(self.params) if p is param)
 
     @torch.no_grad()
-    def set_mask(self, param: torch.nn.Parameter, mask: torch.Tensor) -> None:
+    def set_update_mask(self, param: torch.nn.Parameter, mask: torch.Tensor) -> None:
         """Only entries where `mask` is true move from now on; the optimizer's state is cleared outside it."""
         i = self.param_index(param)
-        if i in self.masks:
-            self.masks[i].copy_(mask)
+        if i in self.update_masks:
+            self.update_masks[i].copy_(mask)
         else:
-            self.masks[i] = mask.to(param.device, param.dtype).clone()
+            self.update_masks[i] = mask.to(param.device, param.dtype).clone()
             self.graph = None  # the captured step has no multiply for this parameter yet
         for state in self.optimizer.state.get(param, {}).values():
             if torch.is_tensor(state) and state.shape == param.shape:
-                state.mul_(self.masks[i])
+                state.mul_(self.update_masks[i])
+
+    def masks(self) -> list[torch.Tensor]:
+        """Each layer's kept weights per replica (R, in, out), a copy the caller may change; all True while dense."""
+        return [layer.replica_mask().clone() for layer in self.model.layers]
+
+    @torch.no_grad()
+    def set_masks(self, masks: list[torch.Tensor]) -> None:
+        """Keep only the weights `masks` (R, in, out per layer) keep: the others are zeroed and never move (update and
+        momentum masked), until a later call keeps them again, from zero."""
+        for layer, mask in zip(self.model.layers, masks):
+            layer.set_replica_mask_(mask)
+        self.train_only(self.active)
 
     @torch.no_grad()
     def train_only(self, active: torch.Tensor) -> None:
         """From now on only the kept weights (each layer's `mask`) and the biases of replicas `active` (bool, R)
         move: a pruned weight or a frozen replica never moves again, momentum included."""
-        active = active.to(self.x.device)
+        self.active = active = active.to(self.x.device)
         for layer in self.model.layers:
             mask = layer.from_replicas(active.view(-1, 1, 1))
-            self.set_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
-            self.set_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
+            self.set_update_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
+            self.set_update_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
         index = active.nonzero().flatten()
         trained = self.model.replicas if self.part is None else len(self.part[0])
         if self.compact and compacts(len(index), trained):
@@ -121,12 +136,12 @@ class PopulationStep:
     @torch.no_grad()
     def exchange(self, index: torch.Tensor, part: "PopulationStep", pull: bool) -> None:
         """Copy replicas `index`' weights, optimizer state and step counter into `part` (pull) or back from it;
-        with `pull` their update masks too (only this step's `set_mask` changes them)."""
+        with `pull` their update masks too (only this step changes them)."""
         (part.step.copy_ if pull else self.step.copy_)(self.step if pull else part.step)
         for layer, mine, theirs in self.pairs(part):
             i = self.param_index(mine)
-            if pull and i in self.masks:
-                part.set_mask(theirs, layer.per_replica(self.masks[i])[index])
+            if pull and i in self.update_masks:
+                part.set_update_mask(theirs, layer.per_replica(self.update_masks[i])[index])
             tensors = [(mine, theirs)]
             for key, value in self.optimizer.state.get(mine, {}).items():
                 if torch.is_tensor(value) and value.shape == mine.shape:  # momentum
@@ -230,8 +245,8 @@ class PopulationStep:
                     g.add_(p, alpha=self.weight_decay)
                 if id(p) in self.regularized:
                     self.regularizer.add_to(g, p)
-                if i in self.masks:
-                    g.mul_(self.masks[i])
+                if i in self.update_masks:
+                    g.mul_(self.update_masks[i])
                 p.grad = g
             self.lr.copy_(self.base_lr * lr_factor(self.schedule, self.step, self.steps_per_epoch, self.total_steps))
             self.optimizer.step()
