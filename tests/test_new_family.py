@@ -1,5 +1,5 @@
 """A model family the project does not ship, added the way a researcher would: a spec and its population model in a
-module of their own, one yaml, no edit of the package; it trains, is stored, exports and reaches `load_results`."""
+module of their own, one yaml, no edit of the package; it trains, is stored, exports, reaches `load_results` and the report."""
 import os
 import subprocess
 import sys
@@ -96,6 +96,12 @@ def test_a_family_added_outside_the_package_trains_exports_and_reaches_the_resul
     rows = load_results(results_dir)
     assert len(rows) == 2 and set(rows["model"]) == {"deep"} and set(rows["architecture"]) == {""}
     assert set(rows["parameters"]) == {784 * 20 + 20 * 20 + 20 * 10 + 50} and not rows.attrs["left_out"]
+    assert set(rows["role"]) == {"other"}  # not a family the package ships: listed, never compared
+    report = subprocess.run([sys.executable, "-m", "nncompress.report", "--results", str(results_dir), "--out",
+                             str(tmp_path / "report")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    read = (tmp_path / "report" / "summary.md").read_text() + (tmp_path / "report" / "index.html").read_text()
+    assert "deep" in read
     for row in rows.itertuples():
         measured = measure(tmp_path / "run" / "artefacts" / f"{row.key}.safetensors", None, str(DATA_DIR), "~/.cache/nncompress")
         assert measured["bytes"] == row.bytes and abs(measured["test_acc"] - row.test_acc) < 1e-4

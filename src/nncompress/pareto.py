@@ -42,7 +42,7 @@ def pareto_front(table: pd.DataFrame, accuracy: str = "val_acc", size: str = "pa
 def convnet_variants(runs: pd.DataFrame, dataset: str, data_keys=None) -> dict[str, pd.DataFrame]:
     """The ConvNets on `dataset` per protocol variant (never pooled), keeping those trained and tested on the data
     `data_keys` name when given (the `data_key` column of `load_results`)."""
-    conv = runs[(runs["model"] == "convnet") & (runs["dataset"] == dataset)]
+    conv = runs[(runs["role"] == "reference") & (runs["dataset"] == dataset)]
     if data_keys is not None:
         conv = conv[conv["data_key"].isin(data_keys)]
     return {label: group for label, group in conv.groupby("protocol")}

@@ -204,6 +204,7 @@ def load_results(*paths) -> pd.DataFrame:
     frame = pd.DataFrame({
         "method": [r["config"]["method"]["name"] for r in records],
         "model": [r["config"]["model"]["name"] for r in records],
+        "role": [family(r["config"]["model"]["name"]).role() for r in records],  # models.spec.ModelSpec.role
         "hidden": pd.array([r["config"]["model"].get("hidden") for r in records], dtype="Int64"),  # none: ConvNets
         "protocol": labels,
         "settings": settings,

@@ -35,6 +35,15 @@ class ModelSpec(Typed, ABC):
     def build(self, population, features: int, protocol) -> "PopulationModel":
         """The initialised population model of `population`, reading `features` inputs."""
 
+    @classmethod
+    def role(cls) -> str:
+        """How reports read the family's rows: `pruned` (the pruning methods compress it), `sized` (its ratio sizes
+        it: compressed by construction), `reference` (uncompressed architectures, compared as a Pareto front), or
+        `other` (a family the package does not ship: listed, never compared)."""
+        if cls.prunable:
+            return "pruned"
+        return "sized" if cls.takes_ratio else "reference" if cls.architecture_options else "other"
+
     def size_label(self) -> str:
         return "".join(f"{option[0]}{getattr(self, option)}" for option in self.sized_by)
 

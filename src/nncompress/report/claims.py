@@ -48,7 +48,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                          **difference(a, b, paired),
                          "at chance": int(a_rows["at_chance"].sum() + b_rows["at_chance"].sum())})  # fmt: skip
 
-    mlp, others = runs[runs["model"] == "mlp"], other_methods(runs)
+    mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
     for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
@@ -64,7 +64,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                 if len(acc[m]):
                     best = best_convnet_within(conv, cell[cell["method"] == m][size].mean(), size)
                     add(PRUNING_VS_CONVNET, f"{m} vs ConvNet {label}", acc[m], best, False, where)
-    hashed = runs[runs["model"] == "hashednet"]
+    hashed = runs[runs["role"] == "sized"]
     for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():

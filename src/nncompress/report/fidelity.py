@@ -94,7 +94,7 @@ def method_order(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     # says which separations the paper's tables support as a family.
     pairs["paper_p_holm"] = pairs.groupby("dataset")["paper_p"].transform(lambda p: multipletests(p, method="holm")[1])
     pairs = pairs[pairs["paper_p"] < ALPHA]
-    mlp, rows = runs[runs["model"] == "mlp"], []
+    mlp, rows = runs[runs["role"] == "pruned"], []
     for (protocol, settings), sel in mlp.groupby(["protocol", "settings"]):
         cells = {key: by_seed(cell) for key, cell in sel.groupby(["method", *keys])}
         for _, pair in pairs.iterrows():

@@ -11,13 +11,12 @@ from ..pareto import convnet_front, convnet_variants
 from .paper import PRUNING, other_methods
 from .stats import variant_data
 
-PAPER_PRUNING = [(method, "mlp") for method in PRUNING]
-FIGURES = {  # number: (dataset, the paper's compressed models drawn as (method, model) curves, see `figure_models`)
-    1: ("mnist", [("none", "hashednet")]),
-    2: ("mnist", PAPER_PRUNING),
-    3: ("mnist_rot", PAPER_PRUNING),
-    4: ("mnist_back_rand", PAPER_PRUNING),
-    5: ("mnist_back_image", PAPER_PRUNING),
+FIGURES = {  # number: (dataset, the role of the compressed models it draws, see `figure_models`)
+    1: ("mnist", "sized"),  # HashedNet
+    2: ("mnist", "pruned"),  # the pruned MLPs
+    3: ("mnist_rot", "pruned"),
+    4: ("mnist_back_rand", "pruned"),
+    5: ("mnist_back_image", "pruned"),
 }
 OTHER_MARKERS = "^vDP*Xh"  # the curves of methods the paper did not test: one marker per method, never the paper's o
 
@@ -50,7 +49,7 @@ def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, siz
     for method, model in models:
         for hidden, sel in mlps[(mlps["method"] == method) & (mlps["model"] == model)].groupby("hidden"):
             g = sel.groupby("ratio").agg(p=(size, "mean"), m=("acc", "mean"), s=("acc", "std"))
-            curves[f"{model if model != 'mlp' else method}, {hidden} hidden"] = g.sort_values("p")
+            curves[f"{method if sel['role'].iat[0] == 'pruned' else model}, {hidden} hidden"] = g.sort_values("p")
     data_keys = set(mlps["data_key"]) if len(mlps) else None
     for label, conv in convnet_variants(runs, dataset, data_keys).items():
         front = convnet_front(conv, size).rename(columns={size: "p", "acc": "m"})
@@ -60,12 +59,14 @@ def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, siz
 
 
 def figure_models(runs: pd.DataFrame, number: int) -> list[tuple[str, str]]:
-    """The (method, model) curves of Figure `number`: the paper's, then on a panel of pruned MLPs (2-5) every pruning
-    method the paper did not test, sorted (those without runs on its data draw nothing)."""
-    models = FIGURES[number][1]
-    if all(model == "mlp" for _, model in models):
-        models = models + [(method, "mlp") for method in other_methods(runs)]
-    return models
+    """The (method, model) curves of Figure `number`: on a panel of pruned models (2-5) the paper's methods, then
+    every pruning method it did not test, sorted; on Figure 1 each family its ratio sizes (those without runs on the
+    figure's data draw nothing)."""
+    role = FIGURES[number][1]
+    families = sorted(set(runs.loc[runs["role"] == role, "model"]))
+    if role != "pruned":
+        return [(method, model) for model in families for method in sorted(set(runs.loc[runs["model"] == model, "method"]))]
+    return [(method, model) for model in families for method in (*PRUNING, *other_methods(runs))]
 
 
 def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
@@ -75,7 +76,7 @@ def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict,
 
 def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict, str]:
     """Accuracy vs the artefacts' bytes on disk: every method and model with artefacts on `dataset`."""
-    sel = runs[(runs["dataset"] == dataset) & (runs["model"] != "convnet") & runs["bytes"].notna()]
+    sel = runs[(runs["dataset"] == dataset) & runs["role"].isin(["pruned", "sized"]) & runs["bytes"].notna()]
     models = sorted(set(zip(sel["method"], sel["model"])))
     return accuracy_curves(runs, dataset, models, protocol, "bytes")
 

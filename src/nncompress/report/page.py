@@ -17,7 +17,7 @@ from . import claims
 from .fidelity import (ABLATION_NOTE, ORDER_NOTE, ablation, method_order, order_counts, tolerance_totals,
                        within_tolerance)
 from .markup import HTML
-from .paper import DATASETS
+from .paper import in_order
 from .stats import ALPHA, cell_stats, compressed_protocols, variant_data, variants
 from .tables import AT_CHANCE_NOTE, CLOSE, Table, data_line, layout, method_tables, table, title
 
@@ -66,7 +66,7 @@ def options(runs: pd.DataFrame) -> pd.DataFrame:
 
 def section(t: pd.DataFrame, number: int | None, variant: dict) -> dict:
     """Paper table `number`, or with None a method's table (see `tables.layout`), on the datasets with runs."""
-    datasets = [d for d in DATASETS if d in set(t.dropna(subset=["ours_mean"])["dataset"])]
+    datasets = in_order(t.dropna(subset=["ours_mean"])["dataset"])
     return {"title": title(t, number), "data": data_line(variant, datasets),
             "table": layout(t, datasets, paper=number is not None)}
 

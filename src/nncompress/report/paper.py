@@ -9,6 +9,12 @@ PRUNING = ("magl1", "magl2", "obd")
 PAPER_RUNS = 5  # the paper's means and standard deviations are over 5 runs per cell
 
 
+def in_order(datasets) -> list[str]:
+    """`datasets` in the paper's column order, then those it did not use, sorted (no dataset is left out)."""
+    present = {d for d in datasets if isinstance(d, str)}  # a table row without runs has none
+    return [d for d in DATASETS if d in present] + sorted(present - set(DATASETS))
+
+
 def other_methods(runs: pd.DataFrame) -> list[str]:
-    """The pruning methods with MLP runs that the paper did not test (criteria added since), sorted."""
-    return sorted(set(runs.loc[runs["model"] == "mlp", "method"]) - set(PRUNING) - {"none"})  # none: the dense MLP
+    """The pruning methods with runs that the paper did not test (criteria added since), sorted."""
+    return sorted(set(runs.loc[runs["role"] == "pruned", "method"]) - set(PRUNING) - {"none"})  # none: dense

@@ -18,7 +18,7 @@ def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio), and how many of the
     cell's replicas learned nothing (`at_chance`: kept in the mean, since leaving them out would flatter a method)."""
     keys = ["method", "hidden", "protocol", "dataset", "ratio"]
-    grouped = runs[runs["model"] == "mlp"].groupby(keys)
+    grouped = runs[runs["role"] == "pruned"].groupby(keys)
     stats = grouped.agg(mean=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), at_chance=("at_chance", "sum"))
     return stats.reset_index()
 
@@ -31,8 +31,8 @@ def variant_data(runs: pd.DataFrame, protocol: str) -> dict:
 
 
 def compressed_protocols(runs: pd.DataFrame) -> list[str]:
-    """The protocol variants of the models the paper compresses (ConvNets, the baseline, train under their own)."""
-    return sorted(set(runs.loc[runs["model"] != "convnet", "protocol"]))
+    """The protocol variants of the compressed models (the reference architectures train under their own)."""
+    return sorted(set(runs.loc[runs["role"].isin(["pruned", "sized"]), "protocol"]))
 
 
 def variants(runs: pd.DataFrame) -> pd.DataFrame:

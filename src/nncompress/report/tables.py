@@ -10,7 +10,7 @@ import pandas as pd
 from tabulate import DataRow, TableFormat, tabulate
 
 from .markup import HTML
-from .paper import DATASETS, other_methods
+from .paper import in_order, other_methods
 from .stats import cell_stats, variant_data
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
@@ -133,7 +133,7 @@ def layout(t: pd.DataFrame, datasets: list[str], paper: bool) -> Table:
 def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) -> str:
     """Paper table `number` (long form, see `table`) as Markdown, or with number None a method's table without the
     paper's columns (see `method_tables`)."""
-    datasets, paper = [d for d in DATASETS if d in set(t["dataset"])], number is not None
+    datasets, paper = in_order(t["dataset"]), number is not None
     lines = [
         f"## {title(t, number)}, protocol `{protocol}`",
         "",
