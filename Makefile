@@ -1,9 +1,7 @@
 # Two commands on a fresh machine:  `make run` (venv + install + default job)  and  `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Where MNIST lives: your own data/ folder if it has mnist.npz, else the shared folder next to the checkout if there
-# is one, else data/ (MNIST is then downloaded into it).
-export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(or $(wildcard $(abspath ../shared/data)),$(CURDIR)/data))
+# Where MNIST lives is found by the Python code itself (nncompress.data.location), with or without make.
 ARGS ?=
 RESULTS := $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results)
 
