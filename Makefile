@@ -35,9 +35,9 @@ paper-runs: install  ## every run behind the paper's tables and figures (resumab
 paper-figures: install  ## the paper's tables and figures from the results store, in reports/ (open reports/index.html)
 	$(PY) -m nncompress.report --results $(RESULTS) --out reports $(ARGS)
 
-clean:  ## run folders, previews and caches; never the results store (multirun/results)
+clean:  ## run folders, previews and caches; never the results store (multirun/results) nor its artefacts
 	rm -rf outputs previews .pytest_cache
 	if [ -d multirun ]; then find multirun -mindepth 1 -maxdepth 1 ! -name results -exec rm -rf {} +; fi
 
-clean-results:  ## the results store itself: every finished replica (retraining them can take days)
+clean-results:  ## the results store itself: every finished replica and its artefact (retraining them can take days)
 	rm -rf $(RESULTS)
