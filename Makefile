@@ -1,9 +1,7 @@
 # Two commands on a fresh machine:  `make run` (venv + install + default job)  and  `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Where MNIST lives: your own data/ folder if it has mnist.npz, else the shared folder next to the checkout if there
-# is one, else data/ (MNIST is then downloaded into it).
-export NNCOMPRESS_DATA_DIR ?= $(if $(wildcard data/mnist.npz),$(CURDIR)/data,$(or $(wildcard $(abspath ../shared/data)),$(CURDIR)/data))
+# Where MNIST lives is found by the Python code itself (nncompress.data.location), with or without make.
 ARGS ?=
 RESULTS := $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results)
 
@@ -37,9 +35,9 @@ paper-runs: install  ## every run behind the paper's tables and figures (resumab
 paper-figures: install  ## the paper's tables and figures from the results store, in reports/ (open reports/index.html)
 	$(PY) -m nncompress.report --results $(RESULTS) --out reports $(ARGS)
 
-clean:  ## run folders, previews and caches; never the results store (multirun/results)
+clean:  ## run folders, previews and caches; never the results store (multirun/results) nor its artefacts
 	rm -rf outputs previews .pytest_cache
 	if [ -d multirun ]; then find multirun -mindepth 1 -maxdepth 1 ! -name results -exec rm -rf {} +; fi
 
-clean-results:  ## the results store itself: every finished replica (retraining them can take days)
+clean-results:  ## the results store itself: every finished replica and its artefact (retraining them can take days)
 	rm -rf $(RESULTS)

@@ -4,31 +4,45 @@
     python src/train.py protocol=paper seeds=[0,1,2] model.hidden=30
     python src/train.py -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
 """
-# ruff: noqa: E402 (SIGTERM's handler comes before the slow imports)
+# ruff: noqa: E402 (SIGTERM's handler comes before the other imports)
 import sys
 from pathlib import Path
 
 from nncompress.errors import Terminated, UserError, exit_on_sigterm, exit_on_user_error, raise_on_sigterm
 
-if __name__ == "__main__":  # first: a SIGTERM during the slow imports below ends in one line too
+if __name__ == "__main__":  # first: a SIGTERM during the imports below ends in one line too
     raise_on_sigterm()
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nncompress import config
-from nncompress.job.fit import fit
-from nncompress.job.plan import claimed, plan, stored
-from nncompress.job.record import record
-from nncompress.loggers import experiment_logger, run_name
+import nncompress.resources  # noqa: F401 (the resolver conf/train.yaml names, before Hydra composes it)
+
+# Hydra's own questions: answered from the configs alone, so neither the pre-check nor torch and Lightning (seconds
+# of imports, which wait until a job runs) delay them.
+HYDRAS_OWN = ("--help", "-h", "--hydra-help", "--version", "--shell-completion", "-sc", "--info", "-i")
+
+
+def asks_hydra(argv: list[str]) -> bool:
+    """Whether the command line asks Hydra for help, shell completion or information instead of running a job."""
+    return any(arg.split("=", 1)[0] in HYDRAS_OWN for arg in argv)
 
 
 def train(cfg: DictConfig) -> list[dict]:
     """Compose -> build -> plan -> fit -> record; returns the records of the replicas the config asks for."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from nncompress import config
+    from nncompress.job.export import export_stored
+    from nncompress.job.fit import fit
+    from nncompress.job.plan import claimed, plan, stored
+    from nncompress.job.record import record
+    from nncompress.loggers import experiment_logger, run_name
+
     parts = config.build(cfg)
     job = plan(cfg, parts, Path(HydraConfig.get().runtime.output_dir))
+    if parts.run.export:
+        export_stored(job)
     if not job.pending:
         return stored(job)
     with claimed(job, parts.run.common_random_numbers) as population:
@@ -42,6 +56,8 @@ def train(cfg: DictConfig) -> list[dict]:
 def main(cfg: DictConfig) -> tuple[float, float]:
     """Returns (mean validation accuracy, or test accuracy without a validation set; mean parameters): the
     objectives a Hydra sweeper such as Optuna's optimizes."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
     with exit_on_user_error():
         try:
             records = train(cfg)
@@ -57,8 +73,11 @@ def main(cfg: DictConfig) -> tuple[float, float]:
 
 if __name__ == "__main__":
     try:
-        with exit_on_user_error():
-            config.check_choices(sys.argv[1:])
+        if not asks_hydra(sys.argv[1:]):
+            from nncompress import config
+
+            with exit_on_user_error():
+                config.check_choices(sys.argv[1:])
         main()
     finally:
         exit_on_sigterm()  # what is left is Python's shutdown

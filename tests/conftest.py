@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from nncompress.data.location import data_dir
 from nncompress.results import is_key
 from nncompress.results import ResultStore, config_key
 
 ROOT = Path(__file__).resolve().parents[1]
-# The real MNIST: ../shared/data unless NNCOMPRESS_DATA_DIR points elsewhere.
-DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", str((ROOT / ".." / "shared" / "data").resolve())))
+# The real MNIST, where a run from the checkout finds it (nncompress.data.location), unless NNCOMPRESS_DATA_DIR says.
+DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", data_dir(ROOT)))
 os.environ.setdefault("WANDB_SILENT", "true")
 # Tests never reach the internet: a missing data file is "downloaded" from a closed local port (an instant failure).
 os.environ["NNCOMPRESS_MNIST_MIRRORS"] = os.environ["NNCOMPRESS_LAROCHELLE_URL"] = "http://127.0.0.1:9/"

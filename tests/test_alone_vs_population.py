@@ -45,8 +45,10 @@ def test_a_replica_trains_the_same_alone_or_in_a_population(tmp_path):
     sweep = tmp_path / "sweep"
     # One thread: these tiny steps gain nothing from more, and on a busy machine OpenMP's waiting threads made
     # this test four times slower (80 s instead of 20 s).
+    # Each job its own store, whose artefacts/ then holds that job's export of a replica both jobs train.
     proc = run_train("-m", f"--config-dir={tmp_path / 'conf'}", "+experiment=alone_or_among", *TINY, *PRUNING,
-                     "resume=false", "export=true", f"hydra.sweep.dir={sweep}", env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+                     "export=true", "results_dir=${hydra:runtime.output_dir}/store", f"hydra.sweep.dir={sweep}",
+                     env={"OMP_NUM_THREADS": "1"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     for i, family in enumerate(FAMILIES):  # parts run in order: job 2i alone, 2i + 1 among others
         alone_dir, among_dir = sweep / str(2 * i), sweep / str(2 * i + 1)
@@ -58,5 +60,5 @@ def test_a_replica_trains_the_same_alone_or_in_a_population(tmp_path):
             for split, n in EXAMPLES.items():
                 got, want = round(n * other[f"{split}_acc"]), round(n * record[f"{split}_acc"])
                 assert abs(got - want) <= 1, f"{name}: {split} accuracy {got} vs {want} of {n} alone"
-            weights = [file.read(d / "artefacts" / f"{key}.safetensors")[0] for d in (among_dir, alone_dir)]
+            weights = [file.read(d / "store" / "artefacts" / f"{key}.safetensors")[0] for d in (among_dir, alone_dir)]
             torch.testing.assert_close(*weights, msg=lambda m: f"{name}: weights differ from alone: {m}")

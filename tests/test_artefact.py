@@ -1,8 +1,9 @@
 """Artefacts: every family exported, loaded as a plain module, and checked against the population it came from."""
 import json
+import os
+import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +16,9 @@ from nncompress.artefact.export import export
 from nncompress.errors import UserError
 from nncompress.models.factory import ConvNet, HashedNet, MLP
 from nncompress.population import Population
-from nncompress.results import read_jsonl
+from nncompress.results import ResultStore, read_jsonl
 
-from conftest import DATA_DIR, TINY, run_train
+from conftest import DATA_DIR, ROOT, TINY, run_train
 
 MEAN_STD = (torch.tensor(0.13), torch.tensor(0.31))
 
@@ -147,11 +148,12 @@ def test_bad_files_fail_with_one_line(tmp_path):
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
-def check_run(run_dir, data_dir=DATA_DIR):
-    """Every replica of a run exported: its file's size in its record, and its accuracy measured again equal."""
+def check_run(run_dir, store, data_dir=DATA_DIR):
+    """Every replica of a run exported into the store: its file's size in its record, its accuracy measured again
+    equal."""
     records = read_jsonl(run_dir / "results.jsonl")
     for r in records:
-        path = run_dir / "artefacts" / f"{r['key']}.safetensors"
+        path = store / "artefacts" / f"{r['key']}.safetensors"
         measured = measure(path, None, str(data_dir), "~/.cache/nncompress")
         assert r["artefact_bytes"] == path.stat().st_size == measured["bytes"]
         assert measured["parameters"] == r["parameters"] and abs(measured["test_acc"] - r["test_acc"]) < 1e-4
@@ -170,7 +172,8 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
         proc = run_train(*args, *TINY, "export=true", f"hydra.sweep.dir={tmp_path}/{name}", f"hydra.run.dir={tmp_path}/{name}")
         assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent for p in tmp_path.rglob("results.jsonl"))
-    records = {r["config"]["model"]["name"] + "/" + r["config"]["method"]["name"]: r for d in runs for r in check_run(d)}
+    records = {r["config"]["model"]["name"] + "/" + r["config"]["method"]["name"]: r
+               for d in runs for r in check_run(d, results_dir)}  # fmt: skip
     assert sorted(records) == ["convnet/none", "hashednet/none", "mlp/magl1", "mlp/magl2", "mlp/none", "mlp/obd"]
     for method in ("obd", "magl1", "magl2"):
         assert records[f"mlp/{method}"]["nonzero_weights"] == round(0.01 * 79400)
@@ -182,15 +185,65 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
     assert {"test_acc", "bytes", "parameters", "latency_ms_batch1", "latency_ms_batch1000"} <= json.loads(proc.stdout).keys()
     for p in results_dir.glob("*.json"):
         p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "artefact_bytes"}))
-    subprocess.run([sys.executable, "-m", "nncompress.artefact.export", str(results_dir), "--out", str(tmp_path / "again"),
-                    "--update-store"], check=True, capture_output=True)  # fmt: skip
+    (results_dir / "artefacts").rename(tmp_path / "first")
+    export = [sys.executable, "-m", "nncompress.artefact.export", str(results_dir)]
+    subprocess.run([*export, "--out", str(tmp_path / "again")], check=True, capture_output=True)
+    assert not (results_dir / "artefacts").exists()  # a store is only read
+    subprocess.run([*export, "--update-store"], check=True, capture_output=True)  # into the store, beside the entries
     for r in records.values():
-        again = tmp_path / "again" / f"{r['key']}.safetensors"
+        again, first = tmp_path / "again" / f"{r['key']}.safetensors", tmp_path / "first" / f"{r['key']}.safetensors"
         if r["config"]["save_model"]:  # the same bytes as the run's own export (a separate process)
-            assert again.read_bytes() == (Path(r["run_dir"]) / "artefacts" / again.name).read_bytes()
+            assert again.read_bytes() == first.read_bytes() == (results_dir / "artefacts" / again.name).read_bytes()
             assert again.stat().st_size == r["artefact_bytes"]
         assert json.loads((results_dir / f"{r['key']}.json").read_text()).get("artefact_bytes") == (
             r["artefact_bytes"] if r["config"]["save_model"] else None)
+    refused = subprocess.run([*export, "--update-store", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: --update-store writes each artefact into")
+
+
+def test_a_resumed_run_exports_its_stored_replicas_into_the_store_readable_by_colleagues(tmp_path, cache_dir):
+    """`export=true` on a run that finds replicas stored: those without an artefact get one from their run's saved
+    model, those whose run saved none are named in one line; artefacts live in the store beside their entries, so
+    `make clean` keeps them. Under umask 022 every file a run writes (entries, artefacts, results.jsonl) is 0644,
+    readable by a lab's colleagues."""
+    small = ["dataset.train_size=600", "dataset.test_size=300", "protocol.epochs=2", "logger=none"]
+    results_dir = tmp_path / "multirun" / "results"  # a checkout's layout, in a temporary folder
+
+    def run(name, *overrides):
+        where = [f"results_dir={results_dir}", f"hydra.run.dir={tmp_path / 'outputs' / name}"]
+        proc = subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *small, *overrides, *where], cwd=ROOT,
+                              capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022), timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    run("saved", "seeds=[0,1]", "save_model=true")
+    store = ResultStore(results_dir)
+    unsaved = next(r for r in store.records() if r["seed"] == 1)
+    store.put({**unsaved, "run_dir": str(tmp_path / "gone")})  # as if its run folder, saved model and all, were gone
+    proc = run("export", "seeds=[0,1,2]", "export=true")
+    assert "export: 1 stored replica(s) exported from their saved model" in proc.stdout
+    named = [line for line in proc.stderr.splitlines() if "no saved model" in line]
+    assert len(named) == 1 and ": mnist_seed1_ratio1; resume=false export=true" in named[0], proc.stderr
+    stored = {r["seed"]: r for r in ResultStore(results_dir).records()}
+    artefacts = {p.name for p in (results_dir / "artefacts").iterdir()}
+    assert artefacts == {f"{stored[seed]['key']}.safetensors" for seed in (0, 2)} and "artefact_bytes" not in stored[1]
+    for seed in (0, 2):  # the saved model's export and the fresh one: each its replica, as the store says
+        path = results_dir / "artefacts" / f"{stored[seed]['key']}.safetensors"
+        measured = measure(path, None, str(DATA_DIR), str(cache_dir))
+        assert stored[seed]["artefact_bytes"] == path.stat().st_size
+        assert abs(measured["test_acc"] - stored[seed]["test_acc"]) < 1e-6  # float32 in the record: 1/300 a test image
+        assert measured["parameters"] == stored[seed]["parameters"]
+    written = [results_dir / f"{stored[seed]['key']}.json" for seed in (0, 2)]  # 1's last written by this test
+    written += [results_dir / "artefacts" / name for name in artefacts]
+    written += [tmp_path / "outputs" / name / "results.jsonl" for name in ("saved", "export")]
+    assert {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == \
+        {str(p.relative_to(tmp_path)): "0o644" for p in written}
+    subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path), "clean"], check=True,
+                   env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert not (tmp_path / "outputs").exists()  # the runs, their saved model with them
+    named = [r for r in ResultStore(results_dir).records() if "artefact_bytes" in r]
+    assert len(named) == 2 and all((results_dir / "artefacts" / f"{r['key']}.safetensors").stat().st_size
+                                   == r["artefact_bytes"] for r in named)  # fmt: skip
 
 
 def test_a_pruned_replica_is_written_in_whichever_format_is_smaller():

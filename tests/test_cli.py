@@ -1,4 +1,6 @@
-"""The command line as a user meets it: one-line errors, a full run, determinism, the README command."""
+"""The command line as a user meets it: one-line errors, help and completion, a full run, determinism, the README
+command."""
+import os
 import subprocess
 import sys
 
@@ -38,6 +40,22 @@ def test_bad_input_is_one_line_error(tmp_path, overrides, message):
     assert lines == [lines[0]] and lines[0].startswith("error: ") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not list(tmp_path.rglob("results.jsonl"))
+
+
+def test_help_and_shell_completion_are_answered_without_the_pre_check_or_torch(tmp_path):
+    """`--help` and shell completion are Hydra's to answer from the configs alone: neither waits for torch and
+    Lightning (seconds of imports: a poisoned copy of each here) nor trips the pre-check on Hydra's own arguments."""
+    for name in ("torch", "pytorch_lightning"):
+        (tmp_path / f"{name}.py").write_text("raise ImportError('imported to answer a question Hydra answers alone')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    shown = run_train("--help", env=env)
+    assert shown.returncode == 0 and "protocol: convnet, fast, hashednet, paper" in shown.stdout, shown.stderr
+    install = run_train("-sc", "install=bash", env=env)
+    assert install.returncode == 0 and "complete -o nospace -o default -F hydra_bash_completion" in install.stdout
+    query = run_train("-sc", "query=bash", env={**env, "COMP_LINE": "python src/train.py proto"})
+    assert query.returncode == 0 and query.stdout.split() == ["protocol.", "protocol="], query.stderr
+    job = run_train("install=bash", env=env)  # a job, though: pre-checked, which needs torch (poisoned here)
+    assert job.returncode != 0 and "imported to answer" in job.stderr
 
 
 def test_checksum_mismatch_is_one_line_error(tmp_path):

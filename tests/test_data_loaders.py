@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import io
+import subprocess
 import zipfile
 
 import numpy as np
@@ -9,6 +10,7 @@ from omegaconf import OmegaConf
 
 from nncompress.data import larochelle
 from nncompress.data.datasets import load_dataset
+from nncompress.data.location import data_dir
 from nncompress.data.mnist import IDX_PARTS, load_idx_dir, load_mnist, read_idx
 from nncompress.errors import UserError
 
@@ -109,3 +111,32 @@ def test_amat_zip_loader(tmp_path, transposed):
     wrong = larochelle.AmatZip("variant.zip", "0" * 40, "a_train.amat", "a_test.amat", transposed)
     with pytest.raises(UserError, match="checksum mismatch"):
         larochelle.load_original("mnist_rot", tmp_path, tmp_path / "cache", wrong)
+
+
+def test_the_data_folder_is_found_by_one_rule_with_or_without_make(tmp_path, monkeypatch):
+    """NNCOMPRESS_DATA_DIR; else data/ if it holds mnist.npz; else ../shared/data if there; else data/: what a run
+    composes from the checkout, and the Makefile has no rule of its own."""
+    from hydra import compose, initialize_config_dir
+
+    checkout, shared = tmp_path / "checkout", tmp_path / "shared" / "data"
+    checkout.mkdir()
+    monkeypatch.delenv("NNCOMPRESS_DATA_DIR")
+    monkeypatch.chdir(checkout)
+
+    def composed() -> str:
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            return OmegaConf.to_container(compose("train"), resolve=True)["data_dir"]
+
+    assert data_dir() == composed() == str(checkout / "data")  # nothing yet: data/, MNIST downloaded into it
+    shared.mkdir(parents=True)
+    assert data_dir() == composed() == str(shared)
+    (checkout / "data").mkdir()
+    (checkout / "data" / "mnist.npz").touch()
+    assert data_dir() == composed() == str(checkout / "data")  # your own copy wins
+    monkeypatch.chdir(tmp_path)
+    assert data_dir(checkout) == str(checkout / "data")  # from the folder given
+    monkeypatch.setenv("NNCOMPRESS_DATA_DIR", "/elsewhere")
+    assert data_dir() == composed() == "/elsewhere"
+    make = subprocess.run(["make", "-pn", "-f", str(ROOT / "Makefile"), "-C", str(checkout), "clean"],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True)  # fmt: skip
+    assert "NNCOMPRESS_DATA_DIR" not in make.stdout  # make leaves it to the code: the same folder either way

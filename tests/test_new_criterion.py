@@ -53,8 +53,8 @@ def test_a_criterion_added_outside_the_package_trains_and_reaches_the_report(tmp
     kept = runs.groupby("method")["nonzero_weights"].sum()
     assert kept["reversed"] == kept["magl1"]  # pruned to the same targets, by other weights
     main(["--results", str(store), "--out", str(tmp_path / "reports")])
-    (protocol,) = set(runs["protocol"])  # one variant of fast (2 epochs, its own pruning timing) for both methods
-    assert protocol.startswith("fast-")
+    (protocol,) = set(runs["protocol"])  # one variant of fast (its data and pruning timing) for both methods
+    assert protocol == "fast_test_size=300_train_size=600_steps=1_final_epochs=1_first_epoch=0"
     curves, _ = figure_curves(runs, 2, protocol)
     assert "reversed, 100 hidden" in curves and "magl1, 100 hidden" in curves
     assert "| 90 % |" in (tmp_path / "reports" / f"table_reversed_100_{protocol}.md").read_text()

@@ -103,5 +103,5 @@ def test_a_family_added_outside_the_package_trains_exports_and_reaches_the_resul
     read = (tmp_path / "report" / "summary.md").read_text() + (tmp_path / "report" / "index.html").read_text()
     assert "deep" in read
     for row in rows.itertuples():
-        measured = measure(tmp_path / "run" / "artefacts" / f"{row.key}.safetensors", None, str(DATA_DIR), "~/.cache/nncompress")
+        measured = measure(results_dir / "artefacts" / f"{row.key}.safetensors", None, str(DATA_DIR), "~/.cache/nncompress")
         assert measured["bytes"] == row.bytes and abs(measured["test_acc"] - row.test_acc) < 1e-4

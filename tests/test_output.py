@@ -25,14 +25,16 @@ def test_sweep_is_quiet_shows_eta_and_accuracy_and_ends_with_one_table(tmp_path)
     assert [row.split()[4] for row in table[1:]] == ["20", "30"]
 
 
-def test_make_clean_keeps_the_results_store(tmp_path):
-    for path in ("multirun/results/abc.json", "multirun/2026-01-01/10-00-00/0/results.jsonl", "outputs/x/y.txt"):
+def test_make_clean_keeps_the_results_store_and_the_artefacts_its_entries_name(tmp_path):
+    """Run in a copy of a checkout's layout (a temporary folder): the store keeps its entries and their artefacts."""
+    kept = ("multirun/results/0123456789abcdef.json", "multirun/results/artefacts/0123456789abcdef.safetensors")
+    for path in (*kept, "multirun/2026-01-01/10-00-00/0/results.jsonl", "outputs/x/y.txt"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("{}")
     make = ["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(tmp_path)]
     subprocess.run([*make, "clean"], check=True, env={"PATH": "/usr/bin:/bin"})
     assert [p.name for p in (tmp_path / "multirun").iterdir()] == ["results"] and not (tmp_path / "outputs").exists()
-    assert (tmp_path / "multirun/results/abc.json").exists()
+    assert all((tmp_path / path).exists() for path in kept)
     subprocess.run([*make, "clean-results"], check=True, env={"PATH": "/usr/bin:/bin"})
     assert not (tmp_path / "multirun/results").exists()
 

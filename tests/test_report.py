@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,18 +61,67 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
         store.put(other)
     runs = load_results(store.root)
     labels = sorted(set(runs["protocol"]))
-    assert len(labels) == 2 and all(label.startswith("fast-") for label in labels)
+    assert labels == ["fast", "fast_lr=0.01"]  # a record stating no lr has fast.yaml's: the plain name
     write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
-    means = sorted(pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item() for label in labels)
-    assert np.allclose(means, [60.0, 95.0])
-    assert set(runs["settings"]) == {"protocol.lr=0.01", "protocol.lr=—"}  # what tells the variants apart
-    for record in store.records():  # a record stating fast.yaml's value: the plain name, the other a variant of it
+    means = [pd.read_csv(tmp_path / f"table3_{label}.csv").dropna(subset=["ours_mean"])["ours_mean"].item()
+             for label in labels]  # fmt: skip
+    assert np.allclose(means, [95.0, 60.0])
+    assert set(zip(runs["protocol"], runs["settings"])) == {("fast", ""), ("fast_lr=0.01", "protocol.lr=0.01")}
+    for record in store.records():  # a record stating fast.yaml's value: the plain name still
         record["config"]["protocol"].setdefault("lr", 0.05)
         store.put(record)
     runs = load_results(store.root)
-    assert set(zip(runs["protocol"].str.len(), runs["settings"])) == {(4, ""), (11, "protocol.lr=0.01")}
+    assert set(zip(runs["protocol"], runs["settings"])) == {("fast", ""), ("fast_lr=0.01", "protocol.lr=0.01")}
     store.put(fake_record("magl1", 100, "mnist", 0.01, 5, 0.95, protocol="paper"))
     assert "paper" in set(load_results(store.root)["protocol"])  # one setting under a name: the plain name
+
+
+def test_a_variants_label_and_file_names_stay_when_unrelated_runs_join_the_store(tmp_path):
+    """A label names what its replicas set, read from their records alone: other runs joining the store change
+    neither it nor the files named after it."""
+    store = NamedStore(tmp_path / "store")
+
+    def put(acc, seed, protocol="fast", dataset="mnist", options=None, **data):
+        record = fake_record("magl1", 100, dataset, 0.01, seed, acc, protocol=protocol, **data)
+        record["key"] += json.dumps(options)
+        for key, value in (options or {}).items():  # "protocol.lr": 1.0
+            *nodes, leaf = key.split(".")
+            node = record["config"]
+            for name in nodes:
+                node = node.setdefault(name, {})
+            node[leaf] = value
+        store.put(record)
+
+    for seed in (0, 1):
+        put(0.95, seed)
+        put(0.90, seed, "paper", options={"protocol.lr": 1.0})
+    before = load_results(store.root).set_index("key")["protocol"]
+    (tmp_path / "before").mkdir(), (tmp_path / "after").mkdir()
+    write_tables(load_results(store.root), tmp_path / "before", pd.read_csv(REFERENCE))
+    assert set(before) == {"fast", "paper_lr=1.0"}
+    for seed in (0, 1):  # other data, another dataset, another precision, an ablation of the other protocol
+        put(0.50, seed, train_size=600)
+        put(0.80, seed, dataset="mnist_rot")
+        put(0.94, seed, options={"precision": "bf16-mixed"})
+        put(0.91, seed, "paper", options={"protocol.lr": 1.0, "protocol.momentum": 0.9})
+    runs = load_results(store.root)
+    after = runs.set_index("key")["protocol"]
+    assert after[before.index].equals(before)
+    assert set(after) - set(before) == {"fast_train_size=600", "fast_precision=bf16-mixed", "paper_lr=1.0_momentum=0.9"}
+    write_tables(runs, tmp_path / "after", pd.read_csv(REFERENCE))
+    assert {p.name for p in (tmp_path / "before").iterdir()} < {p.name for p in (tmp_path / "after").iterdir()}
+    assert (tmp_path / "after" / "table3_paper_lr=1.0.csv").exists()  # a label's dots kept in its file names
+
+
+def test_one_variants_images_from_both_sources_are_told_apart(tmp_path):
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):
+        for source, acc in (("original", 0.9), ("regenerated", 0.95)):
+            record = fake_record("magl1", 100, "mnist_rot", 0.01, seed, acc)
+            store.put(record | {"source": source, "key": record["key"] + source})
+    runs = load_results(store.root)
+    assert dict(zip(runs["source"], runs["protocol"])) == {"original": "fast", "regenerated": "fast_source=regenerated"}
+    assert set(runs.groupby("protocol")["acc"].mean().round(6)) == {90.0, 95.0}
 
 
 @pytest.mark.parametrize("protocol", sorted(p.stem for p in (ROOT / "conf" / "protocol").glob("*.yaml")))
@@ -101,16 +152,16 @@ def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_pl
         return load_results(store.root).set_index(["method", "seed"])
 
     lagged = store_of("lagged", ("magl1", 0, 1, {}), ("magl1", 1, 1, {}), ("none", 0, 0, {}))
-    assert lagged.loc[("magl1", 0), "protocol"].startswith("paper-")
+    assert lagged.loc[("magl1", 0), "protocol"] == "paper_trigger_lag=1"
     assert set(lagged.loc["magl1", "settings"]) == {"pruning.timing.trigger_lag=1"}
     assert lagged.loc[("none", 0), "protocol"] == "paper"  # a method that does not prune: pruning does not apply
     as_configured = store_of("paper", ("magl1", 0, 0, {"lr": 3.0}), ("magl1", 1, 0, {"lr": 3.0}))  # paper.yaml's values
     assert set(as_configured["protocol"]) == {"paper"} and set(as_configured["settings"]) == {""}
     both = store_of("both", ("magl1", 0, 0, {"lr": 3.0}), ("magl1", 1, 1, {"lr": 3.0}))  # the ablation beside it
-    assert both.loc[("magl1", 0), "protocol"] == "paper" and both.loc[("magl1", 1), "protocol"].startswith("paper-")
+    assert both.loc[("magl1", 0), "protocol"] == "paper" and both.loc[("magl1", 1), "protocol"] == "paper_trigger_lag=1"
     assert both.loc[("magl1", 1), "settings"] == "pruning.timing.trigger_lag=1"
     slow = store_of("slow", ("magl1", 0, 0, {"lr": 1.0}))
-    assert slow["protocol"].item().startswith("paper-") and slow["settings"].item() == "protocol.lr=1.0"
+    assert slow["protocol"].item() == "paper_lr=1.0" and slow["settings"].item() == "protocol.lr=1.0"
 
 
 def test_fidelity_counts_cells_within_the_papers_tolerance(tmp_path):
@@ -152,7 +203,7 @@ def test_fidelity_compares_each_variant_with_its_protocol_on_the_cells_both_have
                 store.put(record)
     runs = load_results(store.root)
     row = ablation(runs, reference).iloc[0]
-    assert row["protocol"].startswith("fast-") and row["settings"] == "protocol.lr=0.01" and row["base"] == "fast"
+    assert row["protocol"] == "fast_lr=0.01" and row["settings"] == "protocol.lr=0.01" and row["base"] == "fast"
     assert (row["cells"], row["within"], row["base within"]) == (2, 1, 2)  # 0.01: -1.6 beyond the paper's ±1 (sd 0.2)
     assert (row["replicas"], row["base replicas"]) == (2, 4)  # the plain side's two seeds on the shared cells only
     assert row["mean abs Δ"] == pytest.approx(1.0, abs=1e-4) and row["base mean abs Δ"] == pytest.approx(0.65, abs=1e-4)
@@ -281,14 +332,16 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
     runs = load_results(store.root)
     mlp = runs[runs["model"] == "mlp"]
     small = mlp[mlp["dataset.train_size"] == 500]
-    assert len(set(mlp["protocol"])) == 2 and small["settings"].item() == "dataset.train_size=500"
+    assert set(mlp["protocol"]) == {"fast_train_size=500", "fast_train_size=2000"}
+    assert small["settings"].item() == "dataset.train_size=500"
     assert small["data"].item() == "regenerated, paper split: 500 train / 12,000 test"
     write_tables(runs, tmp_path, pd.read_csv(REFERENCE))
     for label in set(mlp["protocol"]):
         md = (tmp_path / f"table3_{label}.md").read_text()
         assert "(n=1)" in md and "(n=2)" not in md and " train / 12,000 test" in md
     convnets = runs[runs["model"] == "convnet"]
-    assert len(set(convnets["protocol"])) == 2 and "protocol.epochs=2" in set(convnets["settings"])
+    assert set(convnets["protocol"]) == {"convnet_train_size=500", "convnet_train_size=500_protocol.epochs=2"}
+    assert "dataset.train_size=500, protocol.epochs=2" in set(convnets["settings"])
     # every hidden size is drawn; ConvNets only beside MLPs on the same data, one front per ConvNet variant
     curves, data = figure_curves(runs, 2, small["protocol"].item())
     assert {k for k in curves if not k.startswith("ConvNet")} == {"magl1, 100 hidden"}

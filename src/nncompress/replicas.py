@@ -4,13 +4,17 @@
     runs = nncompress.load_results("multirun/results")
 
 Replicas are pooled over seeds (a table cell, a point of a figure) only when they were trained the same way on the
-same data: runs under one protocol name that differ in a training setting (`TRAINING_SETTINGS`), a data setting
-(`DATA_SETTINGS`, the data source) or a method or model option (against that option file's defaults) carry the name
-suffixed with a short hash of what differs (`fast-1a2b3c`), and `settings` says what it is. So does a run that sets a
-protocol or pruning option away from what its protocol name gives, stored alone: the plain name means the conf files'.
+same data. A replica's protocol variant is named by what it set away from a fixed reference, whatever else is read
+beside it: its protocol's name, then each protocol or pruning option changed from what `protocol=<name>` gives, each
+method or model option changed from its option file's, each data setting (`DATA_SETTINGS`) and `precision` or
+`common_random_numbers` changed from its default, as `name=value` (`paper_lr=1.0`, a file name as it is); `settings`
+says the same with full option names (`protocol.lr=1.0`). The one name that depends on what else is read: replicas of
+one variant and dataset trained on both the original and regenerated images, the regenerated ones then reading
+`_source=regenerated`.
 """
 import hashlib
 import json
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,15 +23,20 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from .data.catalog import CONTENTS
+from .data.datasets import Dataset
 from .models.spec import family
 from .resources import CONF_DIR
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
+from .results.keys import KEY_SETTINGS, defaults_of
 
 
-# Config keys that say how a network was trained, whatever the method or model.
-TRAINING_SETTINGS = ("protocol", "pruning", "precision", "common_random_numbers")
+# Top-level settings that change how a network trains, whatever the method or model (their defaults: results.keys).
+RUN_SETTINGS = ("precision", "common_random_numbers")
 # Keys of `dataset` that say which images a replica trained and was tested on (with the source it used).
 DATA_SETTINGS = ("split", "train_size", "test_size", "val_size", "regen_seed")
+DATA_DEFAULTS = defaults_of(Dataset)
+# The longest variant label: a file name holds it after `bytes_<dataset>_` and before `.png`, within 255 bytes.
+LONGEST_LABEL = 160
 # Keys of the data that must agree for a ConvNet to stand beside an MLP: the ConvNet search holds out a
 # validation split of its own (dataset.val_size), so that one may differ.
 COMPARABLE_DATA = ("dataset.source", "dataset.split", "dataset.train_size", "dataset.test_size", "dataset.regen_seed")
@@ -55,12 +64,10 @@ def option_defaults(group: str, name: str) -> dict:
     return flatten(options, f"{group}.")
 
 
-def shared_settings(record: dict) -> dict:
-    """The training and data settings of a replica, flattened."""
-    config = without_defaults(applied(record["config"]))  # an option added later splits nothing
-    data = config.get("dataset") or {}
-    return (flatten({k: config.get(k) for k in TRAINING_SETTINGS})
-            | {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")})  # fmt: skip
+def data_settings(record: dict) -> dict:
+    """Which images a replica used: its data settings (flattened, those at their default as None) and source."""
+    data = without_defaults(applied(record["config"])).get("dataset") or {}  # an option added later splits nothing
+    return {f"dataset.{k}": data.get(k) for k in DATA_SETTINGS} | {"dataset.source": record.get("source")}
 
 
 def picked_files(conf_file: Path) -> dict:
@@ -116,33 +123,75 @@ def shown(value) -> str:
     return "—" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
+@cache
+def option_names() -> frozenset[str]:
+    """Every option the conf files set, by its full name in a record (`protocol.lr`, `pruning.schedule.steps`)."""
+    top = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "train.yaml"))
+    names = {k for k in top if k not in ("defaults", "hydra")}
+    for group in (p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("experiment", "hydra")):
+        for path in group.glob("*.yaml"):
+            node = "pruning.schedule" if group.name == "schedule" else group.name
+            names |= {f"{node}.{k.split('.', 1)[1]}" for k in option_defaults(group.name, path.stem)}
+    return frozenset(names)
+
+
+def short_name(key: str) -> str:
+    """The shortest tail of an option's full name that no other option of the conf files ends with: `lr` for
+    `protocol.lr`, `trigger_lag` for `pruning.timing.trigger_lag`, but `protocol.epochs` (`callbacks.histograms.epochs`
+    is another `epochs`)."""
+    parts, others = key.split("."), option_names() - {key}
+    for start in range(len(parts) - 1, 0, -1):
+        tail = ".".join(parts[start:])
+        if not any(other == tail or other.endswith("." + tail) for other in others):
+            return tail
+    return key
+
+
+def word(key: str, value) -> str:
+    """`value` as a label shows it: as Hydra reads it (true, null), a class by its name, nothing a file name cannot
+    hold."""
+    if isinstance(value, bool) or value is None:
+        value = {True: "true", False: "false", None: "null"}[value]
+    elif key.endswith("_target_"):
+        value = str(value).rpartition(".")[2]
+    return re.sub(r"[^\w.+-]+", "-", str(value)).strip("-")
+
+
+def variant_settings(record: dict) -> dict:
+    """What sets a replica's variant apart, from the record alone: the protocol and pruning options changed from what
+    its protocol name gives, method and model options changed from their option files', data settings and run
+    settings changed from their defaults (full names -> values)."""
+    config = applied(record["config"])
+    data = config.get("dataset") or {}
+    return (training_changes(config) | own_settings(config)
+            | {f"dataset.{k}": data[k] for k in DATA_SETTINGS if k in data and data[k] != DATA_DEFAULTS[k]}
+            | {k: config[k] for k in RUN_SETTINGS if k in config and config[k] != KEY_SETTINGS[k]})  # fmt: skip
+
+
+def variant_label(name: str, settings: dict) -> str:
+    """`paper`, `paper_lr=1.0`, `fast_train_size=600_test_size=300`: the protocol's name, then what differs (full
+    names' order, so an option's group stays together), as a file name can hold it (a label beyond LONGEST_LABEL
+    characters ends with a hash of the rest)."""
+    differs = [f"{short_name(key)}={word(key, value)}" for key, value in sorted(settings.items())]
+    label = "_".join([word("protocol.name", name), *differs])
+    if len(label) <= LONGEST_LABEL:
+        return label
+    return f"{label[:LONGEST_LABEL - 7]}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"
+
+
 def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
-    """Per record: the protocol's name, suffixed with a short hash of the settings that tell its variant apart (with
-    the protocol and pruning options changed from what the name gives); and those settings as `key=value` text."""
-    rows = [shared_settings(r) for r in records]
-    shared = pd.DataFrame(rows)
-    names = pd.Series([r["config"]["protocol"]["name"] for r in records])
-    datasets = pd.Series([r["dataset"] for r in records])
-    # A setting splits a protocol name where it differs between replicas of one dataset (sources, say, may differ
-    # between datasets: each table column says which it used).
-    # Replicas that prune are compared apart from those that do not: only theirs have pruning settings.
-    pruning = pd.Series([prunes(r["config"]) for r in records])
-    differs = shared.map(repr).groupby([names, datasets, pruning]).nunique() > 1
-    varying = differs.groupby(level=0).any()
-    labels, described = [], []
+    """Per record: its variant's label (`variant_label`) and what sets it apart as `key=value` text (`settings`)."""
+    settings = [variant_settings(r) for r in records]
+    names = [str(r["config"]["protocol"]["name"]) for r in records]
+    sources = pd.DataFrame({"label": [variant_label(n, s) for n, s in zip(names, settings)],
+                            "dataset": [r["dataset"] for r in records],
+                            "source": [r.get("source") for r in records]})  # fmt: skip
+    mixed = sources.groupby(["label", "dataset"])["source"].transform("nunique") > 1
     for i, record in enumerate(records):
-        name, config = names[i], applied(record["config"])
-        stated, defaults = flatten(config), protocol_defaults(name)
-        # A setting that varies splits the name, but a value the protocol's files give keeps it: the plain name is theirs.
-        applies = [c for c in shared.columns if (pruning[i] or not c.startswith("pruning."))
-                   and not (c in defaults and c in stated and stated[c] == defaults[c])]  # fmt: skip
-        keys = {c: rows[i].get(c) for c in applies if varying.at[name, c]} | own_settings(config)
-        keys |= {k: v for k, v in training_changes(config).items() if k not in keys}
-        digest = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:6]
-        labels.append(f"{name}-{digest}" if keys else name)
-        # an option left out of `keys` as its class's default is shown with its value (`stated`)
-        described.append(", ".join(f"{k}={shown(stated.get(k) if v is None else v)}" for k, v in sorted(keys.items())))
-    return labels, described
+        if mixed[i] and record.get("source") != "original":  # both images under one name: the regenerated apart
+            settings[i] = settings[i] | {"dataset.source": record.get("source")}
+    labels = [variant_label(n, s) for n, s in zip(names, settings)]
+    return labels, [", ".join(f"{k}={shown(v)}" for k, v in sorted(s.items())) for s in settings]
 
 
 def data_description(record: dict) -> str:
@@ -200,7 +249,7 @@ def load_results(*paths) -> pd.DataFrame:
         frame.attrs["left_out"] = left_out
         return frame
     labels, settings = variant_labels(records)
-    shared = [shared_settings(r) for r in records]
+    shared = [data_settings(r) for r in records]
     frame = pd.DataFrame({
         "method": [r["config"]["method"]["name"] for r in records],
         "model": [r["config"]["model"]["name"] for r in records],

@@ -1,7 +1,7 @@
 """Compressed replicas as standalone files (safetensors), and plain modules to run them.
 
-    model = nncompress.artefact.load("run/artefacts/<key>.safetensors")   # a torch.nn.Module
-    logits = model(images)                                                # (B, 784) raw pixels in [0, 1]
+    model = nncompress.artefact.load("multirun/results/artefacts/<key>.safetensors")   # a torch.nn.Module
+    logits = model(images)                                                               # (B, 784) raw pixels in [0, 1]
 
 See `formats` for what each family stores, `export` for writing them, `python -m nncompress.artefact PATH` to
 measure one (accuracy, bytes, parameters, latency).

@@ -4,7 +4,7 @@
     python -m nncompress.artefact PATH [--dataset mnist] [--data-dir DIR]
 
 The test split is the one the replica was tested on (its dataset config), read from `--data-dir`
-(default: NNCOMPRESS_DATA_DIR, else data/); `--dataset` tests it on another dataset instead.
+(default: the folder a run finds, see docs/data.md); `--dataset` tests it on another dataset instead.
 """
 import argparse
 import dataclasses
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import load_dataset
+from ..data.location import data_dir
 from ..errors import exit_on_user_error
 from . import file, formats, schema
 from .latency import batch_of, median_ms
@@ -50,7 +51,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", type=Path)
     parser.add_argument("--dataset", help="test on this dataset (default: the one the replica was tested on)")
-    parser.add_argument("--data-dir", default=os.environ.get("NNCOMPRESS_DATA_DIR", "data"))
+    parser.add_argument("--data-dir", default=data_dir(), help="default: as a run finds it (docs/data.md)")
     parser.add_argument("--cache-dir", default=os.environ.get("NNCOMPRESS_CACHE_DIR", "~/.cache/nncompress"))
     args = parser.parse_args()
     with exit_on_user_error():

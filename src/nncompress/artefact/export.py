@@ -4,8 +4,9 @@
     python -m nncompress.artefact.export RUN_DIR_OR_STORE [--out DIR] [--values float16] [--update-store]
 
 Writes `<out>/<key>.safetensors` (default out: `<run_dir>/artefacts`); runs without a saved model are skipped. A
-store is only read, unless `--update-store` asks that each exported record gain its `artefact_bytes`. Records are
-data: the model is rebuilt only from the package's own classes, and `model.pt` is read as tensors only.
+store is only read, unless `--update-store` asks that each replica's artefact go into the store, beside its entry
+(`artefacts/<key>.safetensors`), and its record gain `artefact_bytes`. Records are data: the model is rebuilt only
+from the package's own classes, and `model.pt` is read as tensors only.
 """
 import argparse
 import subprocess
@@ -53,8 +54,9 @@ def export(path: Path, model, r: int, record: dict, standardization: tuple | Non
     return file.write(path, tensors, config)
 
 
-def load_population(run_dir: Path, records: list[dict]):
-    """The trained population model of a run directory (its `model.pt`), and its input standardization per dataset."""
+def load_population(run_dir: Path, records: list[dict], standardization: dict | None = None):
+    """The trained population model of a run directory (its `model.pt`), and its input standardization per dataset
+    (`standardization` when the caller has it, else computed from the data its records name)."""
     saved = Path(run_dir) / "model.pt"
     if not saved.is_file():
         raise UserError(f"{saved} does not exist: export=true while training, or train with save_model=true")
@@ -76,6 +78,8 @@ def load_population(run_dir: Path, records: list[dict]):
     model.load_state_dict({k: v for k, v in state["state_dict"].items() if k not in masks})
     for name, mask in masks.items():
         model.get_submodule(name.rsplit(".", 1)[0]).mask = mask
+    if standardization is not None:
+        return model, population, standardization
     standardization = {}
     if cfg.protocol.normalize:
         for dataset in {d for d, _, _ in cells}:
@@ -104,26 +108,40 @@ def source_records(source: Path) -> tuple[dict[str, list[dict]], results.ResultS
     return runs, store
 
 
+def export_saved(run_dir: Path, records: list[dict], paths: dict[str, Path], values: torch.dtype = torch.float32,
+                 standardization: dict | None = None) -> dict[str, int]:
+    """Export the replicas of `records` from the `model.pt` of `run_dir`, each to its key's path in `paths`; returns
+    key -> the artefact's bytes."""
+    model, population, standardization = load_population(run_dir, records, standardization)
+    index = {r.cell: r.index for r in population.replicas}
+    cells = {record["key"]: (record["dataset"], record["seed"], record["ratio"]) for record in records}
+    foreign = next((cell for cell in cells.values() if cell not in index), None)
+    if foreign is not None:  # before writing any: all of them or none
+        raise UserError(f"{run_dir}/model.pt holds no replica {foreign}: its records are not this run's")
+    return {r["key"]: export(paths[r["key"]], model, index[cells[r["key"]]], r, standardization.get(r["dataset"]),
+                             values=values) for r in records}  # fmt: skip
+
+
 def export_runs(source: Path, out: Path | None, values: torch.dtype, update_store: bool = False) -> list[tuple[Path, int]]:
     """Export every replica recorded in `source`, a run directory (its results.jsonl) or a results store; with
-    `update_store`, each exported store record gains its `artefact_bytes`."""
+    `update_store`, each stored replica's artefact goes into the store beside its entry, which gains its
+    `artefact_bytes`."""
+    if update_store and out is not None:
+        raise UserError("--update-store writes each artefact into the store, beside its entry (artefacts/): drop --out")
     runs, store = source_records(Path(source))
+    update = update_store and store is not None
     written = []
     for run_dir, mine in runs.items():
         if store is not None and not (Path(run_dir) / "model.pt").is_file():
             print(f"skipped {len(mine)} stored replica(s) of {run_dir or '(no run_dir)'}: no model.pt (trained without save_model=true)")
             continue
-        model, population, standardization = load_population(Path(run_dir), mine)
-        index = {r.cell: r.index for r in population.replicas}
+        folder = out or Path(run_dir) / "artefacts"  # named by keys: never climbs out
+        paths = {r["key"]: store.artefact(r["key"]) if update else folder / f"{r['key']}.safetensors" for r in mine}
+        sizes = export_saved(Path(run_dir), mine, paths, values)
         for record in mine:
-            cell = (record["dataset"], record["seed"], record["ratio"])
-            if cell not in index:
-                raise UserError(f"{run_dir}/model.pt holds no replica {cell}: its records are not this run's")
-            path = (out or Path(run_dir) / "artefacts") / f"{record['key']}.safetensors"  # a key: never climbs out
-            size = export(path, model, index[cell], record, standardization.get(record["dataset"]), values=values)
-            if store is not None and update_store:
-                store.put({**record, "artefact_bytes": size})
-            written.append((path, size))
+            if update:
+                store.put({**record, "artefact_bytes": sizes[record["key"]]})
+            written.append((paths[record["key"]], sizes[record["key"]]))
     return written
 
 
@@ -132,7 +150,8 @@ def main():
     parser.add_argument("source", help="a run directory (results.jsonl + model.pt) or the results store")
     parser.add_argument("--out", type=Path, help="folder for the artefacts (default: <run_dir>/artefacts)")
     parser.add_argument("--values", choices=("float32", "float16"), default="float32", help="pruned weights' dtype")
-    parser.add_argument("--update-store", action="store_true", help="record each artefact's bytes in the store")
+    parser.add_argument("--update-store", action="store_true",
+                        help="write each artefact into the store beside its entry, and its bytes into the entry")
     args = parser.parse_args()
     with exit_on_user_error():
         for path, size in export_runs(args.source, args.out, getattr(torch, args.values), args.update_store):

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from ..errors import exit_on_user_error
 from .catalog import CONTENTS, DATASETS
+from .location import data_dir
 from .datasets import load_dataset
 from .splits import Images
 
@@ -32,7 +33,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="previews")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--data-dir", default=os.environ.get("NNCOMPRESS_DATA_DIR", "data"))
+    parser.add_argument("--data-dir", default=data_dir(), help="default: as a run finds it (docs/data.md)")
     parser.add_argument("--cache-dir", default=os.environ.get("NNCOMPRESS_CACHE_DIR", "~/.cache/nncompress"))
     args = parser.parse_args()
     out = Path(args.out)

@@ -20,17 +20,20 @@ def record(parts: Parts, plan: Plan, fitted: Fitted, name: str) -> list[dict]:
     kept = [r for r in fitted.population.replicas if r.index not in failed]
     records = replica_records(plan, fitted, kept)
     run_dir, logger = plan.run_dir, fitted.trainer.logger
+    exported = []  # in the store, beside the entries (ResultStore.artefact); a replica stored before and retrained
+    # only to share a stream is export_stored's
     if parts.run.export:
         for rec, replica in zip(records, kept):
-            path = run_dir / "artefacts" / f"{rec['key']}.safetensors"
-            rec["artefact_bytes"] = export(path, fitted.model, replica.index, rec, plan.standardization.get(replica.dataset))
+            if replica.cell not in plan.done:
+                exported.append(plan.store.artefact(rec["key"]))
+                rec["artefact_bytes"] = export(exported[-1], fitted.model, replica.index, rec,
+                                               plan.standardization.get(replica.dataset))  # fmt: skip
     if parts.run.save_model:
         torch.save({"replicas": [r.__dict__ for r in fitted.population.replicas], "state_dict": fitted.model.state_dict()},
                    run_dir / "model.pt")  # fmt: skip
     results.write_jsonl(run_dir / "results.jsonl", records)
     log_replica_table(logger, records)
-    if parts.run.export:
-        log_artefacts(logger, sorted((run_dir / "artefacts").glob("*.safetensors")), "replicas-" + name.replace("/", "-"))
+    log_artefacts(logger, exported, "replicas-" + name.replace("/", "-"))
     for rec in records:
         if (rec["dataset"], rec["seed"], rec["ratio"]) not in plan.done:  # retrained only to share a stream
             plan.store.put(rec)

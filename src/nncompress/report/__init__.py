@@ -1,8 +1,8 @@
 """The report (`make paper-figures`, `python -m nncompress.report`): the paper's tables and figures regenerated from
 the results store, with the paper's conclusions re-tested. It reads only the local results store (never W&B).
 
-Per paper table and protocol found, `tableN_<protocol>.md` and `.csv` (`<protocol>-<hash>` where runs under one
-protocol name were trained with different settings or on different data, see `nncompress.replicas`): rows = edges
+Per paper table and protocol found, `tableN_<protocol>.md` and `.csv` (`<protocol>` a variant's label: its name
+and what its runs set away from it, `paper_lr=1.0`, see `nncompress.replicas`): rows = edges
 removed, columns = datasets, our mean ± std over n seeds (sample std, as the paper; "k at chance" where replicas
 learned nothing), the paper's value and the difference, in percent; cells without runs show as "—". A pruning method
 the paper did not test gets a table of the same shape per hidden size, ours only (`table_<method>_<hidden>_<protocol>`),

@@ -53,15 +53,16 @@ def tolerance_totals(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def ablation(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Each variant of a protocol (`paper-<hash>`, one reading changed) against the plain protocol on the cells both
-    have: an ablation that covers some tables only is compared like for like there; each side counts all its seeds,
-    and says how many replicas that is."""
+    """Each variant of a protocol (`paper_trigger_lag=1`, one reading changed) against the plain protocol on the cells
+    both have: an ablation that covers some tables only is compared like for like there; each side counts all its
+    seeds, and says how many replicas that is."""
     cells = tolerance_cells(runs, reference)
     if cells.empty:
         return cells
+    names = runs.groupby("protocol")["protocol.name"].first()  # a variant's plain protocol
     keys, rows = ["table", "method", "hidden", "dataset", "ratio"], []
     for (protocol, settings), variant in cells[cells["settings"] != ""].groupby(["protocol", "settings"]):
-        base = protocol.rsplit("-", 1)[0]
+        base = names[protocol]
         both = variant.merge(cells[cells["protocol"] == base], on=keys, suffixes=("", "_base"))
         for data, t in both.groupby("data"):
             rows.append({"protocol": protocol, "settings": settings, "data": data, "cells": len(t),

@@ -32,12 +32,13 @@ def pyplot():
 
 
 def save(fig, stem: Path) -> Path:
-    """Write `fig` as PNG and PDF next to each other; returns the PNG."""
+    """Write `fig` as PNG and PDF next to each other; returns the PNG. (A stem may hold dots, `fig2_paper_lr=1.0`:
+    suffixes are appended, never swapped in.)"""
     fig.tight_layout()
     for suffix in (".png", ".pdf"):
-        fig.savefig(stem.with_suffix(suffix))
+        fig.savefig(f"{stem}{suffix}")
     pyplot().close(fig)
-    return stem.with_suffix(".png")
+    return Path(f"{stem}.png")
 
 
 def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, size: str = "parameters") -> tuple[dict, str]:
@@ -110,7 +111,7 @@ def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path, others: 
 
 
 def protocol_title(runs: pd.DataFrame, protocol: str) -> str:
-    """`protocol paper-bc72e2 (pruning.timing.trigger_lag=1)`: a variant's label with what sets it apart."""
+    """`protocol paper_trigger_lag=1 (pruning.timing.trigger_lag=1)`: a variant's label with what sets it apart."""
     settings = variant_data(runs, protocol)["settings"]
     return f"protocol {protocol}" + (f" ({settings})" if settings else "")
 

@@ -159,8 +159,8 @@ def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list
         tables = [(n, f"table{n}", table(reference, stats, n, protocol)) for n in sorted(set(reference["table"]))]
         tables += [(None, f"table_{m}_{h:g}", t) for (m, h), t in method_tables(runs, protocol).items()]
         for number, name, t in tables:
-            stem = out / f"{name}_{protocol}"
-            t.to_csv(stem.with_suffix(".csv"), index=False)
-            stem.with_suffix(".md").write_text(markdown(t, number, protocol, variant))
-            written.append(stem.with_suffix(".md"))
+            stem = f"{name}_{protocol}"  # a label may hold dots (`paper_lr=1.0`): no Path.with_suffix
+            t.to_csv(out / f"{stem}.csv", index=False)
+            (out / f"{stem}.md").write_text(markdown(t, number, protocol, variant))
+            written.append(out / f"{stem}.md")
     return written

@@ -26,13 +26,14 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 MARKER = ".nncompress-store"  # an empty file: this folder is a results store
-OWN = {MARKER, "claims", "damaged", "migrated", "README.md"}  # besides the entries; README.md: a store's own notes
+OWN = {MARKER, "artefacts", "claims", "damaged", "migrated", "README.md"}  # besides the entries; README.md: its notes
 
 
 class ResultStore:
     """A folder of `<key>.json` files, one per finished replica, marked by `.nncompress-store`.
 
-    It touches only its own files: entries named by a key, and `claims/`, `damaged/`, `migrated/`; anything else is
+    It touches only its own files: entries named by a key, `artefacts/<key>.safetensors` (an entry's replica as a
+    standalone file: kept with the entry it belongs to), and `claims/`, `damaged/`, `migrated/`; anything else is
     left alone and named once in a warning. An entry that does not parse, holds another key or lacks a field is
     left where it is and counts as neither done nor missing (`bad`); only `set_aside` (a run's `repair=true`) moves
     it to `damaged/`. Readers `open` a store, writers `create` it; reading never writes.
@@ -97,6 +98,11 @@ class ResultStore:
         if not is_key(key):
             raise ValueError(f"not a results-store key: {key!r}")
         return self.root / f"{key}.json"
+
+    def artefact(self, key: str) -> Path:
+        """Where the artefact of `key`'s replica lives (`export=true`): beside its entry, so that whatever keeps the
+        store (`make clean`) keeps it too."""
+        return self.root / "artefacts" / self.path(key).with_suffix(".safetensors").name
 
     def read(self, path: Path) -> dict | None:
         """The record in `path`; None when there is none, or when it is bad (noted in `bad`). An entry that cannot
