@@ -18,11 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from nncompress import config
+from nncompress import config, hydra_job
+from nncompress.console import logged_errors
 from nncompress.job.fit import fit
 from nncompress.job.plan import claimed, plan, stored
 from nncompress.job.record import record
-from nncompress.loggers import experiment_logger, run_name
+from nncompress.loggers import experiment_logger, run_labels
 
 
 def train(cfg: DictConfig) -> list[dict]:
@@ -34,15 +35,16 @@ def train(cfg: DictConfig) -> list[dict]:
     with claimed(job, parts.run.common_random_numbers) as population:
         if population is None:  # all held by another live run
             return []
-        with experiment_logger(cfg, parts.logger, job.run_dir, job.resolved) as logger:
-            return record(parts, job, fit(parts, job, population, logger), run_name(cfg))
+        labels = run_labels(cfg, hydra_job.swept())
+        with experiment_logger(cfg, parts.logger, job.run_dir, job.resolved, labels) as logger:
+            return record(parts, job, fit(parts, job, population, logger, hydra_job.parallel()), labels.name)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> tuple[float, float]:
     """Returns (mean validation accuracy, or test accuracy without a validation set; mean parameters): the
     objectives a Hydra sweeper such as Optuna's optimizes."""
-    with exit_on_user_error():
+    with exit_on_user_error(), logged_errors():
         try:
             records = train(cfg)
         except (Terminated, SIGTERMException):  # Lightning's where raise_on_sigterm was not called (a sweep's

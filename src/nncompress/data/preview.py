@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from ..console import setup
 from ..errors import exit_on_user_error
 from .catalog import CONTENTS, DATASETS
 from .datasets import load_dataset
@@ -35,6 +36,7 @@ def main():
     parser.add_argument("--data-dir", default=os.environ.get("NNCOMPRESS_DATA_DIR", "data"))
     parser.add_argument("--cache-dir", default=os.environ.get("NNCOMPRESS_CACHE_DIR", "~/.cache/nncompress"))
     args = parser.parse_args()
+    setup()  # the data's own lines (a download) on the console
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = OmegaConf.load(Path(__file__).resolve().parents[3] / "conf" / "dataset" / "mnist.yaml")
