@@ -187,8 +187,8 @@ COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "sour
 
 def load_results(*paths) -> pd.DataFrame:
     """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
-    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c4s1p2`), seed, `settings` and `data` (what its variant was trained on), test accuracy
-    in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
+    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), seed, `settings`
+    and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
     within a point of always answering the commonest class; records older than that check count as learned), its
     artefact's size on disk (`bytes`, NaN without one) and the record's own fields
     (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not

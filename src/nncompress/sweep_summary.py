@@ -11,10 +11,9 @@ GROUP = ["method", "model", "size", "dataset", "protocol", "ratio"]
 HEADERS = ["jobs", *GROUP, "n", "test acc (%)", "std", "parameters"]
 
 
-def job_number(run_dir: str) -> int:
-    """A job's number, from its run folder (`hydra.sweep.subdir`); -1 for a folder named otherwise."""
-    name = Path(run_dir).name
-    return int(name) if name.isdigit() else -1
+def job_order(jobs: pd.Series) -> pd.Series:
+    """Run folders (`hydra.sweep.subdir`, the job's number) in the order their jobs ran; others first."""
+    return jobs.map(lambda name: int(name) if name.isdigit() else -1)
 
 
 def sweep_table(sweep_dir) -> str:
@@ -25,10 +24,10 @@ def sweep_table(sweep_dir) -> str:
     runs = load_results(sweep_dir)
     if runs.empty:
         return f"no results.jsonl under {sweep_dir} (jobs with everything already stored write none)"
-    runs["job"] = runs["run_dir"].map(job_number)
-    runs = runs.sort_values("job", kind="stable")
+    runs["job"] = runs["run_dir"].map(lambda d: Path(d).name)
+    runs = runs.sort_values("job", key=job_order, kind="stable")
     groups = runs.groupby(GROUP, sort=False, dropna=False).agg(
-        jobs=("job", lambda j: ",".join(map(str, sorted(set(j))))), n=("acc", "size"), acc=("acc", "mean"),
+        jobs=("job", lambda j: ",".join(dict.fromkeys(j))), n=("acc", "size"), acc=("acc", "mean"),
         std=("acc", "std"), parameters=("parameters", "mean")).reset_index()  # fmt: skip
     rows = [[g["jobs"], *(g[c] for c in GROUP[:-1]), f"{g['ratio']:g}", g["n"], f"{g['acc']:.2f}",
              "—" if pd.isna(g["std"]) else f"{g['std']:.2f}", f"{round(g['parameters']):,}"]

@@ -18,6 +18,7 @@ from .schema import is_key, problem
 
 log = logging.getLogger(__name__)
 
+
 def dumps(record: dict) -> str:
     """Standard JSON (NaN and infinities refused, never written)."""
     return json.dumps(record, sort_keys=True, allow_nan=False)
