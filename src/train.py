@@ -32,12 +32,12 @@ def train(cfg: DictConfig) -> list[dict]:
     """Compose -> build -> plan -> fit -> record; returns the records of the replicas the config asks for."""
     from hydra.core.hydra_config import HydraConfig
 
-    from nncompress import config
+    from nncompress import config, hydra_job
     from nncompress.job.export import export_stored
     from nncompress.job.fit import fit
     from nncompress.job.plan import claimed, plan, stored
     from nncompress.job.record import record
-    from nncompress.loggers import experiment_logger, run_name
+    from nncompress.loggers import experiment_logger, run_labels
 
     parts = config.build(cfg)
     job = plan(cfg, parts, Path(HydraConfig.get().runtime.output_dir))
@@ -48,8 +48,9 @@ def train(cfg: DictConfig) -> list[dict]:
     with claimed(job, parts.run.common_random_numbers) as population:
         if population is None:  # all held by another live run
             return []
-        with experiment_logger(cfg, parts.logger, job.run_dir, job.resolved) as logger:
-            return record(parts, job, fit(parts, job, population, logger), run_name(cfg))
+        labels = run_labels(cfg, hydra_job.swept())
+        with experiment_logger(cfg, parts.logger, job.run_dir, job.resolved, labels) as logger:
+            return record(parts, job, fit(parts, job, population, logger, hydra_job.parallel()), labels.name)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -58,7 +59,9 @@ def main(cfg: DictConfig) -> tuple[float, float]:
     objectives a Hydra sweeper such as Optuna's optimizes."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    with exit_on_user_error():
+    from nncompress.console import logged_errors
+
+    with exit_on_user_error(), logged_errors():
         try:
             records = train(cfg)
         except (Terminated, SIGTERMException):  # Lightning's where raise_on_sigterm was not called (a sweep's

@@ -66,6 +66,7 @@ def test_checksum_mismatch_is_one_line_error(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode != 0 and len(lines) == 1 and "checksum mismatch" in lines[0]
     assert not list(tmp_path.rglob("results.jsonl"))
+    assert (tmp_path / "run" / "train.log").read_text().splitlines()[-1] == lines[0]  # the run's log says why it ended
 
 
 def train_tiny(run_dir, *extra):

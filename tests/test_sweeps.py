@@ -1,3 +1,5 @@
+import os
+import re
 import subprocess
 import sys
 
@@ -8,11 +10,11 @@ from nncompress.results import ResultStore
 from conftest import ROOT
 
 
-def multirun(tmp_path, sweep_dir, *args):
+def multirun(tmp_path, sweep_dir, *args, env=None):
     flags = [a for a in args if a.startswith("-")]  # Hydra's flags go before the overrides
     cmd = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *flags, f"results_dir={tmp_path}/store",
            f"hydra.sweep.dir={sweep_dir}", *(a for a in args if a not in flags)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -41,12 +43,19 @@ def test_smoke_preset_with_submitit_local_launcher_then_resume(tmp_path):
     assert len(list((tmp_path / "b").rglob("results.jsonl"))) == 0  # no job trained anything
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
-    smoke(tmp_path, tmp_path / "j", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=magl1",
-          "dataset=mnist,mnist_back_rand")  # fmt: skip
+def test_joblib_launcher_runs_jobs_in_parallel_processes_whose_lines_say_their_job(tmp_path):
+    proc = smoke(tmp_path, tmp_path / "j", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method=magl1",
+                 "dataset=mnist,mnist_back_rand")  # fmt: skip
     records = ResultStore(tmp_path / "store").records()
     assert len(records) == 8 and {r["dataset"] for r in records} == {"mnist", "mnist_back_rand"}
     assert len(list((tmp_path / "j").rglob("results.jsonl"))) == 2
+    epochs = [line for line in proc.stdout.splitlines() if re.search(r"epoch \d+/", line)]  # each whole, none cut
+    assert epochs and all(re.fullmatch(r"#[01] epoch \d+/\d+  .*  ETA .*", line) for line in epochs), epochs
+    for job in (0, 1):
+        mine = [line for line in epochs if line.startswith(f"#{job} ")]
+        assert len(mine) == records[0]["epochs"]
+        logged = (tmp_path / "j" / str(job) / "train.log").read_text().splitlines()
+        assert [line for line in logged if re.search(r"epoch \d+/", line)] == mine
 
 
 def preset_jobs(name: str) -> int:
@@ -131,16 +140,16 @@ def test_wandb_gives_each_job_of_a_multirun_its_own_named_run(tmp_path):
     finally:
         del os.environ["WANDB_MODE"]
     runs = [offline_run(d) for d in sorted((tmp_path / "w").glob("*/wandb/offline-run-*"))]
-    assert sorted(r["name"] for r in runs) == sorted(f"smoke/{m}/{d}/h30" for m in ("magl1", "obd")
+    assert sorted(r["name"] for r in runs) == sorted(f"smoke/{m}/{d}/h30/r0.1+0.01" for m in ("magl1", "obd")
                                                     for d in ("mnist", "mnist_back_rand"))  # fmt: skip
     for r in runs:
         method, dataset = r["name"].split("/")[1:3]
-        assert r["group"] == f"smoke/{method}/mlp/{dataset}" and r["job_type"] == "smoke"
-        assert {"smoke", method, dataset, "fast"} <= r["tags"]
+        assert r["group"] == r["name"] and r["job_type"] == "smoke"  # the preset sweeps no seeds
+        assert {"smoke", method, dataset, "fast", "ratio=0.1", "ratio=0.01"} <= r["tags"]
         replicas = [f"{dataset}_seed{s}_ratio{q}" for s in (0, 1) for q in (0.1, 0.01)]
         for name in replicas:  # every replica's own curves, its histogram, and the table of replicas
             assert {f"train/loss/{name}", f"train/acc/{name}", f"prune/sparsity/{name}", f"weights/{name}/bins"} <= r["keys"]
         assert any(k.startswith("replicas") for k in r["keys"])
-        assert r["artifacts"]["replicas-" + r["name"].replace("/", "-")] == ("model", 4)  # the exported files
+        assert r["artifacts"][f"replicas-smoke-{method}-{dataset}-h30-r0.1_0.01"] == ("model", 4)  # the exported files
     assert "wandb:" not in proc.stdout + proc.stderr  # W&B's own console lines are silenced
     assert proc.stdout.count("W&B run 'smoke/") == 4

@@ -14,8 +14,8 @@ one variant and dataset trained on both the original and regenerated images, the
 """
 import hashlib
 import json
+import logging
 import re
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +28,8 @@ from .models.spec import family
 from .resources import CONF_DIR
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
 from .results.keys import KEY_SETTINGS, defaults_of
+
+log = logging.getLogger(__name__)
 
 
 # Top-level settings that change how a network trains, whatever the method or model (their defaults: results.keys).
@@ -229,21 +231,21 @@ def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
         records |= {r["key"]: r for r in upgraded(found, left_out).values()}
     return list(records.values()), left_out
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
-           "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "run_dir"]  # fmt: skip
+           "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size", "run_dir"]  # fmt: skip
 
 
 def load_results(*paths) -> pd.DataFrame:
     """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
-    protocol variant, dataset, ratio), seed, `settings` and `data` (what its variant was trained on), test accuracy
-    in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
+    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), seed, `settings`
+    and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
     within a point of always answering the commonest class; records older than that check count as learned), its
     artefact's size on disk (`bytes`, NaN without one) and the record's own fields
     (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not
     be used are left out with one warning, and listed (name -> why) in the frame's `attrs["left_out"]`."""
     records, left_out = read_records(*paths)
     if left_out:
-        print(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out ({describe(left_out)})",
-              file=sys.stderr)  # fmt: skip
+        log.warning(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out "
+                    f"({describe(left_out)})")
     if not records:
         frame = pd.DataFrame(columns=COLUMNS + ["data_key"])
         frame.attrs["left_out"] = left_out
@@ -262,6 +264,7 @@ def load_results(*paths) -> pd.DataFrame:
         "acc": [100 * r["test_acc"] for r in records],
         "at_chance": [r.get("learned") is False for r in records],
         "architecture": [architecture(r["config"]["model"]) for r in records],
+        "size": [family(r["config"]["model"]["name"]).sized_label(r["config"]["model"]) for r in records],
     })  # fmt: skip
     fields = pd.json_normalize([{k: v for k, v in r.items() if k != "config"} for r in records], sep=".")
     config = pd.json_normalize([r["config"] for r in records], sep=".")

@@ -1,12 +1,14 @@
 """Cached arrays: atomic writes, safe when parallel sweep jobs race to create the same file, and reads that
 drop a damaged file so it is rebuilt instead of failing every run."""
-import sys
+import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def save_atomic(path: Path, arrays: dict) -> None:
@@ -22,6 +24,6 @@ def load_cached(path: Path) -> dict | None:
         with np.load(path) as d:
             return dict(d)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        print(f"warning: unreadable cache file {path} ({type(err).__name__}) removed; rebuilding it", file=sys.stderr)
+        log.warning(f"warning: unreadable cache file {path} ({type(err).__name__}) removed; rebuilding it")
         path.unlink(missing_ok=True)
         return None

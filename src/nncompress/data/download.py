@@ -5,10 +5,13 @@ published checksum before it is kept.
 Mirrors are base URLs, tried in order; `NNCOMPRESS_MNIST_MIRRORS` (space-separated) and `NNCOMPRESS_LAROCHELLE_URL`
 replace them (a local copy, or a test's server).
 """
+import logging
 import os
 from pathlib import Path
 
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
 LAROCHELLE_URL = "http://www.iro.umontreal.ca/~lisa/icml2007data/"
@@ -33,7 +36,7 @@ def fetch(filename: str, algorithm: str, digest: str, data_dir: Path, mirrors: l
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
-        print(f"downloading {url} into {data_dir}", flush=True)
+        log.info(f"downloading {url} into {data_dir}")
         try:
             path = pooch.retrieve(url, known_hash=f"{algorithm}:{digest}", fname=filename, path=data_dir,
                                   downloader=pooch.HTTPDownloader(progressbar=False, timeout=TIMEOUT_S))  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from ..console import setup
 from ..errors import exit_on_user_error
 from .catalog import CONTENTS, DATASETS
 from .location import data_dir
@@ -36,6 +37,7 @@ def main():
     parser.add_argument("--data-dir", default=data_dir(), help="default: as a run finds it (docs/data.md)")
     parser.add_argument("--cache-dir", default=os.environ.get("NNCOMPRESS_CACHE_DIR", "~/.cache/nncompress"))
     args = parser.parse_args()
+    setup()  # the data's own lines (a download) on the console
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = OmegaConf.load(Path(__file__).resolve().parents[3] / "conf" / "dataset" / "mnist.yaml")

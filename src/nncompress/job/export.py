@@ -1,11 +1,13 @@
 """Artefacts for the replicas a job finds stored (`export=true` on a sweep that resumes): each gets its artefact in
 the store, beside its entry, exported from its run's saved model; those without one are named in one line."""
-import sys
+import logging
 from pathlib import Path
 
 from ..artefact.export import export_saved
 from ..errors import UserError
 from .plan import Plan
+
+log = logging.getLogger(__name__)
 
 
 def export_stored(plan: Plan) -> None:
@@ -24,14 +26,14 @@ def export_stored(plan: Plan) -> None:
             sizes |= export_saved(Path(run_dir), records, {r["key"]: store.artefact(r["key"]) for r in records},
                                   standardization=plan.standardization)  # fmt: skip
         except UserError as err:  # a saved model that is not this run's: its replicas are named below
-            print(f"warning: export: {err}", file=sys.stderr)
+            log.warning(f"warning: export: {err}")
     for record in lacking:
         if record["key"] in sizes:
             store.put({**record, "artefact_bytes": sizes[record["key"]]})
     if sizes:
-        print(f"export: {len(sizes)} stored replica(s) exported from their saved model into {store.root / 'artefacts'}")
+        log.info(f"export: {len(sizes)} stored replica(s) exported from their saved model into {store.root / 'artefacts'}")
     missing = [f"{r['dataset']}_seed{r['seed']}_ratio{r['ratio']:g}" for r in lacking if r["key"] not in sizes]
     if missing:
-        print(f"warning: export: {len(missing)} stored replica(s) have no artefact in the store and no saved model to "
-              f"export one from: {', '.join(missing)}; resume=false export=true trains this job's replicas again",
-              file=sys.stderr)  # fmt: skip
+        log.warning(f"warning: export: {len(missing)} stored replica(s) have no artefact in the store and no saved "
+                    f"model to export one from: {', '.join(missing)}; resume=false export=true trains this job's "
+                    "replicas again")

@@ -26,7 +26,8 @@ class Fitted:
     wall_s: float
 
 
-def fit(parts: Parts, plan: Plan, population: Population, logger) -> Fitted:
+def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tuple[int, int] | None = None) -> Fitted:
+    """`parallel`: (the job's number, jobs at once) when its sweep runs jobs side by side (hydra_job.parallel)."""
     quiet_lightning()
     names, protocol, run = population.datasets, parts.protocol, parts.run
     data = PopulationData([plan.splits[d] for d in names], protocol.batch_size, population.seeds("data"),
@@ -39,17 +40,19 @@ def fit(parts: Parts, plan: Plan, population: Population, logger) -> Fitted:
     if parts.regularizer and protocol.reg_lambda:
         regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact)
-    trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=callbacks(parts, plan, population, model, pruning),
-                            default_root_dir=plan.run_dir, limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
+    made = callbacks(parts, plan, population, model, pruning, parallel)
+    trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=made, default_root_dir=plan.run_dir,
+                            limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
     start = time.time()
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data, verbose=False)
     return Fitted(population, model, module, trainer, pruning, time.time() - start)
 
 
-def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None) -> list:
+def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None,
+              parallel: tuple[int, int] | None) -> list:  # fmt: skip
     """The `callbacks` nodes finished with what the job knows, and the pruning callback for a method that prunes."""
-    made = [parts.callbacks["progress"]()]
+    made = [parts.callbacks["progress"](parallel=parallel)]
     histograms = parts.callbacks["histograms"]
     if histograms.keywords["epochs"] and model.layers:  # a family without weight matrices has none to show
         made.append(histograms(run_dir=plan.run_dir, names=[r.name for r in population.replicas]))

@@ -1,7 +1,7 @@
 """Planning a job: which replicas it trains. Each replica is named by its experiment key; those already stored are
 skipped (resume), unusable store entries are left alone unless asked to repair them, and replicas another live run
 holds are left to it (claims)."""
-import sys
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,8 @@ from .. import config, results
 from ..config import Parts
 from ..data.datasets import load_dataset
 from ..population import Population
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,12 +49,12 @@ def plan(cfg: DictConfig, parts: Parts, run_dir: Path) -> Plan:
     bad = unusable_entries(store, keys, parts.run.repair)
     pending = Population.pending(list(keys), done | bad, parts.run.common_random_numbers)
     if not pending and bad:
-        print(f"nothing trained: {len(done)} of {len(keys)} replica(s) are in the results store {store.root}, the "
-              f"other {len(bad)} left alone as unusable entries (repair=true trains them again)")
+        log.info(f"nothing trained: {len(done)} of {len(keys)} replica(s) are in the results store {store.root}, the "
+                 f"other {len(bad)} left alone as unusable entries (repair=true trains them again)")
     elif not pending:
-        print(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
+        log.info(f"nothing to do: all {len(keys)} replica(s) are in the results store {store.root}")
     elif done:
-        print(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
+        log.info(f"resuming: {len(done)} of {len(keys)} replica(s) already in {store.root}")
     return Plan(run_dir, resolved, splits, standardization, store, keys, done | bad, pending)
 
 
@@ -66,8 +68,8 @@ def unusable_entries(store, keys: dict, repair: bool) -> set:
         return set()
     store.warn()
     if bad:
-        print(f"warning: {len(bad)} replica(s) not trained: their store entries are unusable (see above); rerun with "
-              "repair=true to set those entries aside in damaged/ and train the replicas again", file=sys.stderr)
+        log.warning(f"warning: {len(bad)} replica(s) not trained: their store entries are unusable (see above); rerun "
+                    "with repair=true to set those entries aside in damaged/ and train the replicas again")
     return bad
 
 
@@ -82,8 +84,8 @@ def claimed(plan: Plan, common_random_numbers: bool):
             held = {stream(c) for c in pending if keys[c] in busy}
             store.release([keys[c] for c in pending if stream(c) in held])
             pending = [c for c in pending if stream(c) not in held]
-            print(f"skipping {len(held)} replica stream(s) another run is training now "
-                  f"({', '.join(sorted(set(busy.values())))}); rerun later for them")
+            log.info(f"skipping {len(held)} replica stream(s) another run is training now "
+                     f"({', '.join(sorted(set(busy.values())))}); rerun later for them")
         yield Population.build(pending, common_random_numbers) if pending else None
 
 

@@ -1,6 +1,6 @@
 """Recording a fitted job: one record per replica that trained well, in the run's `results.jsonl`, the results
 store, the experiment logger and (`export=true`) as artefacts; then what the run prints."""
-import sys
+import logging
 
 import torch
 
@@ -11,6 +11,8 @@ from ..errors import UserError
 from ..loggers import log_artefacts, log_replica_table
 from .fit import Fitted
 from .plan import Plan
+
+log = logging.getLogger(__name__)
 
 
 def record(parts: Parts, plan: Plan, fitted: Fitted, name: str) -> list[dict]:
@@ -33,7 +35,7 @@ def record(parts: Parts, plan: Plan, fitted: Fitted, name: str) -> list[dict]:
                    run_dir / "model.pt")  # fmt: skip
     results.write_jsonl(run_dir / "results.jsonl", records)
     log_replica_table(logger, records)
-    log_artefacts(logger, exported, "replicas-" + name.replace("/", "-"))
+    log_artefacts(logger, exported, name)
     for rec in records:
         if (rec["dataset"], rec["seed"], rec["ratio"]) not in plan.done:  # retrained only to share a stream
             plan.store.put(rec)
@@ -73,16 +75,16 @@ def summarize(plan: Plan, fitted: Fitted, kept: list, records: list[dict]) -> No
     """What the run prints when it ends: data, size and time, pruning's share, the replicas' table, warnings."""
     population, wall, pruning = fitted.population, fitted.wall_s, fitted.pruning
     sources = ", ".join(f"{d} ({plan.splits[d].source})" for d in population.datasets)
-    print(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {plan.run_dir}")
+    log.info(f"\n{sources}, {population.size} replica(s), {wall:.1f} s -> {plan.run_dir}")
     if pruning:
-        print(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
-              f"({100 * pruning.work_s / wall:.0f} % of the run); replica-epochs computed: "
-              f"{fitted.module.stepper.replica_epochs:,} of {population.size * fitted.trainer.current_epoch:,} "
-              "(frozen left out)")
+        log.info(f"pruning's per-epoch work (training accuracy, saliencies, masks): {pruning.work_s:.1f} s "
+                 f"({100 * pruning.work_s / wall:.0f} % of the run); replica-epochs computed: "
+                 f"{fitted.module.stepper.replica_epochs:,} of {population.size * fitted.trainer.current_epoch:,} "
+                 "(frozen left out)")
     if records:
-        print(results.format_table(records))
+        log.info(results.format_table(records))
     learned = fitted.module.learned()
     stuck = [r.name for r in kept if not learned[r.index]]
     if stuck:
-        print(f"warning: {len(stuck)} replica(s) learned nothing (training accuracy within 1 point of always answering "
-              f"the commonest class), stored with learned=false: {', '.join(stuck)}", file=sys.stderr)
+        log.warning(f"warning: {len(stuck)} replica(s) learned nothing (training accuracy within 1 point of always "
+                    f"answering the commonest class), stored with learned=false: {', '.join(stuck)}")

@@ -45,7 +45,13 @@ class ModelSpec(Typed, ABC):
         return "sized" if cls.takes_ratio else "reference" if cls.architecture_options else "other"
 
     def size_label(self) -> str:
-        return "".join(f"{option[0]}{getattr(self, option)}" for option in self.sized_by)
+        return self.sized_label({option: getattr(self, option) for option in self.sized_by})
+
+    @classmethod
+    def sized_label(cls, options: dict) -> str:
+        """The size of a model with these options, as in a run's name: `h100`, `k5c8s1p2` (empty for families
+        without one)."""
+        return "".join(f"{option[0]}{options[option]}" for option in cls.sized_by)
 
     @classmethod
     def architecture_label(cls, options: dict) -> str:

@@ -3,9 +3,9 @@ rerunning a sweep skips what is there, a killed run loses only its unfinished re
 recorded twice or half. Also a run's own `results.jsonl`, and reading one from elsewhere.
 """
 import json
+import logging
 import os
 import socket
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -15,6 +15,9 @@ from ..atomic import write_text
 from ..errors import UserError
 from .migration import upgrade_record
 from .schema import is_key, problem
+
+log = logging.getLogger(__name__)
+
 
 def dumps(record: dict) -> str:
     """Standard JSON (NaN and infinities refused, never written)."""
@@ -127,15 +130,15 @@ class ResultStore:
         self.warn_foreign()
         bad = {n: why for n, why in self.bad.items() if n not in self.warned}
         if bad:
-            print(f"warning: {len(bad)} results-store entr{'y' if len(bad) == 1 else 'ies'} in {self.root} left out "
-                  f"({describe(bad)})", file=sys.stderr)  # fmt: skip
+            log.warning(f"warning: {len(bad)} results-store entr{'y' if len(bad) == 1 else 'ies'} in {self.root} left "
+                        f"out ({describe(bad)})")  # fmt: skip
             self.warned |= set(bad)
 
     def warn_foreign(self) -> None:
         foreign = [n for n in self.foreign() if not n.startswith(".") and n not in self.warned] if self.root.is_dir() else []
         if foreign:
-            print(f"warning: {self.root} holds {len(foreign)} file(s) that are not results-store entries, left alone: "
-                  f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}", file=sys.stderr)  # fmt: skip
+            log.warning(f"warning: {self.root} holds {len(foreign)} file(s) that are not results-store entries, left "
+                        f"alone: {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}")  # fmt: skip
             self.warned |= set(foreign)
 
     def set_aside(self, key: str) -> None:
@@ -144,7 +147,7 @@ class ResultStore:
         damaged.parent.mkdir(exist_ok=True)
         os.replace(self.path(key), damaged)
         self.bad.pop(damaged.name, None)
-        print(f"repair: results-store entry moved to {damaged}; its replica is trained again", file=sys.stderr)
+        log.warning(f"repair: results-store entry moved to {damaged}; its replica is trained again")
 
     @contextmanager
     def claims(self, keys: list[str]):
@@ -209,8 +212,8 @@ class ResultStore:
             os.replace(path, self.root / "migrated" / path.name)
             moved += 1
         if moved:
-            print(f"results store {self.root}: {moved} entr{'y' if moved == 1 else 'ies'} of an earlier key scheme "
-                  f"re-keyed (originals in migrated/; ConvNets with dropout are trained again)")
+            log.info(f"results store {self.root}: {moved} entr{'y' if moved == 1 else 'ies'} of an earlier key scheme "
+                     f"re-keyed (originals in migrated/; ConvNets with dropout are trained again)")
         return moved
 
     def __contains__(self, key: str) -> bool:
