@@ -1,5 +1,7 @@
-"""The files the package reads besides its code: the Hydra configs and the paper's table values."""
+"""The files the package reads besides its code: the Hydra configs and the paper's table values; and the commit of
+the checkout it runs from."""
 import functools
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -18,3 +20,21 @@ def conf_options(group: str, name: str) -> dict:
     options = yaml.safe_load(path.read_text()) or {}
     options.pop("defaults", None)
     return options
+
+
+@functools.cache
+def commit(changes: bool = False) -> str:
+    """The checkout's commit, or `unknown` outside git; with `changes`, ` +changes` after it when the work tree's
+    tracked files differ from it."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout if changes else ""
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" +changes" if dirty.strip() else "")
