@@ -16,8 +16,8 @@ import torch
 
 from nncompress.data.catalog import IMAGES
 from nncompress.models.base import PopulationModel, initialised
-from nncompress.models.layers import PopulationLinear
 from nncompress.models.functions import ACTIVATIONS
+from nncompress.models.layers import PopulationLinear
 from nncompress.models.spec import ModelSpec
 
 
