@@ -1,6 +1,5 @@
 """Artefacts from elsewhere are data: hand-edited, forged, malformed or older files, loaded from an attacker's or a
 careless user's side. Each bad file must fail with one line naming it, and nothing in its metadata is resolved."""
-import copy
 import json
 import os
 import subprocess

@@ -26,7 +26,7 @@ from conftest import ROOT, DATA_DIR, TINY, run_train
         (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
         (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
         (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
-        (["model=convnet", "model.kernel=26", "model.pool=4"], "leaves no feature map"),
+        (["model=convnet", "model.kernel=26", "model.pool=4"], "kernel 26, stride 1 and pool 4 leave no feature map of a 28-pixel image"),
         (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),
         (["method=magl1", "pruning.scope=row"], "unknown pruning.scope 'row' (choose from: global, layer)"),
         (["precision=16-mixed"], "unknown precision '16-mixed' (choose from: 32-true, bf16-mixed)"),

@@ -30,7 +30,7 @@ def test_batched_seeds_equal_separate_convnets(streams, per_stream):
     x = torch.rand(streams, 4, 784)
     out = pop(x)
     shared = pop(x[0])
-    R, C, k = streams * per_stream, arch[1], arch[0]
+    R, C = streams * per_stream, arch[1]
     for r in range(R):
         net = plain_convnet(*arch)
         net[0].weight.data = pop.conv.weight.data[r * C : (r + 1) * C].clone()

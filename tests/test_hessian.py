@@ -3,7 +3,7 @@ import torch
 
 from nncompress.compression.hessian import hessian_diagonal
 from nncompress.data.module import EvalBatches
-from nncompress.training.module import LOSSES
+from nncompress.models.functions import LOSSES
 
 from test_population_model import make
 
@@ -17,7 +17,7 @@ def autograd_diagonal(model, r, x, y, loss):
         v1 = flat[: w1.numel()].view_as(w1)
         v2 = flat[w1.numel() :].view_as(w2)
         z = model.activation(x.double() @ v1 + b1) @ v2 + b2
-        return LOSSES[loss](z.unsqueeze(0), y.unsqueeze(0)).sum()
+        return LOSSES[loss].value(z.unsqueeze(0), y.unsqueeze(0)).sum()
 
     h = torch.autograd.functional.hessian(f, torch.cat([w1.flatten(), w2.flatten()]))
     d = torch.diagonal(h)

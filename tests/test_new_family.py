@@ -16,8 +16,8 @@ import torch
 
 from nncompress.data.catalog import IMAGES
 from nncompress.models.base import PopulationModel, initialised
+from nncompress.models.functions import ACTIVATIONS
 from nncompress.models.layers import PopulationLinear
-from nncompress.models.mlp import ACTIVATIONS
 from nncompress.models.spec import ModelSpec
 
 
@@ -36,7 +36,7 @@ class PopulationDeepMLP(PopulationModel):
 
     def forward(self, x):
         for layer in self.layers[:-1]:
-            x = ACTIVATIONS[self.activation](layer(x))
+            x = ACTIVATIONS[self.activation].forward(layer(x))
         return self.layers[-1](x)
 
     def replica_counts(self):

@@ -4,7 +4,7 @@ from torch import nn
 
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
-from nncompress.training.module import cross_entropy_loss, mse_loss
+from nncompress.models.functions import cross_entropy_loss, mse_loss
 
 
 def make(seeds, ratios, crn, activation="relu", scheme="kaiming", sizes=(12, 7, 3)):

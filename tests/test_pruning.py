@@ -10,7 +10,7 @@ from nncompress.compression.host import PruningHost
 from nncompress.compression.masks import prune_masks
 from nncompress.compression.pruning import Pruning
 from nncompress.compression.regularizers import L1, L2
-from nncompress.compression.saliency import OBD, Criterion, Magnitude
+from nncompress.compression.saliency import OBD, Magnitude
 from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timing
 from nncompress.data.datasets import Splits
 from nncompress.data.module import EvalBatches, PopulationData

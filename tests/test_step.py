@@ -5,7 +5,7 @@ from torch import nn
 
 from nncompress.compression.regularizers import L1, L2
 from nncompress.models.convnet import PopulationConvNet
-from nncompress.training.module import cross_entropy_loss, mse_loss
+from nncompress.models.functions import cross_entropy_loss, mse_loss
 from nncompress.training.step import PopulationStep
 
 from test_population_model import make

@@ -59,10 +59,13 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_whose_lines_say_their_j
 
 
 def preset_jobs(name: str) -> int:
-    """Jobs of `-m +experiment=<name>` alone, counted from the preset's sweeper params."""
-    from omegaconf import OmegaConf
+    """Jobs of `-m +experiment=<name>` alone, counted from the sweeper params the preset composes (its own, or those
+    of a part of it in conf/preset/)."""
+    from hydra import compose, initialize_config_dir
 
-    params = OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml").get("hydra", {}).get("sweeper", {}).get("params", {})
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.get("params") or {}
     count = 1
     for value in params.values():
         if str(value).startswith("range("):

@@ -8,7 +8,6 @@ test accuracy.
 """
 import argparse
 
-import numpy as np
 import pandas as pd
 
 from .replicas import load_results

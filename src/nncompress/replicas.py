@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from .data.catalog import CONTENTS
 from .data.datasets import Dataset
 from .models.spec import family
-from .resources import CONF_DIR
+from .resources import CONF_DIR, conf_options
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
 from .results.keys import KEY_SETTINGS, defaults_of
 
@@ -58,12 +58,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 @cache
 def option_defaults(group: str, name: str) -> dict:
     """The flattened options of conf/<group>/<name>.yaml ({} if there is no such file)."""
-    path = CONF_DIR / group / f"{name}.yaml"
-    if not path.exists():
-        return {}
-    options = OmegaConf.to_container(OmegaConf.load(path))
-    options.pop("defaults", None)
-    return flatten(options, f"{group}.")
+    return flatten(conf_options(group, name), f"{group}.")
 
 
 def data_settings(record: dict) -> dict:

@@ -9,9 +9,7 @@ store is only read, unless `--update-store` asks that each replica's artefact go
 from the package's own classes, and `model.pt` is read as tensors only.
 """
 import argparse
-import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 import torch
@@ -21,22 +19,10 @@ from .. import results
 from ..data.datasets import Dataset, load_dataset
 from ..errors import UserError, exit_on_user_error
 from ..population import Population
+from ..resources import commit
 from ..results import foreign_target
 from ..typed import construct
 from . import file
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-@cache
-def commit() -> str:
-    """The checked-out commit of this code, or "unknown" outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
 
 @torch.no_grad()
 def export(path: Path, model, r: int, record: dict, standardization: tuple | None, dense: bool = False,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.hashednet import bucket_index, edge_sign
-from ..models.mlp import ACTIVATIONS
+from ..models.functions import ACTIVATIONS
 
 # CSR matmuls are what this module is for; the "beta" notice would print on every load.
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
@@ -34,7 +34,7 @@ class DenseMLP(nn.Module):
     def __init__(self, weights: list[torch.Tensor], biases: list[torch.Tensor], activation: str, standardize: Standardize):
         """weights[i]: (out, in), as `nn.Linear` holds them."""
         super().__init__()
-        self.standardize, self.activation = standardize, ACTIVATIONS[activation]
+        self.standardize, self.activation = standardize, ACTIVATIONS[activation].forward
         # Plain tensors, not ParameterLists: iterating those cost ~20 us a call, as much as a batch of one computes.
         self.layers = tuple(zip(weights, biases))
 
@@ -59,7 +59,7 @@ class SparseMLP(nn.Module):
     def __init__(self, matrices: list[torch.Tensor], biases: list[torch.Tensor], activation: str, standardize: Standardize):
         """matrices[i]: layer i's (out, in) CSR matrix."""
         super().__init__()
-        self.activation = ACTIVATIONS[activation]
+        self.activation = ACTIVATIONS[activation].forward
         dense = [m.to_dense() for m in matrices]
         reads = [w.any(0).nonzero().squeeze(1) for w in dense]  # the inputs of each layer that some weight reads
         kept = reads[1:] + [torch.arange(len(dense[-1]))]  # each layer's outputs read by the next (the last: all)

@@ -10,8 +10,8 @@ import re
 
 from ..data.datasets import Dataset
 from ..errors import UserError
-from ..models.convnet import conv_output_side
-from ..models.mlp import ACTIVATIONS
+from ..models.convnet import feature_side
+from ..models.functions import ACTIVATIONS
 
 FORMATS = ("dense-mlp", "csr-mlp", "hashed-mlp", "convnet")
 MAX_WIDTH = 1 << 16  # units of a layer; a ConvNet's kernel, channels, stride, pool, side, classes
@@ -62,9 +62,7 @@ def architecture(arch, fmt: str) -> list[int]:
         fields(arch, {"model", *CONVNET}, "architecture")
         kind(arch["model"], str, "architecture.model")
         k, c, s, p, side, classes = (width(arch[name], f"architecture.{name}") for name in CONVNET)
-        features = c * conv_output_side(side, k, s, p) ** 2
-        if features < 1:
-            raise UserError(f"architecture: kernel {k}, stride {s} and pool {p} leave no feature map of a {side}-pixel image")
+        features = c * feature_side(side, k, s, p) ** 2
         if features * classes > MAX_MATRIX:
             raise UserError(f"architecture asks for a {features * classes}-weight head (at most {MAX_MATRIX})")
         return [c * k * k, features * classes]

@@ -10,33 +10,9 @@ with w_j the weights leaving unit j and H_out the Hessian of the loss in the out
 get LeCun's diagonal approximation.
 """
 import torch
-import torch.nn.functional as F
 
+from ..models.functions import ACTIVATIONS, LOSSES
 from ..models.layers import replica_targets
-
-
-def activation_derivatives(name: str, z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(f'(z), f''(z)) given a = f(z)."""
-    if name == "sigmoid":
-        d1 = a * (1 - a)
-        return d1, d1 * (1 - 2 * a)
-    if name == "relu":
-        return (z > 0).to(z.dtype), torch.zeros_like(z)
-    raise ValueError(name)
-
-
-def output_terms(loss: str, z: torch.Tensor, y: torch.Tensor, gauss_newton: bool):
-    """Per sample: dL/dz (R, B, C), diag(H_out) (R, B, C), and w -> (w_j^T H_out w_j)_j for w (R, in, C)."""
-    onehot = F.one_hot(y, z.shape[-1]).to(z.dtype)
-    if loss == "mse":  # L = 1/2 ||sigmoid(z) - y||^2: outputs independent, H_out diagonal
-        a = torch.sigmoid(z)
-        d1 = a * (1 - a)
-        h = d1 * d1 if gauss_newton else d1 * d1 + (a - onehot) * d1 * (1 - 2 * a)
-        return (a - onehot) * d1, h, lambda w: h @ (w * w).transpose(1, 2)
-    if loss == "cross_entropy":  # H_out = diag(p) - p p^T, already positive semi-definite
-        p = torch.softmax(z, -1)
-        return p - onehot, p * (1 - p), lambda w: p @ (w * w).transpose(1, 2) - (p @ w.transpose(1, 2)) ** 2
-    raise ValueError(loss)
 
 
 def sum_outer(a2: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -68,13 +44,13 @@ def hessian_diagonal(model, batches, loss: str, gauss_newton: bool = False) -> l
             pre.append(layer(inputs[-1]))
             if i < last:
                 inputs.append(model.activation(pre[-1]))
-        grad, s, quad = output_terms(loss, pre[-1], replica_targets(yb, model.replicas), gauss_newton)
+        grad, s, quad = LOSSES[loss].output_terms(pre[-1], replica_targets(yb, model.replicas), gauss_newton)
         for i in reversed(range(len(layers))):
             sums[i] += sum_outer(inputs[i] * inputs[i], s)
             if i == 0:
                 break
             w = layers[i].replica_weight()
-            d1, d2 = activation_derivatives(model.activation_name, pre[i - 1], inputs[i])
+            d1, d2 = ACTIVATIONS[model.activation_name].derivatives(pre[i - 1], inputs[i])
             grad_a = grad @ w.transpose(1, 2)
             second_a = quad(w) if i == last else s @ (w * w).transpose(1, 2)
             s = d1 * d1 * second_a if gauss_newton else d1 * d1 * second_a + d2 * grad_a

@@ -16,11 +16,9 @@ import torch
 from ..errors import UserError
 from ..population import Population
 from .host import PruningHost
-from .masks import prune_masks
+from .masks import SCOPES, prune_masks
 from .saliency import Criterion
 from .schedules import Timing
-
-SCOPES = ("global", "layer")  # rank all layers of a replica together (the authors), or each layer apart
 
 
 class Pruning:

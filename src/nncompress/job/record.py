@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def record(parts: Parts, plan: Plan, fitted: Fitted, name: str) -> list[dict]:
     """Record every replica of `fitted` that trained well; a diverged one is left out and named in one line.
     `name`: the run's name, for the logger's artefact collection."""
-    module, failed = fitted.module, fitted.module.failed()
+    failed = fitted.module.failed()
     kept = [r for r in fitted.population.replicas if r.index not in failed]
     records = replica_records(plan, fitted, kept)
     run_dir, logger = plan.run_dir, fitted.trainer.logger

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.catalog import IMAGES
+from ..errors import UserError
 from .base import PopulationModel
 from .layers import PopulationLinear, StreamDropout, draw_weights
 
@@ -14,6 +15,15 @@ from .layers import PopulationLinear, StreamDropout, draw_weights
 def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:
     """Side of the pooled feature map: floor((side - kernel) / stride) + 1 after the conv, then floor(/ pool)."""
     return ((side - kernel) // stride + 1) // pool
+
+
+def feature_side(side: int, kernel: int, stride: int, pool: int) -> int:
+    """`conv_output_side`, a one-line UserError when it leaves no feature map (the config's, an artefact's, a model's
+    check)."""
+    out_side = conv_output_side(side, kernel, stride, pool)
+    if out_side < 1:
+        raise UserError(f"kernel {kernel}, stride {stride} and pool {pool} leave no feature map of a {side}-pixel image")
+    return out_side
 
 
 def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side: int = IMAGES.side,
@@ -31,9 +41,7 @@ class PopulationConvNet(PopulationModel):
         self.side = side
         self.kernel, self.channels, self.stride, self.pool = kernel, channels, stride, pool
         R = streams * per_stream
-        out_side = conv_output_side(side, kernel, stride, pool)
-        if out_side < 1:
-            raise ValueError(f"kernel {kernel}, stride {stride} and pool {pool} leave no feature map of a {side}-pixel image")
+        out_side = feature_side(side, kernel, stride, pool)
         self.conv = nn.Conv2d(R, R * channels, kernel, stride=stride, groups=R)
         self.dropout = StreamDropout(dropout, dropout_seeds, per_stream)
         self.head = PopulationLinear(R, 1, channels * out_side * out_side, classes)

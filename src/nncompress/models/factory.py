@@ -6,12 +6,11 @@ initialised population model. See `spec` for what a family says about itself.
 from dataclasses import dataclass
 
 from ..data.catalog import IMAGES
-from ..errors import UserError
 from ..population import Population, stable_seed
 from ..typed import bounded
 from .base import initialised
 from .spec import ModelSpec
-from .convnet import PopulationConvNet, conv_output_side
+from .convnet import PopulationConvNet, feature_side
 from .hashednet import HashedPopulationMLP
 from .mlp import PopulationMLP
 
@@ -65,9 +64,7 @@ class ConvNet(ModelSpec):
     dropout: float = bounded(0.0, low=0.0, high=0.999)
 
     def check(self) -> None:
-        if conv_output_side(IMAGES.side, self.kernel, self.stride, self.pool) < 1:
-            raise UserError(f"convnet kernel={self.kernel} channels={self.channels} stride={self.stride} pool={self.pool} "
-                            f"leaves no feature map of a {IMAGES.side}-pixel image")
+        feature_side(IMAGES.side, self.kernel, self.stride, self.pool)
 
     def build(self, population: Population, features: int, protocol):
         model = PopulationConvNet(population.streams, population.per_stream, self.kernel, self.channels, self.stride,

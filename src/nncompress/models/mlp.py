@@ -3,9 +3,8 @@ import torch
 from torch import nn
 
 from .base import PopulationModel
+from .functions import ACTIVATIONS
 from .layers import PopulationLinear
-
-ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu}
 
 
 def dense_layer(streams: int, per_stream: int, in_features: int, out_features: int, index: int) -> PopulationLinear:
@@ -26,7 +25,7 @@ class PopulationMLP(PopulationModel):
             [layer(streams, per_stream, sizes[0], sizes[1], 0)]
             + [layer(replicas, 1, a, b, i + 1) for i, (a, b) in enumerate(zip(sizes[1:-1], sizes[2:]))]
         )
-        self.activation_name, self.activation = activation, ACTIVATIONS[activation]
+        self.activation_name, self.activation = activation, ACTIVATIONS[activation].forward
 
     def init_(self, generators: list[torch.Generator], scheme: str) -> None:
         """Initialise layer by layer from one generator per stream (replicas of a stream get equal weights)."""

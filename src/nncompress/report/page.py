@@ -6,13 +6,13 @@ of methods), the claims with their verdicts, and where the numbers come from: co
 settings, data, dates, replicas. The layout is the template `page.html`.
 """
 import base64
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 from markupsafe import Markup
 
+from ..resources import commit
 from . import claims
 from .fidelity import (ABLATION_NOTE, ORDER_NOTE, ablation, method_order, order_counts, tolerance_totals,
                        within_tolerance)
@@ -30,18 +30,6 @@ th { background: #f2f2f2; } td.text { text-align: left; }
 .fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .untested { color: #777; }
 img { max-width: 48%; margin: 0.5%; border: 1px solid #ddd; } .note { color: #555; }
 """
-
-
-def commit() -> str:
-    """The checkout's commit (with `+changes` when the work tree differs from it), or `unknown` outside git."""
-    root = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                               text=True).stdout  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.strip() + (" +changes" if dirty.strip() else "")
 
 
 def store_dates(stores) -> str:
@@ -100,7 +88,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     order = method_order(runs, reference)
     page = HTML.get_template("page.html").render(
         style=Markup(STYLE), generated=datetime.now(timezone.utc), stores=stores, replicas=len(runs),
-        dates=store_dates(stores), commit=commit(), alpha=ALPHA, close=CLOSE, at_chance_note=AT_CHANCE_NOTE,
+        dates=store_dates(stores), commit=commit(changes=True), alpha=ALPHA, close=CLOSE, at_chance_note=AT_CHANCE_NOTE,
         ablation_note=ABLATION_NOTE, order_note=ORDER_NOTE,
         variants=Table(variants(runs)) if len(runs) else None,
         options=Table(options(runs).fillna("—")) if len(runs) else None,

@@ -7,30 +7,16 @@ the population through the module's `PruningHost` methods (compression/host.py).
 """
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from ..compression.host import PruningHost
 from ..data.module import PopulationData
+from ..models.functions import LOSSES
 from ..models.layers import replica_targets
 from ..population import Population
 from .metrics import ReplicaAccuracy, replica_accuracy
 from .step import PopulationStep
 
 
-def mse_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The authors' cost: 1/2 ||sigmoid(z) - onehot(y)||^2 per sample, mean over samples, per replica (R,)."""
-    a = torch.sigmoid(logits.float())  # float32 even under bf16 autocast
-    onehot = F.one_hot(target, a.shape[-1]).to(a.dtype)
-    return 0.5 * (a - onehot).pow(2).sum((1, 2)) / a.shape[1]
-
-
-def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy, mean over samples, per replica (R,)."""
-    R, B, C = logits.shape
-    return F.cross_entropy(logits.float().reshape(-1, C), target.expand(R, B).reshape(-1), reduction="none").view(R, B).mean(1)
-
-
-LOSSES = {"mse": mse_loss, "cross_entropy": cross_entropy_loss}
 DIVERGED = 100.0  # an epoch's mean loss above this many times the first epoch's marks a replica diverged
 # A replica whose final training accuracy is at most its data's commonest class share plus this learned nothing
 # (outputs stuck in saturation, or a method that destroyed the network).
@@ -51,7 +37,7 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
         self.automatic_optimization = False  # the optimizer steps inside PopulationStep
         self.model, self.population, self.protocol, self.epochs = model, population, protocol, epochs
         self.regularizer, self.cuda_graph, self.compact = regularizer, cuda_graph, compact
-        self.loss_fn = LOSSES[protocol.loss]
+        self.loss_fn = LOSSES[protocol.loss].value
         R = population.size
         self.val_acc = ReplicaAccuracy(R)
         self.eval_acc = torch.nn.ModuleList(ReplicaAccuracy(R) for _ in PopulationData.EVAL_SETS)

@@ -2,11 +2,10 @@
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ..models.layers import INITS
-from ..models.mlp import ACTIVATIONS
 from ..errors import UserError
+from ..models.functions import ACTIVATIONS, LOSSES
+from ..models.layers import INITS
 from ..typed import LONG_RUN, MAX_EPOCHS, Typed, bounded
-from .module import LOSSES
 from .step import LR_SCHEDULES
 
 @dataclass(frozen=True)

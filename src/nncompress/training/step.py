@@ -165,7 +165,7 @@ class PopulationStep:
     def epoch(self, order: torch.Tensor) -> torch.Tensor:
         """Train every replica an epoch. Full batches replay the captured step on a GPU; the last partial batch
         runs eager."""
-        (G, n), B = order.shape, self.batch_size
+        n, B = order.shape[1], self.batch_size
         full, rest = divmod(n, B)
         self.loss_sum.zero_()
         if self.use_graph and full:
