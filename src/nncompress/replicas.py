@@ -225,26 +225,14 @@ def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
             found |= jsonl_records(run, left_out)
         records |= {r["key"]: r for r in upgraded(found, left_out).values()}
     return list(records.values()), left_out
+
+
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
            "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size", "run_dir"]  # fmt: skip
 
 
-def load_results(*paths) -> pd.DataFrame:
-    """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
-    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), seed, `settings`
-    and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing (`at_chance`: stored with `learned: false`, its training accuracy
-    within a point of always answering the commonest class; records older than that check count as learned), its
-    artefact's size on disk (`bytes`, NaN without one) and the record's own fields
-    (accuracies as fractions) with its config flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not
-    be used are left out with one warning, and listed (name -> why) in the frame's `attrs["left_out"]`."""
-    records, left_out = read_records(*paths)
-    if left_out:
-        log.warning(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out "
-                    f"({describe(left_out)})")
-    if not records:
-        frame = pd.DataFrame(columns=COLUMNS + ["data_key"])
-        frame.attrs["left_out"] = left_out
-        return frame
+def cells(records: list[dict]) -> pd.DataFrame:
+    """What `load_results` says of each record beyond its own fields: its cell, variant, data and labels."""
     labels, settings = variant_labels(records)
     shared = [data_settings(r) for r in records]
     frame = pd.DataFrame({
@@ -261,6 +249,12 @@ def load_results(*paths) -> pd.DataFrame:
         "architecture": [architecture(r["config"]["model"]) for r in records],
         "size": [family(r["config"]["model"]["name"]).sized_label(r["config"]["model"]) for r in records],
     })  # fmt: skip
+    return frame
+
+
+def with_record_fields(frame: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+    """`frame` (see `cells`) beside each record's own fields and its flattened config, with the columns every
+    reader may ask for (NaN where a record has none)."""
     fields = pd.json_normalize([{k: v for k, v in r.items() if k != "config"} for r in records], sep=".")
     config = pd.json_normalize([r["config"] for r in records], sep=".")
     config = config[[c for c in config.columns if c not in fields.columns and c not in frame.columns]]
@@ -269,5 +263,26 @@ def load_results(*paths) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = float("nan") if column != "run_dir" else ""
     frame["bytes"] = frame["artefact_bytes"] if "artefact_bytes" in frame.columns else float("nan")  # export=true
+    return frame
+
+
+def load_results(*paths) -> pd.DataFrame:
+    """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
+    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), seed, `settings`
+    and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing
+    (`at_chance`: stored with `learned: false`, its training accuracy within a point of always answering the
+    commonest class; records older than that check count as learned), its artefact's size on disk (`bytes`, NaN
+    without one) and the record's own fields (accuracies as fractions) with its config flattened (`model.kernel`,
+    `protocol.lr`, ...). Entries that could not be used are left out with one warning, and listed (name -> why) in
+    the frame's `attrs["left_out"]`."""
+    records, left_out = read_records(*paths)
+    if left_out:
+        log.warning(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out "
+                    f"({describe(left_out)})")
+    if not records:
+        frame = pd.DataFrame(columns=COLUMNS + ["data_key"])
+        frame.attrs["left_out"] = left_out
+        return frame
+    frame = with_record_fields(cells(records), records)
     frame.attrs["left_out"] = left_out  # entry -> why it was not read
     return frame
