@@ -57,6 +57,7 @@ class RunSettings(Typed):
     save_model: bool = False
     export: bool = False
     eval_batch_size: int = bounded(4000, low=1)
+    checkpoint_every_s: float = bounded(300.0, low=0.0)
     accelerator: str = "auto"
     precision: Literal[tuple(PRECISIONS)] = "32-true"
     data_dir: str = "data"
