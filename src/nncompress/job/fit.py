@@ -8,6 +8,7 @@ from ..config import Parts
 from ..data.module import PopulationData
 from ..models.base import PopulationModel
 from ..population import Population
+from ..training.checkpoint import Checkpoints
 from ..training.module import PopulationClassifier
 from ..training.progress import quiet_lightning
 from ..training.pruning import PruningCallback
@@ -23,6 +24,7 @@ class Fitted:
     module: PopulationClassifier
     trainer: object
     pruning: Pruning | None  # None for a method that does not prune
+    checkpoints: Checkpoints
     wall_s: float
 
 
@@ -39,12 +41,18 @@ def fit(parts: Parts, plan: Plan, population: Population, logger) -> Fitted:
     if parts.regularizer and protocol.reg_lambda:
         regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact)
-    trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=callbacks(parts, plan, population, model, pruning),
-                            default_root_dir=plan.run_dir, limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
+    keys = [plan.key(r) for r in population.replicas]
+    checkpoints = Checkpoints(plan.store.checkpoint_path(keys), keys, run.checkpoint_every_s)
+    trainer = parts.trainer(max_epochs=epochs, logger=logger, default_root_dir=plan.run_dir,
+                            callbacks=callbacks(parts, plan, population, model, pruning) + [checkpoints],
+                            limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
+    resume = checkpoints.resumable()
+    if resume:
+        print(f"resuming from epoch {checkpoints.epochs} of {epochs}: the checkpoint {resume}")
     start = time.time()
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     trainer.test(module, datamodule=data, verbose=False)
-    return Fitted(population, model, module, trainer, pruning, time.time() - start)
+    return Fitted(population, model, module, trainer, pruning, checkpoints, time.time() - start)
 
 
 def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None) -> list:
