@@ -85,7 +85,7 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Lightning's checkpoint holds the weights, masks and optimizer; this adds what else training keeps between
         epochs: the step's state, the first and diverged epochs' records, the last validation accuracy and the
-        dropout streams' generators (on the CPU, so a checkpoint resumes on any device)."""
+        dropout streams' generators."""
         checkpoint["population"] = {
             "step": self.stepper.state_dict(),
             "first_loss": None if self.first_loss is None else self.first_loss.cpu(),
