@@ -1,6 +1,7 @@
 """Mid-run checkpoints (training/checkpoint.py): a job stopped by SIGTERM or SIGUSR2 writes its whole training state at
 the end of the epoch it is in, rerunning the same command resumes from there and ends with exactly the records of a job
-never stopped, and a finished job removes its checkpoint; a damaged one, or one of other replicas, is not used."""
+never stopped, and a finished job removes its checkpoint; a damaged one, or one of other replicas, is not used. The
+SLURM preset requeues jobs at their time limit."""
 import json
 import re
 import shutil
@@ -12,9 +13,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+
+from nncompress import config
 
 from nncompress.data.datasets import Splits
 from nncompress.data.module import PopulationData
+from nncompress.errors import UserError
 from nncompress.results import ResultStore, read_jsonl
 from nncompress.training.checkpoint import Checkpoints
 from nncompress.training.module import PopulationClassifier
@@ -177,3 +182,15 @@ def test_a_second_stop_signal_acts_at_once():
     finally:
         checkpoints.restore_handlers()  # SIGTERM's too
         signal.signal(signal.SIGUSR2, before)
+
+
+def test_the_slurm_preset_requeues_jobs_and_a_launcher_is_ours_or_a_plugins():
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        launcher = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.max_num_timeout > 0 and launcher.signal_delay_s >= 120  # requeued, with time to end an epoch
+    config.check_choices(["hydra/launcher=slurm"])
+    config.check_choices(["hydra/launcher=submitit_slurm"])
+    with pytest.raises(UserError, match=r"unknown hydra/launcher 'slrum' \(choose from: basic, joblib, slurm, "
+                                        r"submitit_local, submitit_slurm\)"):  # fmt: skip
+        config.check_choices(["hydra/launcher=slrum"])
