@@ -109,7 +109,7 @@ class Checkpoints(Checkpoint):
         self.handlers = {}
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self.held is not None:  # after the last epoch ended: nothing left to checkpoint
+        if self.held is not None:  # received since the last epoch ended: it acts now, before testing
             self.deliver(self.held)
         self.restore_handlers()
 
