@@ -64,10 +64,12 @@ def main(cfg: DictConfig) -> tuple[float, float]:
     with exit_on_user_error(), logged_errors():
         try:
             records = train(cfg)
-        except (Terminated, SIGTERMException):  # Lightning's where raise_on_sigterm was not called (a sweep's
-            # worker process): a SystemExit that, uncaught, would exit with status 0, as if the job had finished
-            raise UserError(f"stopped by SIGTERM: this job's replicas were not stored; those finished before are in "
-                            f"{cfg.results_dir}, and rerunning the same command trains the rest") from None
+        except (Terminated, SIGTERMException) as stop:  # Lightning's where raise_on_sigterm was not called (a
+            # sweep's worker process): a SystemExit that, uncaught, would exit with status 0, as if the job had finished
+            saved = getattr(stop, "__notes__", [])  # where its checkpoint is (training.checkpoint), if it has one
+            raise UserError(f"stopped by SIGTERM: this job's replicas were not stored; "
+                            + (saved[0] if saved else f"those finished before are in {cfg.results_dir}, and rerunning "
+                               "the same command trains the rest")) from None  # fmt: skip
     if not records:  # all being trained by another run
         return float("nan"), float("nan")
     accuracy = "val_acc" if "val_acc" in records[0] else "test_acc"

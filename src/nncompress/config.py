@@ -57,6 +57,7 @@ class RunSettings(Typed):
     save_model: bool = False
     export: bool = False
     eval_batch_size: int = bounded(4000, low=1)
+    checkpoint_every_s: float = bounded(300.0, low=0.0)
     accelerator: str = "auto"
     precision: Literal[tuple(PRECISIONS)] = "32-true"
     data_dir: str = "data"
@@ -195,11 +196,26 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
         groups = [d / key for d in conf_dirs if (d / key).is_dir()]
         if arg.startswith("-") or not sep or not groups or "(" in value:
             continue
-        options = sorted({p.stem for g in groups for p in g.glob("*.yaml")})
+        options = sorted({p.stem for g in groups for p in g.glob("*.yaml")} | plugin_options(key))
         for v in value.split(","):
             if v not in options:
                 raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
     check_composes(argv, conf_dirs)
+
+
+def plugin_options(group: str) -> set[str]:
+    """The options Hydra's plugins add to one of its own groups (`hydra/launcher`: joblib, submitit_slurm, ...),
+    beside the files of ours there (`conf/hydra/launcher/slurm.yaml`)."""
+    if not group.startswith("hydra/"):
+        return set()
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # imports the installed plugins, which register their options
+    try:
+        return {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group) if name.endswith(".yaml")}
+    except OSError:  # a group no plugin adds to
+        return set()
 
 
 # Keys that moved when the config became the constructor tree: old prefix -> new.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text
 from ..errors import UserError
 from ..population import Population
 from .host import PruningHost
@@ -164,6 +165,22 @@ class Pruning:
         name = entry["replica"]
         metrics = {f"prune/sparsity/{name}": entry["sparsity"], f"prune/acc_after/{name}": entry["train_acc_after"]}
         host.log_metrics(metrics, entry["epoch"])
+
+    STATE = ("steps_done", "first_step", "last_step", "end_epoch", "active", "peak", "history", "measured_train_acc",
+             "lagged_accuracy")  # fmt: skip
+
+    def state_dict(self) -> dict:
+        """Each replica's schedule state, the steps' history and the criterion's own state, for a checkpoint (not
+        `work_s`: a resumed run reports the share of its own time)."""
+        return {**{name: getattr(self, name) for name in self.STATE}, "saliency": self.saliency.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Back to where `state_dict` was taken; the run directory's `pruning.jsonl` gets the steps taken so far."""
+        for name in self.STATE:
+            setattr(self, name, state[name])
+        self.saliency.load_state_dict(state["saliency"])
+        if self.run_dir is not None:
+            write_text(self.run_dir / "pruning.jsonl", "".join(json.dumps(entry) + "\n" for entry in self.history))
 
     def end_estimate(self, epochs_done: int) -> tuple[float, int]:
         """After `epochs_done` epochs: how many epochs the run is expected to last, each replica still pruning

@@ -29,6 +29,13 @@ class Criterion(ABC):
         brought back restarts at zero. `model`'s weights are still those before the step."""
         return masks
 
+    def state_dict(self) -> dict:
+        """What the criterion keeps from one step to the next, for a checkpoint (tensors, numbers, lists, dicts)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Back to where `state_dict` was taken."""
+
 
 @dataclass
 class Magnitude(Typed, Criterion):
@@ -62,6 +69,12 @@ class OBD(Typed, Criterion):
             for k, r in enumerate(replicas):
                 self.kept.setdefault(r, [h[k] for h in diag])
         return self.weigh(model, [torch.stack([self.kept[r][i] for r in replicas]) for i in range(len(model.layers))])
+
+    def state_dict(self) -> dict:
+        return {"kept": self.kept}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.kept = dict(state["kept"])
 
     def weigh(self, model, diag: list[torch.Tensor]) -> list[torch.Tensor]:
         out = []

@@ -106,6 +106,14 @@ class PopulationData(pl.LightningDataModule):
             x, y = self.data["train"]
             self.train_x, self.train_y = x.flatten(0, 1).to(self.train_dtype), y.flatten()
 
+    def state_dict(self) -> dict:
+        """Where each stream's shuffling generator is, for a checkpoint (Lightning saves a data module's state)."""
+        return {"orders": [g.get_state() for g in self.orders.generators]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for generator, saved in zip(self.orders.generators, state_dict["orders"], strict=True):
+            generator.set_state(saved)
+
     def has(self, split: str) -> bool:
         return self.data[split][0].shape[1] > 0
 

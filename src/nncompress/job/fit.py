@@ -1,5 +1,6 @@
 """Fitting a job's population: its data, model, callbacks and Trainer, all built from config nodes, then trained
 and tested."""
+import logging
 import time
 from dataclasses import dataclass
 
@@ -8,10 +9,13 @@ from ..config import Parts
 from ..data.module import PopulationData
 from ..models.base import PopulationModel
 from ..population import Population
+from ..training.checkpoint import Checkpoints
 from ..training.module import PopulationClassifier
 from ..training.progress import quiet_lightning
 from ..training.pruning import PruningCallback
 from .plan import Plan
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +27,7 @@ class Fitted:
     module: PopulationClassifier
     trainer: object
     pruning: Pruning | None  # None for a method that does not prune
+    checkpoints: Checkpoints
     wall_s: float
 
 
@@ -40,13 +45,18 @@ def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tupl
     if parts.regularizer and protocol.reg_lambda:
         regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact)
-    made = callbacks(parts, plan, population, model, pruning, parallel)
+    keys = [plan.key(r) for r in population.replicas]
+    checkpoints = Checkpoints(plan.store.checkpoint_path(keys), keys, run.checkpoint_every_s)
+    made = callbacks(parts, plan, population, model, pruning, parallel) + [checkpoints]
     trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=made, default_root_dir=plan.run_dir,
                             limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
+    resume = checkpoints.resumable()
+    if resume:
+        log.info(f"resuming from epoch {checkpoints.epochs} of {epochs}: the checkpoint {resume}")
     start = time.time()
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     trainer.test(module, datamodule=data, verbose=False)
-    return Fitted(population, model, module, trainer, pruning, time.time() - start)
+    return Fitted(population, model, module, trainer, pruning, checkpoints, time.time() - start)
 
 
 def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None,

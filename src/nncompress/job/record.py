@@ -39,6 +39,7 @@ def record(parts: Parts, plan: Plan, fitted: Fitted, name: str) -> list[dict]:
     for rec in records:
         if (rec["dataset"], rec["seed"], rec["ratio"]) not in plan.done:  # retrained only to share a stream
             plan.store.put(rec)
+    fitted.checkpoints.remove()  # the job is done, diverged replicas included: a rerun would end the same
     summarize(plan, fitted, kept, records)
     if failed:
         lost = ", ".join(f"{fitted.population.replicas[r].name} ({why})" for r, why in sorted(failed.items()))

@@ -95,6 +95,13 @@ class PopulationLinear(nn.Module):
         self.mask = self.from_replicas(mask)
         self.weight.mul_(self.mask)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A dense layer's `mask` is None, which PyTorch's loading skips: a saved pruned layer's mask gets a tensor to
+        load into first (a resumed checkpoint)."""
+        if self.mask is None and prefix + "mask" in state_dict:
+            self.mask = torch.empty_like(state_dict[prefix + "mask"], device=self.bias.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def real_weights(self) -> torch.Tensor:
         """Stored weight values per replica (R,): the non-zero ones, counted from the weights, not the mask."""
         return (self.replica_weight() != 0).sum((1, 2))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import UserError
+from .keys import config_key
 from .migration import upgrade_record
 from .schema import is_key, problem
 
@@ -29,17 +30,19 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
 
 
 MARKER = ".nncompress-store"  # an empty file: this folder is a results store
-OWN = {MARKER, "artefacts", "claims", "damaged", "migrated", "README.md"}  # besides the entries; README.md: its notes
+# Besides the entries; artefacts/: an entry's replica as a standalone file; checkpoints/: unfinished jobs'
+# (training/checkpoint.py); README.md: a store's own notes.
+OWN = {MARKER, "artefacts", "checkpoints", "claims", "damaged", "migrated", "README.md"}
 
 
 class ResultStore:
     """A folder of `<key>.json` files, one per finished replica, marked by `.nncompress-store`.
 
     It touches only its own files: entries named by a key, `artefacts/<key>.safetensors` (an entry's replica as a
-    standalone file: kept with the entry it belongs to), and `claims/`, `damaged/`, `migrated/`; anything else is
-    left alone and named once in a warning. An entry that does not parse, holds another key or lacks a field is
-    left where it is and counts as neither done nor missing (`bad`); only `set_aside` (a run's `repair=true`) moves
-    it to `damaged/`. Readers `open` a store, writers `create` it; reading never writes.
+    standalone file: kept with the entry it belongs to), and `checkpoints/`, `claims/`, `damaged/`, `migrated/`;
+    anything else is left alone and named once in a warning. An entry that does not parse, holds another key or lacks
+    a field is left where it is and counts as neither done nor missing (`bad`); only `set_aside` (a run's
+    `repair=true`) moves it to `damaged/`. Readers `open` a store, writers `create` it; reading never writes.
     """
 
     def __init__(self, root):
@@ -177,6 +180,11 @@ class ResultStore:
             yield busy
         finally:
             self.release(mine)
+
+    def checkpoint_path(self, keys: list[str]) -> Path:
+        """Where a job training the replicas `keys` keeps its mid-run checkpoint: named by a hash of them, so a rerun
+        of the same command finds it and a job training anything else never does."""
+        return self.root / "checkpoints" / f"{config_key(sorted(keys))}.ckpt"
 
     def claim_path(self, key: str) -> Path:
         return self.root / "claims" / f"{self.path(key).stem}.claim"

@@ -11,7 +11,7 @@ import torch
 from ..compression.host import PruningHost
 from ..data.module import PopulationData
 from ..models.functions import LOSSES
-from ..models.layers import replica_targets
+from ..models.layers import replica_targets, stream_generators
 from ..population import Population
 from .metrics import ReplicaAccuracy, replica_accuracy
 from .step import PopulationStep
@@ -47,6 +47,7 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
         self.diverged = torch.zeros(R, dtype=torch.long)  # epoch (from 1) a replica diverged in, 0 if never
         self.finite_logits = torch.ones(R, dtype=torch.bool)  # every test/train logit finite
         self.chance = torch.zeros(R)  # each replica's chance-level training accuracy (on_train_start)
+        self.resumed: dict | None = None  # what a checkpoint restores once training starts (on_load_checkpoint)
 
     def configure_optimizers(self):
         p = self.protocol
@@ -64,6 +65,30 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
             -(-data.n_train // data.batch_size), p.lr_schedule, self.epochs, self.regularizer, regularized,
             p.weight_decay, autocast, self.cuda_graph, self.compact,
         )  # fmt: skip
+        if self.resumed is not None:
+            self.resume(self.resumed)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Lightning's checkpoint holds the weights, masks and optimizer; this adds what else training keeps between
+        epochs: the step's state, the first and diverged epochs' records, the last validation accuracy and the
+        dropout streams' generators."""
+        checkpoint["population"] = {
+            "step": self.stepper.state_dict(),
+            "first_loss": None if self.first_loss is None else self.first_loss.cpu(),
+            "diverged": self.diverged,
+            "accuracy": self.accuracy,
+            "dropout": [g.get_state() for g in stream_generators(self.model, self.device)],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.resumed = checkpoint["population"]  # the step it restores is built when training starts
+
+    def resume(self, state: dict) -> None:
+        self.stepper.load_state_dict(state["step"])
+        self.first_loss = None if state["first_loss"] is None else state["first_loss"].to(self.device)
+        self.diverged, self.accuracy = state["diverged"], state["accuracy"]
+        for generator, saved in zip(stream_generators(self.model, self.device), state["dropout"], strict=True):
+            generator.set_state(saved)
 
     @property
     def loss_name(self) -> str:

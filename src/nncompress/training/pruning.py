@@ -10,6 +10,12 @@ class PruningCallback(pl.Callback):
     def __init__(self, pruning: Pruning):
         self.pruning = pruning
 
+    def state_dict(self) -> dict:
+        return self.pruning.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.pruning.load_state_dict(state_dict)
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.pruning.epoch_start(pl_module, trainer.current_epoch)
 

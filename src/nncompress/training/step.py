@@ -109,14 +109,39 @@ class PopulationStep:
     def train_only(self, active: torch.Tensor) -> None:
         """From now on only the kept weights (each layer's `mask`) and the biases of replicas `active` (bool, R)
         move: a pruned weight or a frozen replica never moves again, momentum included."""
+        self.mask_updates(active)
+        index = self.active.nonzero().flatten()
+        trained = self.model.replicas if self.part is None else len(self.part[0])
+        if self.compact and compacts(len(index), trained):
+            self.part = index, self.alone(index)
+
+    @torch.no_grad()
+    def mask_updates(self, active: torch.Tensor) -> None:
+        """Each parameter's update mask from the layers' kept weights and the replicas `active` (bool, R)."""
         self.active = active = active.to(self.x.device)
         for layer in self.model.layers:
             mask = layer.from_replicas(active.view(-1, 1, 1))
             self.set_update_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
             self.set_update_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
-        index = active.nonzero().flatten()
-        trained = self.model.replicas if self.part is None else len(self.part[0])
-        if self.compact and compacts(len(index), trained):
+
+    def state_dict(self) -> dict:
+        """What the step keeps between epochs besides the model and its optimizer (a checkpoint's part): the step
+        counter and base learning rate (the optimizer's own lr is the last step's), which replicas train and whether
+        updates are masked at all, which replicas it trains apart, their last losses; on the CPU."""
+        return {"step": self.step.cpu(), "base_lr": self.base_lr, "masked": bool(self.update_masks),
+                "active": self.active.cpu(), "part": None if self.part is None else self.part[0].cpu(),
+                "losses": self.losses.cpu(), "replica_epochs": self.replica_epochs}  # fmt: skip
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Back to where `state_dict` was taken, the model (masks included) and optimizer already restored."""
+        self.step.copy_(state["step"])
+        self.base_lr, self.replica_epochs = state["base_lr"], state["replica_epochs"]
+        self.losses.copy_(state["losses"])
+        if state["masked"]:
+            self.mask_updates(state["active"])
+        if state["part"] is not None and self.compact:
+            index = state["part"].to(self.x.device)
             self.part = index, self.alone(index)
 
     def alone(self, index: torch.Tensor) -> "PopulationStep":
