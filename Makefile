@@ -20,7 +20,7 @@ run: install  ## train the default population (conf/train.yaml); extra overrides
 browser:  ## Debian's chromium, which the report's browser test drives (CI runs as root on Debian)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install browser  ## the whole test suite (a few minutes on 2 cores: one pytest worker per core)
+test: install browser  ## the whole test suite (about 10 minutes on 2 cores: one pytest worker per core)
 	$(PY) -m pytest -q -n 2 --dist loadfile $(ARGS)
 
 bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP floor
