@@ -148,7 +148,7 @@ def test_a_hashednet_job_stopped_by_sigusr2_ignores_another_jobs_checkpoint_and_
     assert not checkpoint.exists()
 
 
-def test_a_checkpoint_is_used_only_when_it_reads_and_holds_the_jobs_replicas(tmp_path, other_job_checkpoint, capsys):
+def test_a_checkpoint_is_used_only_when_it_reads_and_holds_the_jobs_replicas(tmp_path, other_job_checkpoint, caplog):
     assert Checkpoints(tmp_path / "none.ckpt", ["another job"], 0).resumable() is None  # none: nothing said
     own = Checkpoints(other_job_checkpoint, ["another job"], 0)
     assert own.resumable() == other_job_checkpoint and own.epochs == 2
@@ -159,7 +159,7 @@ def test_a_checkpoint_is_used_only_when_it_reads_and_holds_the_jobs_replicas(tmp
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)  # a checkpoint, not a job's
     assert Checkpoints(foreign, ["another job"], 0).resumable() is None
-    lines = capsys.readouterr().err.splitlines()
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]  # on stderr in a command
     assert [re.sub(r"\(.*\)", "(...)", line) for line in lines] == [
         f"warning: checkpoint {path} not used (...); the job starts from epoch 0"
         for path in (other_job_checkpoint, damaged, foreign)
