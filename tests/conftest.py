@@ -9,6 +9,8 @@ from nncompress.data.location import data_dir
 from nncompress.results import is_key
 from nncompress.results import ResultStore, config_key
 
+from forked import Forker
+
 ROOT = Path(__file__).resolve().parents[1]
 # The real MNIST, where a run from the checkout finds it (nncompress.data.location), unless NNCOMPRESS_DATA_DIR says.
 DATA_DIR = Path(os.environ.setdefault("NNCOMPRESS_DATA_DIR", data_dir(ROOT)))
@@ -33,12 +35,28 @@ def results_dir(tmp_path, monkeypatch):
     return path
 
 
-def run_train(*overrides, cwd=ROOT, env=None):
-    """Run `src/train.py` in a subprocess; returns the CompletedProcess (text)."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), *overrides],
-        cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600,
-    )  # fmt: skip
+FORKER = Forker(ROOT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_forker():
+    yield
+    FORKER.close()
+
+
+def run_python(*argv, cwd=ROOT, env=None, timeout=600, umask=None, fresh=False) -> subprocess.CompletedProcess:
+    """`python ARGV...` in a process of its own (text output captured), forked from a warm interpreter unless `fresh`
+    (a test of what a new interpreter does: its imports, its signals) asks for a real one."""
+    env = {**os.environ, **(env or {})}
+    if fresh:
+        return subprocess.run([sys.executable, *map(str, argv)], cwd=cwd, capture_output=True, text=True, env=env,
+                              timeout=timeout, preexec_fn=None if umask is None else lambda: os.umask(umask))  # fmt: skip
+    return FORKER.run(list(argv), cwd=cwd, env=env, timeout=timeout, umask=umask)
+
+
+def run_train(*overrides, cwd=ROOT, env=None, fresh=False) -> subprocess.CompletedProcess:
+    """Run `src/train.py` in a process of its own (see run_python)."""
+    return run_python(ROOT / "src" / "train.py", *overrides, cwd=cwd, env=env, fresh=fresh)
 
 
 TINY = ["dataset.train_size=1000", "dataset.test_size=500", "protocol.epochs=2", "logger=none"]

@@ -1,9 +1,7 @@
 """Artefacts: every family exported, loaded as a plain module, and checked against the population it came from."""
 import json
-import os
 import stat
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,7 +16,7 @@ from nncompress.models.factory import ConvNet, HashedNet, MLP
 from nncompress.population import Population
 from nncompress.results import ResultStore, read_jsonl
 
-from conftest import DATA_DIR, ROOT, TINY, run_train
+from conftest import DATA_DIR, ROOT, TINY, run_python, run_train
 
 MEAN_STD = (torch.tensor(0.13), torch.tensor(0.31))
 
@@ -143,7 +141,7 @@ def test_bad_files_fail_with_one_line(tmp_path):
             artefact.load(path)
         assert "\n" not in str(err.value), name
     path, message = damaged(tmp_path)["truncated"]
-    proc = subprocess.run([sys.executable, "-m", "nncompress.artefact", str(path)], capture_output=True, text=True)
+    proc = run_python("-m", "nncompress.artefact", path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
@@ -180,16 +178,16 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
         assert records[f"mlp/{method}"]["artefact_bytes"] <= records["mlp/none"]["artefact_bytes"] / 15
     stored = {json.loads(p.read_text())["key"]: json.loads(p.read_text()) for p in results_dir.glob("*.json")}
     assert all(stored[r["key"]]["artefact_bytes"] == r["artefact_bytes"] for r in records.values())
-    proc = subprocess.run([sys.executable, "-m", "nncompress.artefact", str(next(tmp_path.rglob("*.safetensors")))],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = run_python("-m", "nncompress.artefact", next(tmp_path.rglob("*.safetensors")))
+    assert proc.returncode == 0, proc.stderr
     assert {"test_acc", "bytes", "parameters", "latency_ms_batch1", "latency_ms_batch1000"} <= json.loads(proc.stdout).keys()
     for p in results_dir.glob("*.json"):
         p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "artefact_bytes"}))
     (results_dir / "artefacts").rename(tmp_path / "first")
-    export = [sys.executable, "-m", "nncompress.artefact.export", str(results_dir)]
-    subprocess.run([*export, "--out", str(tmp_path / "again")], check=True, capture_output=True)
+    export = ["-m", "nncompress.artefact.export", results_dir]
+    assert run_python(*export, "--out", tmp_path / "again").returncode == 0
     assert not (results_dir / "artefacts").exists()  # a store is only read
-    subprocess.run([*export, "--update-store"], check=True, capture_output=True)  # into the store, beside the entries
+    assert run_python(*export, "--update-store").returncode == 0  # into the store, beside the entries
     for r in records.values():
         again, first = tmp_path / "again" / f"{r['key']}.safetensors", tmp_path / "first" / f"{r['key']}.safetensors"
         if r["config"]["save_model"]:  # the same bytes as the run's own export (a separate process)
@@ -197,7 +195,7 @@ def test_trained_families_export_and_measure_their_stored_accuracy(tmp_path, res
             assert again.stat().st_size == r["artefact_bytes"]
         assert json.loads((results_dir / f"{r['key']}.json").read_text()).get("artefact_bytes") == (
             r["artefact_bytes"] if r["config"]["save_model"] else None)
-    refused = subprocess.run([*export, "--update-store", "--out", str(tmp_path)], capture_output=True, text=True)
+    refused = run_python(*export, "--update-store", "--out", tmp_path)
     assert refused.returncode == 1 and refused.stderr.startswith("error: --update-store writes each artefact into")
 
 
@@ -211,8 +209,7 @@ def test_a_resumed_run_exports_its_stored_replicas_into_the_store_readable_by_co
 
     def run(name, *overrides):
         where = [f"results_dir={results_dir}", f"hydra.run.dir={tmp_path / 'outputs' / name}"]
-        proc = subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *small, *overrides, *where], cwd=ROOT,
-                              capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022), timeout=600)  # fmt: skip
+        proc = run_python(ROOT / "src" / "train.py", *small, *overrides, *where, umask=0o022)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc
 

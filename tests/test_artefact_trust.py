@@ -1,7 +1,6 @@
 """Artefacts from elsewhere are data: hand-edited, forged, malformed or older files, loaded from an attacker's or a
 careless user's side. Each bad file must fail with one line naming it, and nothing in its metadata is resolved."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from nncompress.artefact import file
 from nncompress.artefact.export import export
 from nncompress.errors import UserError
 
+from conftest import run_python
 from test_artefact import FAMILIES, MEAN_STD, population_model, prune_, record
 
 TESTS = Path(__file__).parent
@@ -200,8 +200,7 @@ def test_malformed_metadata_fails_with_one_line_even_with_a_recomputed_digest(tm
 def test_the_measure_command_says_one_line_and_resolves_nothing(tmp_path, good, case):
     """Where main printed a traceback, or the environment variable's value (`${oc.env:...}` in the dataset)."""
     path, _, _ = malformed(tmp_path, good, case)
-    proc = subprocess.run([sys.executable, "-m", "nncompress.artefact", str(path)], capture_output=True, text=True,
-                          env={**os.environ, SECRET: "the-secret-value"})  # fmt: skip
+    proc = run_python("-m", "nncompress.artefact", path, env={SECRET: "the-secret-value"})
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and proc.stdout == "" and len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"error: {path}: invalid artefact metadata") and "Traceback" not in proc.stderr

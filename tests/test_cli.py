@@ -2,7 +2,6 @@
 command."""
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 from nncompress.results import read_jsonl
 
-from conftest import ROOT, DATA_DIR, TINY, run_train
+from conftest import ROOT, DATA_DIR, TINY, run_python, run_train
 
 
 @pytest.mark.parametrize(
@@ -48,13 +47,13 @@ def test_help_and_shell_completion_are_answered_without_the_pre_check_or_torch(t
     for name in ("torch", "pytorch_lightning"):
         (tmp_path / f"{name}.py").write_text("raise ImportError('imported to answer a question Hydra answers alone')\n")
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    shown = run_train("--help", env=env)
+    shown = run_train("--help", env=env, fresh=True)
     assert shown.returncode == 0 and "protocol: convnet, fast, hashednet, paper" in shown.stdout, shown.stderr
-    install = run_train("-sc", "install=bash", env=env)
+    install = run_train("-sc", "install=bash", env=env, fresh=True)
     assert install.returncode == 0 and "complete -o nospace -o default -F hydra_bash_completion" in install.stdout
-    query = run_train("-sc", "query=bash", env={**env, "COMP_LINE": "python src/train.py proto"})
+    query = run_train("-sc", "query=bash", env={**env, "COMP_LINE": "python src/train.py proto"}, fresh=True)
     assert query.returncode == 0 and query.stdout.split() == ["protocol.", "protocol="], query.stderr
-    job = run_train("install=bash", env=env)  # a job, though: pre-checked, which needs torch (poisoned here)
+    job = run_train("install=bash", env=env, fresh=True)  # a job, though: pre-checked, which needs torch (poisoned here)
     assert job.returncode != 0 and "imported to answer" in job.stderr
 
 
@@ -69,8 +68,8 @@ def test_checksum_mismatch_is_one_line_error(tmp_path):
     assert (tmp_path / "run" / "train.log").read_text().splitlines()[-1] == lines[0]  # the run's log says why it ended
 
 
-def train_tiny(run_dir, *extra):
-    proc = run_train(*TINY, "seeds=[0,1]", "save_model=true", f"hydra.run.dir={run_dir}", *extra)
+def train_tiny(run_dir, *extra, fresh=False):
+    proc = run_train(*TINY, "seeds=[0,1]", "save_model=true", f"hydra.run.dir={run_dir}", *extra, fresh=fresh)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -94,7 +93,8 @@ def test_end_to_end_run_writes_results_per_replica(tmp_path):
 
 def test_same_seed_gives_bit_identical_results(tmp_path):
     train_tiny(tmp_path / "a", "common_random_numbers=true", "ratio=[1.0]")
-    train_tiny(tmp_path / "b", "common_random_numbers=true", "ratio=[1.0]", "resume=false")
+    # in a new interpreter (a fresh hash seed, no state of the warm one), as a user's second run would be
+    train_tiny(tmp_path / "b", "common_random_numbers=true", "ratio=[1.0]", "resume=false", fresh=True)
     a, b = (torch.load(tmp_path / d / "model.pt")["state_dict"] for d in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
     ra, rb = (read_jsonl(tmp_path / d / "results.jsonl") for d in "ab")
@@ -173,8 +173,9 @@ def test_convnet_searches_and_pareto(tmp_path):
                        f"hydra.sweep.dir={tmp_path}/optuna")  # fmt: skip
     assert optuna.returncode == 0, optuna.stderr[-3000:]
     assert "solutions" in (tmp_path / "optuna" / "optimization_results.yaml").read_text()
-    out = subprocess.run([sys.executable, "-m", "nncompress.pareto", str(tmp_path), "--out", str(tmp_path / "f.csv")],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    pareto = run_python("-m", "nncompress.pareto", tmp_path, "--out", tmp_path / "f.csv")
+    assert pareto.returncode == 0, pareto.stderr
+    out = pareto.stdout
     assert "4 settings" in out and (tmp_path / "f.csv").exists()
 
 

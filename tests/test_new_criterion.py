@@ -1,15 +1,13 @@
 """A pruning criterion the project does not ship, added the way a researcher would: one class, one yaml, no edit of
 the package; it trains, and it reaches the report's figures, tables and claims."""
 import os
-import subprocess
-import sys
 
 from nncompress.report.claims import comparisons
 from nncompress.replicas import load_results
 from nncompress.report.cli import main
 from nncompress.report.figures import figure_curves
 
-from conftest import ROOT
+from conftest import run_train
 
 CRITERION = '''
 from dataclasses import dataclass
@@ -39,13 +37,12 @@ def test_a_criterion_added_outside_the_package_trains_and_reaches_the_report(tmp
     (tmp_path / "conf" / "method").mkdir(parents=True)
     (tmp_path / "conf" / "method" / "reversed.yaml").write_text(METHOD)
     store = tmp_path / "store"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), "-m", f"--config-dir={tmp_path / 'conf'}", "method=magl1,reversed",
-         "ratio=[0.5,0.1]", "seeds=[0,1]", "dataset.train_size=600", "dataset.test_size=300", "protocol.epochs=2",
-         "pruning.timing.first_epoch=0", "pruning.timing.final_epochs=1", "schedule.steps=1", "logger=none",
-         f"results_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    run = run_train(
+        "-m", f"--config-dir={tmp_path / 'conf'}", "method=magl1,reversed",
+        "ratio=[0.5,0.1]", "seeds=[0,1]", "dataset.train_size=600", "dataset.test_size=300", "protocol.epochs=2",
+        "pruning.timing.first_epoch=0", "pruning.timing.final_epochs=1", "schedule.steps=1", "logger=none",
+        f"results_dir={store}", f"hydra.sweep.dir={tmp_path / 'sweep'}", env=env,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     runs = load_results(store)

@@ -1,13 +1,11 @@
 """A model family the project does not ship, added the way a researcher would: a spec and its population model in a
 module of their own, one yaml, no edit of the package; it trains, is stored, exports, reaches `load_results` and the report."""
 import os
-import subprocess
-import sys
 
 from nncompress.artefact.__main__ import measure
 from nncompress.replicas import load_results
 
-from conftest import DATA_DIR, ROOT
+from conftest import DATA_DIR, run_python, run_train
 
 FAMILY = '''
 from dataclasses import dataclass
@@ -77,12 +75,9 @@ hidden: 20
 
 
 def train(tmp_path, *overrides):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), f"--config-dir={tmp_path / 'conf'}", "model=deep",
-         "dataset.train_size=600", "dataset.test_size=300", "protocol.epochs=2", "logger=none", *overrides],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    return run_train(f"--config-dir={tmp_path / 'conf'}", "model=deep", "dataset.train_size=600",
+                     "dataset.test_size=300", "protocol.epochs=2", "logger=none", *overrides, env=env)  # fmt: skip
 
 
 def test_a_family_added_outside_the_package_trains_exports_and_reaches_the_results(tmp_path, results_dir):
@@ -97,8 +92,7 @@ def test_a_family_added_outside_the_package_trains_exports_and_reaches_the_resul
     assert len(rows) == 2 and set(rows["model"]) == {"deep"} and set(rows["architecture"]) == {""}
     assert set(rows["parameters"]) == {784 * 20 + 20 * 20 + 20 * 10 + 50} and not rows.attrs["left_out"]
     assert set(rows["role"]) == {"other"}  # not a family the package ships: listed, never compared
-    report = subprocess.run([sys.executable, "-m", "nncompress.report", "--results", str(results_dir), "--out",
-                             str(tmp_path / "report")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    report = run_python("-m", "nncompress.report", "--results", results_dir, "--out", tmp_path / "report")
     assert report.returncode == 0, report.stderr
     read = (tmp_path / "report" / "summary.md").read_text() + (tmp_path / "report" / "index.html").read_text()
     assert "deep" in read

@@ -2,8 +2,6 @@
 half a report, and files of one's own beside it stay."""
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from nncompress.report import cli
 from nncompress.results import ResultStore
 
-from conftest import ROOT, NamedStore
+from conftest import ROOT, NamedStore, run_python
 from test_report import fake_record
 
 
@@ -47,9 +45,8 @@ def last_report(tmp_path):
 
 def report(*args):
     """`python -m nncompress.report ARGS` as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "nncompress.report", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    return run_python("-m", "nncompress.report", *args, env=env, timeout=300)
 
 
 def assert_refused(proc, says):

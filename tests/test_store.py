@@ -15,7 +15,7 @@ from nncompress import load_results
 from nncompress.population import Population
 from nncompress.results import ResultStore, experiment_key, upgrade_record, without_defaults
 
-from conftest import ROOT, TINY, NamedStore
+from conftest import ROOT, TINY, NamedStore, run_train
 from test_faults import composed
 from test_report import fake_record
 
@@ -112,8 +112,7 @@ def test_entries_of_key_version_1_get_the_keys_of_todays_same_experiments():
 def test_a_store_of_key_version_1_is_migrated_and_resumed(tmp_path):
     store = tmp_path / "store"
     shutil.copytree(V1_STORE, store)
-    out = subprocess.run([sys.executable, str(ROOT / "src" / "train.py"), *TINY_V1, "seeds=[0,1]", "logger=none",
-                          f"results_dir={store}"], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    out = run_train(*TINY_V1, "seeds=[0,1]", "logger=none", f"results_dir={store}")
     assert out.returncode == 0, out.stderr
     assert "7 entries of an earlier key scheme re-keyed" in out.stdout and "nothing to do: all 2 replica(s)" in out.stdout
     assert sorted(p.name for p in (store / "migrated").iterdir()) == sorted(p.name for p in V1_STORE.iterdir())

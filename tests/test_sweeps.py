@@ -1,20 +1,16 @@
-import os
 import re
-import subprocess
-import sys
 
 import pandas as pd
 
 from nncompress.results import ResultStore
 
-from conftest import ROOT
+from conftest import ROOT, run_train
 
 
 def multirun(tmp_path, sweep_dir, *args, env=None):
     flags = [a for a in args if a.startswith("-")]  # Hydra's flags go before the overrides
-    cmd = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *flags, f"results_dir={tmp_path}/store",
-           f"hydra.sweep.dir={sweep_dir}", *(a for a in args if a not in flags)]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})})
+    proc = run_train("-m", *flags, f"results_dir={tmp_path}/store", f"hydra.sweep.dir={sweep_dir}",
+                     *(a for a in args if a not in flags), env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

@@ -58,14 +58,12 @@ def test_a_replica_trained_to_no_better_than_chance_is_flagged_as_having_learned
 
 
 def test_benchmark_script_runs_and_reports_every_trainer(tmp_path):
-    import subprocess
-    import sys
+    from conftest import ROOT, run_python
 
-    from conftest import ROOT
-
-    cmd = [sys.executable, str(ROOT / "bench" / "population_speed.py"), "--samples", "1000", "--replicas", "3", "--epochs",
-           "1", "--grid-samples", "200", "--precisions", "32-true,bf16-mixed", "--results", str(tmp_path)]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    bench = run_python(ROOT / "bench" / "population_speed.py", "--samples", "1000", "--replicas", "3", "--epochs", "1",
+                       "--grid-samples", "200", "--precisions", "32-true,bf16-mixed", "--results", tmp_path)  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    out = bench.stdout
     for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning",
                 "plain PyTorch loop R=3 ", "precision bf16-mixed", "R=3, half frozen, all computed",
                 "R=3, half frozen, frozen left out", "paper grid: ", "table6 R=160 H=30", "epochs: 450 (none stored)"):

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from nncompress import load_results
 from nncompress.errors import UserError
 from nncompress.results import MARKER, ResultStore, config_key, read_jsonl
 
-from conftest import TINY, NamedStore, run_train
+from conftest import TINY, NamedStore, run_python, run_train
 from test_report import fake_record
 
 
@@ -23,7 +22,7 @@ def tree(folder: Path) -> dict:
 
 
 def export(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nncompress.artefact.export", *map(str, args)], capture_output=True, text=True)
+    return run_python("-m", "nncompress.artefact.export", *args)
 
 
 def one_line_error(proc, says: str) -> None:
@@ -103,7 +102,7 @@ store.put(record)
 runs = load_results(store.root)
 assert len(runs) == 1 and "this" not in sys.modules, sorted(sys.modules)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_python("-c", code)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Beautiful is better than ugly" not in proc.stdout + proc.stderr
 
@@ -203,8 +202,7 @@ def test_a_report_over_a_store_changes_no_byte_of_it(tmp_path):
         shutil.copy(v1, store.root)
     (store.root / "package.json").write_text("{}")
     before = tree(store.root)
-    proc = subprocess.run([sys.executable, "-m", "nncompress.report", "--results", str(store.root), "--out",
-                           str(tmp_path / "reports")], capture_output=True, text=True)  # fmt: skip
+    proc = run_python("-m", "nncompress.report", "--results", store.root, "--out", tmp_path / "reports")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert tree(store.root) == before and not {"damaged", "migrated", "claims"} & set(os.listdir(store.root))
     assert "1 unusable entry left out" in proc.stdout and "package.json" in proc.stderr
