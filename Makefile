@@ -5,14 +5,17 @@ PY := $(VENV)/bin/python
 ARGS ?=
 RESULTS := $(or $(NNCOMPRESS_RESULTS_DIR),multirun/results)
 
-.PHONY: install browser run test bench data-preview paper-runs paper-figures clean clean-results
+.PHONY: help install browser run test bench data-preview paper-runs paper-figures clean clean-results
+
+help:  ## this list: each target and what it does
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "%-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[all,dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## the virtual environment .venv, with every extra and the test tools
 
 run: install  ## train the default population (conf/train.yaml); extra overrides via ARGS="..."
 	$(PY) src/train.py $(ARGS)
@@ -20,8 +23,8 @@ run: install  ## train the default population (conf/train.yaml); extra overrides
 browser:  ## Debian's chromium, which the report's browser test drives (CI runs as root on Debian)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-test: install browser  ## the whole test suite (about 10 minutes on 2 cores: one pytest worker per core)
-	$(PY) -m pytest -q -n 2 --dist loadfile $(ARGS)
+test: install browser  ## the whole test suite (about 5 minutes on 2 cores: one pytest worker per core)
+	$(PY) -m pytest -q -n 2 --dist load $(ARGS)
 
 bench: install  ## seconds per model-epoch: population vs naive loop vs FLOP floor
 	$(PY) bench/population_speed.py $(ARGS)

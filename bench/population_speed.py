@@ -39,14 +39,14 @@ from nncompress.results import ResultStore
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
 from nncompress.replicas import changed_options, flatten, read_records
-from nncompress.resources import conf_options
+from nncompress.resources import CONF_DIR, conf_options
 from nncompress.training.metrics import replica_accuracy
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.step import compacts
 from nncompress.typed import construct
 
 D, H, C, BATCH = 784, 100, 10, 100
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = CONF_DIR
 FAST, PAPER = (OmegaConf.load(CONF / "protocol" / f"{name}.yaml") for name in ("fast", "paper"))
 PAPER_PRUNING = OmegaConf.create(conf_options("pruning", "paper"))  # over fast.yaml, as Hydra merges it
 # The paper's six tables as populations of 4 datasets x 5 seeds x the table's ratios (conf/experiment/table*.yaml).

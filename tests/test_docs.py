@@ -101,8 +101,12 @@ def shell_lines(block: Block):
             yield first, text
 
 
+# The console scripts, as the commands they install (pyproject's [project.scripts]).
+SCRIPTS = {"nncompress-train": ["python", "src/train.py"], "nncompress-report": ["python", "-m", "nncompress.report"]}
+
+
 def is_command(text: str) -> bool:
-    return text.startswith(("python src/train.py", "make ", "python -m nncompress."))
+    return text.startswith(("python src/train.py", "make ", "python -m nncompress.", *SCRIPTS))
 
 
 def commands() -> list[Command]:
@@ -124,7 +128,7 @@ def words(command: Command) -> list[str]:
     argv = shlex.split(command.text, comments=True)
     while argv and ENV.match(argv[0]):
         argv.pop(0)
-    return argv
+    return SCRIPTS.get(argv[0], argv[:1]) + argv[1:] if argv else argv
 
 
 def makefile_rules() -> dict[str, list[str]]:

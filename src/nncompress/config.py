@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from . import extras
 from .data.module import PRECISIONS
 from .errors import UserError
 from .models.spec import ModelSpec, families
@@ -198,6 +199,7 @@ def check_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
             continue
         options = sorted({p.stem for g in groups for p in g.glob("*.yaml")} | plugin_options(key))
         for v in value.split(","):
+            extras.require_plugin(key, v)  # before "unknown": a plugin not installed adds no option
             if v not in options:
                 raise UserError(f"unknown {key} '{v}' (choose from: {', '.join(options)})")
     check_composes(argv, conf_dirs)
@@ -243,8 +245,11 @@ def check_composes(argv: list[str], conf_dirs: list[Path]) -> None:
     with initialize_config_dir(str(conf_dirs[0]), version_base="1.3"):
         for variant in variants:
             try:
-                compose("train", overrides=variant + search)
+                cfg = compose("train", overrides=variant + search)
             except Exception as err:  # Hydra's errors share no type worth naming; all mean a bad override
+                plugin = re.search(r"Could not (?:find|load) '(hydra/\w+)/(\w+)'", str(err))
+                if plugin:  # an experiment's own sweeper or launcher (+experiment=convnet_optuna)
+                    extras.require_plugin(plugin[1], plugin[2])
                 unknown = re.search(r"Could not override '([^']+)'", str(err))
                 if unknown:
                     key = unknown[1]
@@ -252,3 +257,4 @@ def check_composes(argv: list[str], conf_dirs: list[Path]) -> None:
                     hint = f"now {moved}" if moved else f"a new key needs a +: +{key}=..."
                     raise UserError(f"unknown config key '{key}' ({hint})") from None
                 raise UserError(str(err).splitlines()[0]) from None
+            extras.require_logger((cfg.get("logger") or {}).get("_target_"))

@@ -1,6 +1,8 @@
 """The files the package reads besides its code: the Hydra configs (and the resolver they use) and the paper's table
-values; and the commit of the checkout it runs from."""
+values, shipped inside the package; and the commit of the checkout it runs from (the version, once installed)."""
 import functools
+import importlib.metadata
+import importlib.resources
 import subprocess
 from pathlib import Path
 
@@ -9,9 +11,12 @@ from omegaconf import OmegaConf
 
 from .data.location import data_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = ROOT / "conf"
-PAPER_TABLES = ROOT / "reference" / "paper_tables.csv"
+# A Path, not just a Traversable: pip installs a package as files on disk (never zipped), and Hydra's --config-dir and
+# the checks that glob the configs need real folders.
+PACKAGE = Path(str(importlib.resources.files(__package__)))
+CONF_DIR = PACKAGE / "conf"  # the checkout's conf/ is a link to it
+PAPER_TABLES = PACKAGE / "report" / "paper_tables.csv"
+ROOT = PACKAGE.parents[1]  # the checkout, when the package runs from one (src/nncompress)
 
 # `data_dir: ${nncompress.data_dir:}` in conf/train.yaml: the data folder found by data.location's one rule. Registered
 # on import, so that whatever composes the configs (train.py, a test, a notebook) resolves it alike.
@@ -48,8 +53,11 @@ def merged(base: dict, over: dict) -> dict:
 
 @functools.cache
 def commit(changes: bool = False) -> str:
-    """The checkout's commit, or `unknown` outside git; with `changes`, ` +changes` after it when the work tree's
+    """The checkout's commit; `nncompress <version>` when installed (not a checkout: a git folder around the
+    environment is somebody else's); `unknown` without git. With `changes`, ` +changes` after it when the work tree's
     tracked files differ from it."""
+    if not (ROOT / "src" / "nncompress").is_dir():
+        return f"nncompress {importlib.metadata.version('nncompress')}"
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=10)

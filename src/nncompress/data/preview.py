@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from ..console import setup
 from ..errors import exit_on_user_error
+from ..resources import CONF_DIR
 from .catalog import CONTENTS, DATASETS
 from .location import data_dir
 from .datasets import load_dataset
@@ -40,7 +41,7 @@ def main():
     setup()  # the data's own lines (a download) on the console
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = OmegaConf.load(Path(__file__).resolve().parents[3] / "conf" / "dataset" / "mnist.yaml")
+    base = OmegaConf.load(CONF_DIR / "dataset" / "mnist.yaml")
     for name in args.datasets:
         with exit_on_user_error():
             s = load_dataset(OmegaConf.merge(base, {"name": name}), args.data_dir, args.cache_dir)
