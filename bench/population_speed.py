@@ -34,7 +34,8 @@ from nncompress.artefact.latency import median_ms
 from nncompress.compression.masks import prune_masks
 from nncompress.compression.schedules import PowerSchedule
 from nncompress.data.datasets import Splits
-from nncompress.data.module import PRECISIONS, PopulationData
+from nncompress.data.module import PopulationData
+from nncompress.data.precision import PRECISIONS
 from nncompress.results import ResultStore
 from nncompress.models.mlp import PopulationMLP
 from nncompress.population import Population
@@ -316,7 +317,7 @@ def training(args):
     native_bf16 = device == "cuda" or "AVX512" in torch.backends.cpu.get_cpu_capability()
     precisions = args.precisions.split(",") if args.precisions else ["32-true"] + ["bf16-mixed"] * native_bf16
     for precision in precisions:
-        dtype = PRECISIONS[precision]
+        dtype = getattr(torch, PRECISIONS[precision])
         peak = matmul_peak_gflops(device, dtype)
         floor = floor_epoch(peak, args.samples)
         rows = {f"dense FLOP floor ({peak:.0f} GFLOP/s {dtype})": (floor, None)}

@@ -53,8 +53,8 @@ def test_help_and_shell_completion_are_answered_without_the_pre_check_or_torch(t
     assert install.returncode == 0 and "complete -o nospace -o default -F hydra_bash_completion" in install.stdout
     query = run_train("-sc", "query=bash", env={**env, "COMP_LINE": "python src/train.py proto"}, fresh=True)
     assert query.returncode == 0 and query.stdout.split() == ["protocol.", "protocol="], query.stderr
-    job = run_train("install=bash", env=env, fresh=True)  # a job, though: pre-checked, which needs torch (poisoned here)
-    assert job.returncode != 0 and "imported to answer" in job.stderr
+    job = run_train("install=bash", env=env, fresh=True)  # a job, though: pre-checked, which needs no torch either
+    assert job.returncode != 0 and job.stderr == "error: unknown config key 'install' (a new key needs a +: +install=...)\n"
 
 
 def test_checksum_mismatch_is_one_line_error(tmp_path):

@@ -9,11 +9,10 @@ from dataclasses import dataclass, fields
 from typing import Literal
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import extras
-from .data.module import PRECISIONS
+from .data.precision import PRECISIONS
 from .errors import UserError
 from .models.spec import ModelSpec, families
 from .resources import CONF_DIR
@@ -158,6 +157,8 @@ def validate(cfg: DictConfig) -> None:
     names = dataset_names(cfg)
     if not names or len(set(names)) != len(names):
         raise UserError(f"dataset.name must be one dataset or a list of distinct ones, got {names}")
+    import torch  # here, not above: the command line's pre-check (check_choices) needs no torch
+
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(f"accelerator={cfg.accelerator} but no CUDA GPU is visible (use accelerator=cpu or auto)")
 

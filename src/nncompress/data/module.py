@@ -9,10 +9,7 @@ import torch
 
 from ..errors import UserError
 from .datasets import Splits
-
-# Lightning precision -> dtype the training batches are stored in: under bf16 autocast the matmuls read
-# bfloat16 anyway, so storing it halves the bytes every step's batch gather moves.
-PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
+from .precision import PRECISIONS
 # Per-stream evaluation batches hold streams x batch x features values; this many at most (256 MB in float32).
 EVAL_BUDGET = 1 << 26
 
@@ -91,7 +88,7 @@ class PopulationData(pl.LightningDataModule):
                  eval_batch_size: int = 4000, precision: str = "32-true", stream_datasets: list[int] | None = None):  # fmt: skip
         super().__init__()
         self.splits = [splits] if isinstance(splits, Splits) else list(splits)
-        self.batch_size, self.eval_batch_size, self.train_dtype = batch_size, eval_batch_size, PRECISIONS[precision]
+        self.batch_size, self.eval_batch_size, self.train_dtype = batch_size, eval_batch_size, getattr(torch, PRECISIONS[precision])
         self.stream_datasets = torch.tensor(stream_datasets or [0] * len(stream_seeds))
         self.data = {split: stack(self.splits, split) for split in ("train", "val", "test")}
         self.n_train, self.features = self.data["train"][0].shape[1:]
