@@ -288,7 +288,8 @@ def test_summary_retests_the_claims_with_paired_tests_holm_and_verdicts(tmp_path
     assert not (table["claim"] == PRUNING_VS_CONVNET).any()  # no ConvNets stored: that claim is not tested
     verdicts = claims.verdicts(comparisons(runs), ["fast"]).set_index("claim")["verdict"]
     assert verdicts.to_dict() == {MAGNITUDE_VS_OBD: "fails", L1_VS_L2: "holds", PRUNING_VS_CONVNET: "not tested",
-                                  claims.CONVNET_VS_HASHEDNET: "not tested"}  # fmt: skip
+                                  claims.CONVNET_VS_HASHEDNET: "not tested", claims.PRUNING_VS_HASHEDNET: "not tested",
+                                  claims.PRUNING_VS_DENSE: "not tested"}  # fmt: skip
     text = write_summary(runs, tmp_path).read_text()
     assert "fails" in text and "not tested" in text and "regenerated" in text
     assert "magl2 vs obd): mnist, ratio 0.01, 100 hidden, protocol fast: A - B = -2.90 points" in text

@@ -27,7 +27,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f2f2f2; } td.text { text-align: left; }
 .close { background: #d8f0d8; } .far { background: #f6d0d0; } .none { color: #999; }
-.fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .untested { color: #777; }
+.fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .open { background: #f4f0d8; } .untested { color: #777; }
 img { max-width: 48%; margin: 0.5%; border: 1px solid #ddd; } .note { color: #555; }
 """
 
@@ -83,7 +83,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     stats, comparisons = cell_stats(runs), claims.comparisons(runs)
     verdicts = claims.verdicts(comparisons, compressed_protocols(runs))
     css = verdicts.map(lambda v: "text")
-    css["verdict"] = verdicts["verdict"].map({"fails": "fails", "holds": "holds"}).fillna("untested")
+    css["verdict"] = verdicts["verdict"].map({"fails": "fails", "holds": "holds", "not contradicted": "open"}).fillna("untested")
     tolerance, readings = within_tolerance(runs, reference), ablation(runs, reference)
     order = method_order(runs, reference)
     page = HTML.get_template("page.html").render(

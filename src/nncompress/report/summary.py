@@ -44,13 +44,16 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
         "fewer than two seeds on a side is not tested. Replicas that learned nothing (training accuracy within 1 "
         "point of always answering the commonest class) are kept, being what their method gave; `at chance` counts "
         "them per cell. A pruning method the paper did not test is A in a claim of its "
-        "own against each of the paper's (`method >= paper method`), in every cell they share.",
+        "own against each of the paper's (`method >= paper method`), in every cell they share. Pruning is set against "
+        "the smallest HashedNet at least as large (paired when both trained under one protocol at one ratio) and "
+        "against the dense MLP (`method=none`) of the nearest size under the same protocol (Welch).",
         "",
         "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
         "",
         "## Verdicts",
         "",
-        "A claim fails where a cell contradicts it significantly, holds where cells were tested and none does.",
+        "A claim fails where a cell contradicts it significantly; else it holds where at least one cell supports it "
+        "significantly, and is not contradicted where cells were tested and none differs significantly.",
         "",
         claims.verdicts(table, protocols).to_markdown(index=False),
         "",

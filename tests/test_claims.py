@@ -1,0 +1,97 @@
+"""The claims added for reviewers: the paper's headline (pruning >= HashedNet), the dense control, and verdicts that
+tell "holds" (a supporting cell) from "not contradicted" (nothing significant either way)."""
+import math
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from scipy.stats import ttest_ind, ttest_rel
+
+from nncompress import load_results
+from nncompress.report import claims
+from nncompress.report.claims import PRUNING_VS_DENSE, PRUNING_VS_HASHEDNET, comparisons, verdicts
+
+from conftest import ROOT, NamedStore
+from test_report import fake_record
+
+
+def model_record(model: dict, ratio, seed, acc, parameters, protocol="fast", method="none"):
+    record = fake_record(method, model["hidden"], "mnist", ratio, seed, acc, protocol=protocol)
+    record["key"] += str(model)
+    record["config"]["model"], record["parameters"] = model, parameters
+    return record
+
+
+def store_of(tmp_path, pruned: list, hashed: dict, dense: dict, dense_protocol="fast"):
+    """magl1 at ratio 0.01 (904 parameters, protocol fast) with accuracies `pruned` per seed; HashedNets {(ratio,
+    parameters, protocol): accs}; dense MLPs {hidden: accs} under `dense_protocol`."""
+    store = NamedStore(tmp_path / "store")
+    for seed, acc in enumerate(pruned):
+        store.put(model_record({"name": "mlp", "hidden": 100}, 0.01, seed, acc, 904, "fast", method="magl1"))
+    for (ratio, parameters, variant), accs in hashed.items():
+        for seed, acc in enumerate(accs):
+            store.put(model_record({"name": "hashednet", "hidden": 100}, ratio, seed, acc, parameters, variant))
+    for hidden, accs in dense.items():
+        for seed, acc in enumerate(accs):
+            store.put(model_record({"name": "mlp", "hidden": hidden}, 1.0, seed, acc, 795 * hidden + 10, dense_protocol))
+    return load_results(store.root)
+
+
+def test_pruning_meets_the_smallest_hashednet_at_least_as_large_paired_under_one_protocol(tmp_path):
+    pruned = [0.95, 0.96, 0.955]
+    hashed = {(0.01, 904, "fast"): [0.90, 0.905, 0.91],  # equal size, same protocol and ratio: paired
+              (0.005, 507, "fast"): [0.99, 0.99, 0.99],  # smaller: never the comparison
+              (0.02, 1698, "fast"): [0.97, 0.975, 0.972],  # larger, but not the smallest large enough
+              (0.02, 1698, "hashednet"): [0.80, 0.81, 0.805]}  # another variant: its own comparison, Welch
+    runs = store_of(tmp_path, pruned, hashed, {})
+    table = comparisons(runs)
+    rows = table[table["claim"] == PRUNING_VS_HASHEDNET].set_index("comparison")
+    assert sorted(rows.index) == ["magl1 vs hashednet h100 r0.01 (fast)", "magl1 vs hashednet h100 r0.02 (hashednet)"]
+    same = rows.loc["magl1 vs hashednet h100 r0.01 (fast)"]
+    a, b = 100 * np.array(pruned), 100 * np.array(hashed[(0.01, 904, "fast")])
+    assert same["test"] == "paired t" and np.isclose(same["p"], ttest_rel(a, b).pvalue)
+    other = rows.loc["magl1 vs hashednet h100 r0.02 (hashednet)"]
+    c = 100 * np.array(hashed[(0.02, 1698, "hashednet")])
+    assert other["test"] == "Welch t" and np.isclose(other["p"], ttest_ind(a, c, equal_var=False).pvalue)
+    assert set(rows["verdict"]) == {"supports"}
+    claimed = verdicts(table, ["fast"]).set_index("claim").loc[PRUNING_VS_HASHEDNET]
+    assert claimed["verdict"] == "holds" and claimed["supporting"] == 2 and claimed["cells tested"] == 2
+
+
+def test_pruning_meets_the_dense_mlp_nearest_its_size(tmp_path):
+    pruned = [0.95, 0.96, 0.955]
+    dense = {1: [0.60, 0.62, 0.61], 2: [0.97, 0.98, 0.975], 10: [0.99, 0.99, 0.991]}  # 805, 1600, 7960 parameters
+    runs = store_of(tmp_path, pruned, {}, dense)
+    table = comparisons(runs)
+    (row,) = table[table["claim"] == PRUNING_VS_DENSE].to_dict("records")
+    # 904 parameters: 805 is log(904/805) = 0.12 away, 1600 is 0.57 away
+    assert row["comparison"] == "magl1 vs dense h1" and row["test"] == "Welch t"
+    a, b = 100 * np.array(pruned), 100 * np.array(dense[1])
+    assert np.isclose(row["p"], ttest_ind(a, b, equal_var=False).pvalue) and row["verdict"] == "supports"
+    apart = store_of(tmp_path / "apart", pruned, {}, dense, dense_protocol="paper")  # trained otherwise: no control
+    assert comparisons(apart).empty  # the only comparison there would be the dense control's
+
+
+def test_verdicts_tell_a_supported_claim_from_one_merely_not_contradicted(tmp_path):
+    runs = store_of(tmp_path, [0.95, 0.96, 0.955], {(0.01, 904, "fast"): [0.951, 0.958, 0.957]}, {})
+    table = comparisons(runs)
+    assert set(table.loc[table["claim"] == PRUNING_VS_HASHEDNET, "verdict"]) == {"no significant difference"}
+    got = verdicts(table, ["fast"]).set_index("claim")
+    assert got.loc[PRUNING_VS_HASHEDNET, "verdict"] == "not contradicted" and got.loc[PRUNING_VS_DENSE, "verdict"] == "not tested"
+    assert set(got["verdict"]) <= set(claims.VERDICTS)
+
+
+def test_dense_control_preset_has_the_width_nearest_every_pruned_size_of_the_tables():
+    """Every ratio row of the tables' MLPs (100 and 30 hidden units): the dense width of the nearest parameter count,
+    counted by hand (784 inputs, 10 classes: 795 h + 10 parameters dense; r x 794 h weights + h + 10 biases pruned)."""
+    needed = set()
+    for hidden in (100, 30):
+        ratios = OmegaConf.load(ROOT / "conf" / "preset" / f"mlp_h{hidden}.yaml").ratio
+        for r in ratios:
+            size = round(r * 794 * hidden) + hidden + 10
+            needed.add(min(range(1, 200), key=lambda h: abs(math.log((795 * h + 10) / size))))
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["+experiment=dense_control"], return_hydra_config=True)
+    widths = {int(w) for w in str(cfg.hydra.sweeper.params["model.hidden"]).split(",")}
+    assert widths == needed and cfg.method.name == "none" and cfg.ratio == 1.0
+    assert list(cfg.seeds) == [0, 1, 2, 3, 4] and list(cfg.dataset.name) == ["mnist", "mnist_rot", "mnist_back_rand", "mnist_back_image"]
