@@ -163,3 +163,26 @@ def test_a_real_runs_records_carry_the_measures_of_their_non_zero_weights(tmp_pa
     fresh = load_results(results_dir).set_index("key")[list(MEASURES)].sort_index()
     filled = load_results(store.root).set_index("key")[list(MEASURES)].sort_index()
     assert fresh.equals(filled) and fresh.notna().all().all()
+
+
+def test_the_report_shows_the_measures_in_its_tables_and_draws_accuracy_against_flops(tmp_path):
+    from nncompress.report.cli import main
+    from nncompress.report.figures import size_curves
+    from test_report import fake_record
+
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):  # records as stored before the measures: load_results fills them
+        for ratio, kept in ((0.01, 794), (0.1, 7940)):
+            store.put({**fake_record("magl1", 100, "mnist", ratio, seed, 0.9 - ratio), "nonzero_weights": kept,
+                       "parameters": kept + 110})  # fmt: skip
+    out = tmp_path / "reports"
+    main(["--results", str(store.root), "--out", str(out)])
+    table = (out / "table3_fast.md").read_text()
+    # 79,400 weights and 110 biases dense: 79,510 / 904 = 88.0 and 79,400 / 794 = 100; 79,510 / 8,050 = 9.88
+    assert "| parameters | FLOPs | compression | speedup |" in table
+    assert "| 904 | 794 | 88× | 100× |" in table and "| 8,050 | 7,940 | 9.88× | 10× |" in table
+    assert next(row for row in table.splitlines() if row.startswith("| 0 % |")).endswith("| — | — | — | — |")  # no runs
+    curves, _ = size_curves(load_results(store.root), "flops", "mnist", "fast")
+    assert curves["magl1, 100 hidden"]["p"].tolist() == [794, 7940]
+    page = (out / "index.html").read_text()
+    assert (out / "flops_mnist_fast.png").exists() and 'alt="flops_mnist_fast"' in page and "<th>FLOPs</th>" in page
