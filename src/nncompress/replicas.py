@@ -287,8 +287,8 @@ def load_results(*paths) -> pd.DataFrame:
     (`at_chance`: stored with `learned: false`, its training accuracy within a point of always answering the
     commonest class; records older than that check count as learned), its artefact's size on disk (`bytes`, NaN
     without one), its FLOPs, speedup and compression (`with_measures`: computed for a record stored before they were
-    measured, NaN where they cannot be) and the record's own fields (accuracies as fractions) with its config flattened (`model.kernel`,
-    `protocol.lr`, ...). Entries that could not be used are left out with one warning, and listed (name -> why) in
+    measured, NaN where they cannot be) and the record's own fields (accuracies as fractions) with its config
+    flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not be used are left out with one warning, and listed (name -> why) in
     the frame's `attrs["left_out"]`."""
     records, left_out = read_records(*paths)
     records = [with_measures(r) for r in records]

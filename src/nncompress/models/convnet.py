@@ -97,8 +97,10 @@ class PopulationConvNet(PopulationModel):
         total = conv + self.head.in_features * self.head.out_features
         conv_nonzero = (self.conv.weight.view(self.replicas, -1) != 0).sum(1).cpu()
         nonzero = (conv_nonzero + self.head.real_weights().cpu()).tolist()
-        flops = (conv_nonzero * conv_side(self.side, self.kernel, self.stride) ** 2 + self.head.multiplies().cpu()).tolist()
-        dense_flops = convnet_flops(self.kernel, self.channels, self.stride, self.pool, self.side, self.head.out_features)
+        positions = conv_side(self.side, self.kernel, self.stride) ** 2
+        flops = (conv_nonzero * positions + self.head.multiplies().cpu()).tolist()
+        dense_flops = convnet_flops(self.kernel, self.channels, self.stride, self.pool, self.side,
+                                    self.head.out_features)  # fmt: skip
         biases, parameters = self.channels + self.head.out_features, self.parameter_count()
         return [
             {"nonzero_weights": n, "real_weights": total, "total_weights": total, "biases": biases,

@@ -68,7 +68,8 @@ def staging(out: Path):
 # What a report writes under names that depend on the store (protocol variants, datasets): a file of these names that
 # the new report did not write is removed, so a variant no longer in the store leaves no stale file. The report's
 # other files (fidelity.md, summary.md, index.html) are always rewritten.
-GENERATED = ("table*.md", "table*.csv", "fig*.png", "fig*.pdf", *(f"{size}_*.{kind}" for size in SIZES for kind in ("png", "pdf")))
+GENERATED = ("table*.md", "table*.csv", "fig*.png", "fig*.pdf",
+             *(f"{size}_*.{kind}" for size in SIZES for kind in ("png", "pdf")))  # fmt: skip
 
 
 def publish(stage: Path, out: Path) -> None:

@@ -18,7 +18,8 @@ FIGURES = {  # number: (dataset, the role of the compressed models it draws, see
     4: ("mnist_back_rand", "pruned"),
     5: ("mnist_back_image", "pruned"),
 }
-SIZES = {  # the sizes besides parameters accuracy is drawn against, per dataset: (x label, name, the empty figure's note)
+# The sizes besides parameters that accuracy is drawn against, per dataset: (x label, name, the empty figure's note).
+SIZES = {
     "bytes": ("artefact size on disk (bytes)", "bytes", "no artefacts yet (train with export=true)"),
     "flops": ("multiply-adds of one example's forward pass (FLOPs)", "FLOPs", "no FLOPs recorded"),
 }
