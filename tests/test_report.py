@@ -355,7 +355,7 @@ def test_runs_on_other_data_or_settings_are_never_pooled_and_every_hidden_size_i
 
 
 def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
-    from nncompress.report.figures import bytes_figure
+    from nncompress.report.figures import size_figure
     from nncompress.report.summary import write_summary
 
     store = NamedStore(tmp_path / "store")
@@ -373,7 +373,7 @@ def test_accuracy_against_bytes_figure_and_summary_section(tmp_path):
             conv["config"]["model"] = {"name": "convnet", "kernel": len(arch), "channels": 4, "stride": 1, "pool": 2, "dropout": 0.0}
             store.put(conv)
     runs = load_results(store.root)
-    assert bytes_figure(runs, "mnist", "fast", tmp_path).stat().st_size > 10_000
+    assert size_figure(runs, "bytes", "mnist", "fast", tmp_path).stat().st_size > 10_000
     summary = write_summary(runs, tmp_path).read_text()
     section = summary[summary.index("## At equal bytes on disk") :]
     # At equal parameters every ConvNet (50) fits under the MLP's 100 and the big one wins; at equal bytes only the

@@ -15,6 +15,7 @@ one variant and dataset trained on both the original and regenerated images, the
 import hashlib
 import json
 import logging
+import math
 import re
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from omegaconf import OmegaConf
 
 from .data.catalog import CONTENTS
 from .data.datasets import Dataset
+from .models.measures import MEASURES, measured
 from .models.spec import family
 from .resources import CONF_DIR, conf_options
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
@@ -227,8 +229,20 @@ def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
     return list(records.values()), left_out
 
 
+def with_measures(record: dict) -> dict:
+    """`record` with the measures it lacks (`models.measures`: stored before they were measured) computed from its
+    model options, non-zero weights and parameters through its family's spec (`ModelSpec.stored_measures`), NaN
+    where they cannot be told; those it holds kept."""
+    if all(name in record for name in MEASURES):
+        return record
+    model = record["config"]["model"]
+    counts = family(model["name"]).stored_measures(model, record.get("nonzero_weights", math.nan))
+    return measured(**counts, parameters=record.get("parameters", math.nan)) | record
+
+
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
-           "at_chance", "parameters", "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size", "run_dir"]  # fmt: skip
+           "at_chance", "parameters", *MEASURES, "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size",
+           "run_dir"]  # fmt: skip
 
 
 def cells(records: list[dict]) -> pd.DataFrame:
@@ -259,7 +273,7 @@ def with_record_fields(frame: pd.DataFrame, records: list[dict]) -> pd.DataFrame
     config = pd.json_normalize([r["config"] for r in records], sep=".")
     config = config[[c for c in config.columns if c not in fields.columns and c not in frame.columns]]
     frame = pd.concat([frame, fields.drop(columns=[c for c in frame.columns if c in fields.columns]), config], axis=1)
-    for column in ("val_acc", "train_acc", "run_dir"):
+    for column in ("parameters", "val_acc", "train_acc", "run_dir"):
         if column not in frame.columns:
             frame[column] = float("nan") if column != "run_dir" else ""
     frame["bytes"] = frame["artefact_bytes"] if "artefact_bytes" in frame.columns else float("nan")  # export=true
@@ -272,10 +286,12 @@ def load_results(*paths) -> pd.DataFrame:
     and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing
     (`at_chance`: stored with `learned: false`, its training accuracy within a point of always answering the
     commonest class; records older than that check count as learned), its artefact's size on disk (`bytes`, NaN
-    without one) and the record's own fields (accuracies as fractions) with its config flattened (`model.kernel`,
-    `protocol.lr`, ...). Entries that could not be used are left out with one warning, and listed (name -> why) in
+    without one), its FLOPs, speedup and compression (`with_measures`: computed for a record stored before they were
+    measured, NaN where they cannot be) and the record's own fields (accuracies as fractions) with its config
+    flattened (`model.kernel`, `protocol.lr`, ...). Entries that could not be used are left out with one warning, and listed (name -> why) in
     the frame's `attrs["left_out"]`."""
     records, left_out = read_records(*paths)
+    records = [with_measures(r) for r in records]
     if left_out:
         log.warning(f"warning: {len(left_out)} stored entr{'y' if len(left_out) == 1 else 'ies'} left out "
                     f"({describe(left_out)})")

@@ -41,7 +41,9 @@ class PopulationModel(nn.Module, ABC):
 
     @abstractmethod
     def replica_counts(self) -> list[dict]:
-        """Per replica, what its record counts: nonzero_weights, real_weights, total_weights, biases, parameters."""
+        """Per replica, what its record counts: nonzero_weights, real_weights, total_weights, biases, parameters, and
+        its measures (`measures.measured`: flops, dense_flops, dense_parameters, speedup, compression); a family
+        that gives none has them filled by `load_results` where its spec can (`ModelSpec.stored_measures`)."""
 
     @abstractmethod
     def artefact(self, r: int, dense: bool = False, values: torch.dtype = torch.float32) -> tuple[dict, dict]:

@@ -10,11 +10,18 @@ from ..data.catalog import IMAGES
 from ..errors import UserError
 from .base import PopulationModel
 from .layers import PopulationLinear, StreamDropout, draw_weights
+from .measures import measured
+
+
+def conv_side(side: int, kernel: int, stride: int) -> int:
+    """Side of the conv's output, the positions along a side where its kernel is applied: floor((side - kernel) /
+    stride) + 1."""
+    return (side - kernel) // stride + 1
 
 
 def conv_output_side(side: int, kernel: int, stride: int, pool: int) -> int:
-    """Side of the pooled feature map: floor((side - kernel) / stride) + 1 after the conv, then floor(/ pool)."""
-    return ((side - kernel) // stride + 1) // pool
+    """Side of the pooled feature map: `conv_side`, then floor(/ pool)."""
+    return conv_side(side, kernel, stride) // pool
 
 
 def feature_side(side: int, kernel: int, stride: int, pool: int) -> int:
@@ -31,6 +38,14 @@ def convnet_parameters(kernel: int, channels: int, stride: int, pool: int, side:
     """Exact count: conv weights + conv biases + linear weights + linear biases."""
     features = channels * conv_output_side(side, kernel, stride, pool) ** 2
     return channels * kernel * kernel + channels + features * classes + classes
+
+
+def convnet_flops(kernel: int, channels: int, stride: int, pool: int, side: int = IMAGES.side,
+                  classes: int = IMAGES.classes) -> int:  # fmt: skip
+    """Multiply-adds of one image through the dense ConvNet: each conv weight at every position of the conv's output
+    (before pooling), each linear weight once."""
+    features = channels * conv_output_side(side, kernel, stride, pool) ** 2
+    return channels * kernel * kernel * conv_side(side, kernel, stride) ** 2 + features * classes
 
 
 class PopulationConvNet(PopulationModel):
@@ -75,14 +90,22 @@ class PopulationConvNet(PopulationModel):
 
     @torch.no_grad()
     def replica_counts(self) -> list[dict]:
+        """Per replica: non-zero weights, total weights, biases, parameters (all stored: it is never pruned), and the
+        measures (`measures.measured`): a conv weight is multiplied at every position of the conv's output, a zero
+        one nowhere."""
         conv = self.channels * self.kernel * self.kernel
         total = conv + self.head.in_features * self.head.out_features
-        nonzero = ((self.conv.weight.view(self.replicas, -1) != 0).sum(1).cpu() + self.head.real_weights().cpu()).tolist()
-        biases = self.channels + self.head.out_features
+        conv_nonzero = (self.conv.weight.view(self.replicas, -1) != 0).sum(1).cpu()
+        nonzero = (conv_nonzero + self.head.real_weights().cpu()).tolist()
+        positions = conv_side(self.side, self.kernel, self.stride) ** 2
+        flops = (conv_nonzero * positions + self.head.multiplies().cpu()).tolist()
+        dense_flops = convnet_flops(self.kernel, self.channels, self.stride, self.pool, self.side,
+                                    self.head.out_features)  # fmt: skip
+        biases, parameters = self.channels + self.head.out_features, self.parameter_count()
         return [
             {"nonzero_weights": n, "real_weights": total, "total_weights": total, "biases": biases,
-             "parameters": self.parameter_count()}
-            for n in nonzero
+             "parameters": parameters, **measured(f, dense_flops, parameters, parameters)}
+            for n, f in zip(nonzero, flops)
         ]  # fmt: skip
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 `conf/model/<name>.yaml` names the spec as its `_target_`; `spec.build(population, features, protocol)` returns the
 initialised population model. See `spec` for what a family says about itself.
 """
+import math
 from dataclasses import dataclass
 
 from ..data.catalog import IMAGES
@@ -10,7 +11,7 @@ from ..population import Population, stable_seed
 from ..typed import bounded
 from .base import initialised
 from .spec import ModelSpec
-from .convnet import PopulationConvNet, feature_side
+from .convnet import PopulationConvNet, convnet_flops, convnet_parameters, feature_side
 from .hashednet import HashedPopulationMLP
 from .mlp import PopulationMLP
 
@@ -27,6 +28,13 @@ class MLP(ModelSpec):
     def sizes(self, features: int) -> list[int]:
         return [features, self.hidden, IMAGES.classes]
 
+    @classmethod
+    def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
+        """A non-zero weight is one multiply-add; dense: every weight of the 784-hidden-10 network, and its biases."""
+        sizes = [IMAGES.features, options["hidden"], IMAGES.classes]
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+        return {"flops": nonzero_weights, "dense_flops": weights, "dense_parameters": weights + sum(sizes[1:])}
+
     def build(self, population: Population, features: int, protocol):
         model = PopulationMLP(population.streams, population.per_stream, self.sizes(features), protocol.activation)
         return initialised(model, population, protocol)
@@ -42,6 +50,12 @@ class HashedNet(MLP):
     name: str = "hashednet"
     hash_seed: int = 0
     shared_hash: bool = True
+
+    @classmethod
+    def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
+        """Every virtual weight is multiplied (hashing saves storage, not compute); dense: the virtual network."""
+        virtual = super().stored_measures(options, nonzero_weights)
+        return virtual | {"flops": virtual["dense_flops"]}
 
     def build(self, population: Population, features: int, protocol):
         seeds = [stable_seed("hash", self.hash_seed, *(() if self.shared_hash else (r.seed,))) for r in population.replicas]
@@ -65,6 +79,15 @@ class ConvNet(ModelSpec):
 
     def check(self) -> None:
         feature_side(IMAGES.side, self.kernel, self.stride, self.pool)
+
+    @classmethod
+    def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
+        """Dense FLOPs and parameters from its architecture; its FLOPs those only when every weight is non-zero (a
+        record does not say which of its weights, conv or linear, a zero one was: NaN then)."""
+        size = [options[k] for k in ("kernel", "channels", "stride", "pool")]
+        dense_flops, parameters = convnet_flops(*size), convnet_parameters(*size)
+        dense = nonzero_weights == parameters - options["channels"] - IMAGES.classes  # the weights, not the biases
+        return {"flops": dense_flops if dense else math.nan, "dense_flops": dense_flops, "dense_parameters": parameters}
 
     def build(self, population: Population, features: int, protocol):
         model = PopulationConvNet(population.streams, population.per_stream, self.kernel, self.channels, self.stride,

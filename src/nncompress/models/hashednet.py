@@ -72,6 +72,10 @@ class HashedPopulationLinear(PopulationLinear):
         """Buckets per replica (R,): the real weights behind the virtual ones."""
         return torch.tensor(self.bucket_counts)
 
+    def multiplies(self) -> torch.Tensor:
+        """Every virtual weight, per replica (R,): hashing saves storage, not compute."""
+        return torch.full((self.replicas,), self.in_features * self.out_features)
+
     @torch.no_grad()
     def init_(self, generators: list[torch.Generator], scheme: str) -> None:
         """Buckets drawn like weights of this layer's fan-in; replicas of one stream draw in turn."""

@@ -106,6 +106,10 @@ class PopulationLinear(nn.Module):
         """Stored weight values per replica (R,): the non-zero ones, counted from the weights, not the mask."""
         return (self.replica_weight() != 0).sum((1, 2))
 
+    def multiplies(self) -> torch.Tensor:
+        """Multiply-adds of one example per replica (R,): one per stored (non-zero) weight, a pruned one costs none."""
+        return self.real_weights()
+
     def replica_bias(self) -> torch.Tensor:
         return self.bias.view(self.replicas, self.out_features)
 

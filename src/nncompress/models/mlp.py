@@ -5,6 +5,7 @@ from torch import nn
 from .base import PopulationModel
 from .functions import ACTIVATIONS
 from .layers import PopulationLinear
+from .measures import measured
 
 
 def dense_layer(streams: int, per_stream: int, in_features: int, out_features: int, index: int) -> PopulationLinear:
@@ -57,15 +58,17 @@ class PopulationMLP(PopulationModel):
 
     @torch.no_grad()
     def replica_counts(self) -> list[dict]:
-        """Per replica: non-zero (virtual) weights, real weights stored, total weights, biases, parameters."""
+        """Per replica: non-zero (virtual) weights, real weights stored, total weights, biases, parameters, and the
+        measures (`measures.measured`): each layer's multiply-adds, against the unpruned (virtual) network's."""
         nonzero = sum((layer.replica_weight() != 0).sum((1, 2)) for layer in self.layers).tolist()
         real = sum(layer.real_weights().cpu() for layer in self.layers).tolist()
+        flops = sum(layer.multiplies().cpu() for layer in self.layers).tolist()
         total = sum(layer.in_features * layer.out_features for layer in self.layers)
         biases = sum(layer.out_features for layer in self.layers)
         return [
             {"nonzero_weights": n, "real_weights": w, "total_weights": total, "biases": biases,
-             "parameters": w + biases, "achieved_ratio": w / total}
-            for n, w in zip(nonzero, real)
+             "parameters": w + biases, "achieved_ratio": w / total, **measured(f, total, w + biases, total + biases)}
+            for n, w, f in zip(nonzero, real, flops)
         ]  # fmt: skip
 
     @torch.no_grad()

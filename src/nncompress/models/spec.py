@@ -5,6 +5,7 @@ own file through `--config-dir`), which tells the checks, run names and report r
 is built (and without torch); and the population model it builds (a `base.PopulationModel`).
 """
 import importlib
+import math
 from abc import ABC, abstractmethod
 from functools import cache
 from typing import TYPE_CHECKING, ClassVar
@@ -52,6 +53,13 @@ class ModelSpec(Typed, ABC):
         """The size of a model with these options, as in a run's name: `h100`, `k5c8s1p2` (empty for families
         without one)."""
         return "".join(f"{option[0]}{options[option]}" for option in cls.sized_by)
+
+    @classmethod
+    def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
+        """flops, dense_flops and dense_parameters (see `measures`) of a stored replica with these model options and
+        non-zero weights (NaN when its record has none), for a record stored before they were measured; NaN where
+        they cannot be told (all of them for a family the package does not ship)."""
+        return dict.fromkeys(("flops", "dense_flops", "dense_parameters"), math.nan)
 
     @classmethod
     def architecture_label(cls, options: dict) -> str:

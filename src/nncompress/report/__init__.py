@@ -4,12 +4,14 @@ the results store, with the paper's conclusions re-tested. It reads only the loc
 Per paper table and protocol found, `tableN_<protocol>.md` and `.csv` (`<protocol>` a variant's label: its name
 and what its runs set away from it, `paper_lr=1.0`, see `nncompress.replicas`): rows = edges
 removed, columns = datasets, our mean ± std over n seeds (sample std, as the paper; "k at chance" where replicas
-learned nothing), the paper's value and the difference, in percent; cells without runs show as "—". A pruning method
+learned nothing), the paper's value and the difference, in percent; cells without runs show as "—"; each row ends
+with its replicas' mean parameters, FLOPs, compression and speedup. A pruning method
 the paper did not test gets a table of the same shape per hidden size, ours only (`table_<method>_<hidden>_<protocol>`),
 its curves in Figures 2-5 after the paper's and claims of its own. Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test
 accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of each ConvNet variant on the same
 data (selected on validation accuracy when the ConvNets have a validation split) as a line; per dataset with
-artefacts (`export=true`), accuracy vs bytes on disk (`bytes_<dataset>_<protocol>.png`). Then `fidelity.md`,
+artefacts (`export=true`), accuracy vs bytes on disk (`bytes_<dataset>_<protocol>.png`), and per dataset accuracy vs
+FLOPs (`flops_<dataset>_<protocol>.png`). Then `fidelity.md`,
 `summary.md` and all of it as one page, `index.html`.
 
 Modules, each building only on those before it: `paper` (the paper's values and methods), `stats` (cell statistics,

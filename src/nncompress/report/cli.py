@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import UserError, exit_on_user_error
 from ..replicas import load_results
 from .fidelity import write_fidelity
-from .figures import FIGURES, bytes_curves, bytes_figure, figure, figure_curves, histogram_figure
+from .figures import FIGURES, SIZES, figure, figure_curves, histogram_figure, size_curves, size_figure, size_panels
 from .page import write_html
 from .paper import REFERENCE
 from .stats import compressed_protocols
@@ -38,9 +38,8 @@ def write_report(runs: pd.DataFrame, reference: pd.DataFrame, stores, out: Path)
     mlp_protocols = compressed_protocols(runs) or ["fast"]
     drawn = {figure(runs, number, protocol, out): figure_curves(runs, number, protocol)[0]
              for protocol in mlp_protocols for number in FIGURES}  # fmt: skip
-    with_bytes = sorted(set(runs.loc[runs["bytes"].notna(), "dataset"]))
-    drawn |= {bytes_figure(runs, dataset, protocol, out): bytes_curves(runs, dataset, protocol)[0]
-              for protocol in mlp_protocols for dataset in with_bytes}  # fmt: skip
+    drawn |= {size_figure(runs, size, dataset, protocol, out): size_curves(runs, size, dataset, protocol)[0]
+              for size in SIZES for protocol, dataset in size_panels(runs, size)}  # fmt: skip
     lines += drawn
     fig6 = histogram_figure(runs, out)
     figures = [png for png, curves in drawn.items() if curves] + ([fig6] if fig6 else [])  # the page skips empty ones
@@ -69,7 +68,8 @@ def staging(out: Path):
 # What a report writes under names that depend on the store (protocol variants, datasets): a file of these names that
 # the new report did not write is removed, so a variant no longer in the store leaves no stale file. The report's
 # other files (fidelity.md, summary.md, index.html) are always rewritten.
-GENERATED = ("table*.md", "table*.csv", "fig*.png", "fig*.pdf", "bytes_*.png", "bytes_*.pdf")
+GENERATED = ("table*.md", "table*.csv", "fig*.png", "fig*.pdf",
+             *(f"{size}_*.{kind}" for size in SIZES for kind in ("png", "pdf")))  # fmt: skip
 
 
 def publish(stage: Path, out: Path) -> None:

@@ -1,6 +1,6 @@
 """The paper's Figures 1-5 (test accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of
-each ConvNet variant on the same data), accuracy vs bytes on disk per dataset with artefacts, and Figure 6 (weight
-histograms), each as PNG and PDF."""
+each ConvNet variant on the same data), accuracy vs bytes on disk and vs FLOPs per dataset (`SIZES`), and Figure 6
+(weight histograms), each as PNG and PDF."""
 from itertools import cycle
 from pathlib import Path
 
@@ -17,6 +17,11 @@ FIGURES = {  # number: (dataset, the role of the compressed models it draws, see
     3: ("mnist_rot", "pruned"),
     4: ("mnist_back_rand", "pruned"),
     5: ("mnist_back_image", "pruned"),
+}
+# The sizes besides parameters that accuracy is drawn against, per dataset: (x label, name, the empty figure's note).
+SIZES = {
+    "bytes": ("artefact size on disk (bytes)", "bytes", "no artefacts yet (train with export=true)"),
+    "flops": ("multiply-adds of one example's forward pass (FLOPs)", "FLOPs", "no FLOPs recorded"),
 }
 OTHER_MARKERS = "^vDP*Xh"  # the curves of methods the paper did not test: one marker per method, never the paper's o
 
@@ -75,11 +80,18 @@ def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict,
     return accuracy_curves(runs, FIGURES[number][0], figure_models(runs, number), protocol)
 
 
-def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict, str]:
-    """Accuracy vs the artefacts' bytes on disk: every method and model with artefacts on `dataset`."""
-    sel = runs[(runs["dataset"] == dataset) & runs["role"].isin(["pruned", "sized"]) & runs["bytes"].notna()]
+def size_panels(runs: pd.DataFrame, size: str) -> list[tuple[str, str]]:
+    """(protocol, dataset) of each figure of accuracy vs `size` (`SIZES`): where compressed models (pruned or sized)
+    have it."""
+    sel = runs[runs["role"].isin(["pruned", "sized"]) & runs[size].notna()]
+    return sorted(set(zip(sel["protocol"], sel["dataset"])))
+
+
+def size_curves(runs: pd.DataFrame, size: str, dataset: str, protocol: str) -> tuple[dict, str]:
+    """Accuracy vs `size` (`SIZES`): every compressed method and model that has it on `dataset`."""
+    sel = runs[(runs["dataset"] == dataset) & runs["role"].isin(["pruned", "sized"]) & runs[size].notna()]
     models = sorted(set(zip(sel["method"], sel["model"])))
-    return accuracy_curves(runs, dataset, models, protocol, "bytes")
+    return accuracy_curves(runs, dataset, models, protocol, size)
 
 
 def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path, others: list[str]) -> Path:
@@ -123,12 +135,12 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
                 other_methods(runs))  # fmt: skip
 
 
-def bytes_figure(runs: pd.DataFrame, dataset: str, protocol: str, out: Path) -> Path:
-    curves, data = bytes_curves(runs, dataset, protocol)
-    return draw(curves, "artefact size on disk (bytes)", f"Accuracy vs bytes: {dataset}, "
-                f"{protocol_title(runs, protocol)}\n{data}",
-                "no artefacts yet (train with export=true)", out / f"bytes_{dataset}_{protocol}",
-                other_methods(runs))  # fmt: skip
+def size_figure(runs: pd.DataFrame, size: str, dataset: str, protocol: str, out: Path) -> Path:
+    """Accuracy vs `size` on `dataset`, as `<size>_<dataset>_<protocol>.png` / `.pdf`."""
+    curves, data = size_curves(runs, size, dataset, protocol)
+    xlabel, name, empty = SIZES[size]
+    return draw(curves, xlabel, f"Accuracy vs {name}: {dataset}, {protocol_title(runs, protocol)}\n{data}", empty,
+                out / f"{size}_{dataset}_{protocol}", other_methods(runs))  # fmt: skip
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:

@@ -1,8 +1,8 @@
 """`reports/index.html`: the whole report as one self-contained page (figures inlined), readable offline.
 
 Tables 1-6 with the paper's numbers beside ours and the differences coloured (and ours alone for the pruning methods
-the paper did not test), the figures, how closely ours follow the paper's (cells within its tolerance, the order
-of methods), the claims with their verdicts, and where the numbers come from: commit, protocol variants and their
+the paper did not test), each row with what its replicas cost (parameters, FLOPs, compression, speedup), the
+figures, how closely ours follow the paper's (cells within its tolerance, the order of methods), the claims with their verdicts, and where the numbers come from: commit, protocol variants and their
 settings, data, dates, replicas. The layout is the template `page.html`.
 """
 import base64
@@ -19,7 +19,7 @@ from .fidelity import (ABLATION_NOTE, ORDER_NOTE, ablation, method_order, order_
 from .markup import HTML
 from .paper import in_order
 from .stats import ALPHA, cell_stats, compressed_protocols, variant_data, variants
-from .tables import AT_CHANCE_NOTE, CLOSE, Table, data_line, layout, method_tables, table, title
+from .tables import AT_CHANCE_NOTE, CLOSE, SIZES_NOTE, Table, data_line, layout, method_tables, table, title
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 75em; padding: 0 1em; color: #222; }
@@ -89,7 +89,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
     page = HTML.get_template("page.html").render(
         style=Markup(STYLE), generated=datetime.now(timezone.utc), stores=stores, replicas=len(runs),
         dates=store_dates(stores), commit=commit(changes=True), alpha=ALPHA, close=CLOSE, at_chance_note=AT_CHANCE_NOTE,
-        ablation_note=ABLATION_NOTE, order_note=ORDER_NOTE,
+        sizes_note=SIZES_NOTE, ablation_note=ABLATION_NOTE, order_note=ORDER_NOTE,
         variants=Table(variants(runs)) if len(runs) else None,
         options=Table(options(runs).fillna("—")) if len(runs) else None,
         verdicts=Table(verdicts, css),

@@ -14,12 +14,17 @@ from scipy import stats
 ALPHA = 0.05
 
 
+SIZES = ("parameters", "flops", "compression", "speedup")  # what a cell's replicas cost, besides their accuracy
+
+
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio), and how many of the
-    cell's replicas learned nothing (`at_chance`: kept in the mean, since leaving them out would flatter a method)."""
+    """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio), how many of the
+    cell's replicas learned nothing (`at_chance`: kept in the mean, since leaving them out would flatter a method),
+    and the means of their `SIZES` (NaN where none of them has one)."""
     keys = ["method", "hidden", "protocol", "dataset", "ratio"]
     grouped = runs[runs["role"] == "pruned"].groupby(keys)
-    stats = grouped.agg(mean=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), at_chance=("at_chance", "sum"))
+    stats = grouped.agg(mean=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), at_chance=("at_chance", "sum"),
+                        **{size: (size, "mean") for size in SIZES})  # fmt: skip
     return stats.reset_index()
 
 

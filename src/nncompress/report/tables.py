@@ -14,6 +14,12 @@ from .paper import in_order, other_methods
 from .stats import cell_stats, variant_data
 
 CLOSE = 1.0  # points: a difference to the paper within this is coloured as agreeing
+# What a row's replicas cost (stats.SIZES), as a table shows it: its column's head, its format.
+SIZE_COLUMNS = {"parameters": ("parameters", "{:,.0f}"), "flops": ("FLOPs", "{:,.0f}"),
+                "compression": ("compression", "{:.3g}×"), "speedup": ("speedup", "{:.3g}×")}  # fmt: skip
+SIZES_NOTE = ("Parameters (weights kept + biases), FLOPs (multiply-adds of one example's forward pass, non-zero "
+              "weights only), compression (the unpruned network's parameters / the row's) and speedup (its FLOPs / "
+              "the row's): means over the row's cells, \"—\" where no record tells them.")  # fmt: skip
 AT_CHANCE_NOTE = ("k at chance: replicas that learned nothing (training accuracy within 1 point of always answering "
                   "the commonest class), kept in the mean.")  # fmt: skip
 # GitHub's pipe table with `| --- |` rules and each cell as written, not padded to its column's width: the tableN
@@ -106,10 +112,17 @@ def fmt(mean, std, n=None, at_chance=0) -> str:
     return f"{mean:.2f}{spread}" + ("" if n is None or pd.isna(n) else f" (n={int(n)}{stuck})")
 
 
+def size_cells(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """A table row's `SIZE_COLUMNS`, the means over its cells with runs, as texts and their CSS classes."""
+    means = [rows[size].mean() for size in SIZE_COLUMNS]
+    return ([form.format(m) if pd.notna(m) else "—" for m, (_, form) in zip(means, SIZE_COLUMNS.values())],
+            ["" if pd.notna(m) else "none" for m in means])  # fmt: skip
+
+
 def layout(t: pd.DataFrame, datasets: list[str], paper: bool) -> Table:
     """One table (long form) laid out as the paper's, a row per share of edges removed: on each of `datasets` our
     cell, and with `paper` the paper's and Δ, classed by agreement (else ours alone: a method the paper did not
-    test, see `method_tables`)."""
+    test, see `method_tables`); then what the row's replicas cost (`size_cells`)."""
     cells, classes = [], []
     for removed, rows in t.groupby("edges_removed_pct", sort=True):
         row, css = [f"{removed:g} %"], ["text"]
@@ -123,10 +136,12 @@ def layout(t: pd.DataFrame, datasets: list[str], paper: bool) -> Table:
             row += [fmt(r["paper_mean"], r["paper_std"]), "—" if pd.isna(diff) else f"{diff:+.2f}"]
             agreement = "none" if pd.isna(diff) else "close" if abs(diff) <= CLOSE else "far"
             css += ["" if pd.notna(diff) else "none", "", agreement]
-        cells.append(row)
-        classes.append(css)
+        texts, size_css = size_cells(rows)
+        cells.append(row + texts)
+        classes.append(css + size_css)
     parts = ("ours", "paper", "Δ") if paper else ("ours",)
-    columns = pd.MultiIndex.from_tuples([("", "edges removed")] + [(d, part) for d in datasets for part in parts])
+    columns = pd.MultiIndex.from_tuples([("", "edges removed")] + [(d, part) for d in datasets for part in parts]
+                                        + [("", head) for head, _ in SIZE_COLUMNS.values()])  # fmt: skip
     return Table(pd.DataFrame(cells, columns=columns), pd.DataFrame(classes, columns=columns))
 
 
@@ -141,6 +156,8 @@ def markdown(t: pd.DataFrame, number: int | None, protocol: str, variant: dict) 
         + ("; paper: 5 runs. Δ = ours − paper. " if paper else ". ")
         + (f"Settings: {variant['settings']}. " if variant["settings"] else "")
         + (AT_CHANCE_NOTE if t["at_chance"].fillna(0).any() else ""),
+        "",
+        SIZES_NOTE,
         "",
         f"Data: {data_line(variant, datasets)}.",
         "",

@@ -53,6 +53,10 @@ def count(v) -> bool:
     return integer(v) and v >= 0
 
 
+def positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a name a report puts in a file name: no folders, no "../"
 
 
@@ -89,6 +93,11 @@ FIELDS = {
     "nonzero_weights": (False, count, "a non-negative integer"),
     "total_weights": (False, count, "a non-negative integer"),
     "artefact_bytes": (False, count, "a non-negative integer"),
+    "flops": (False, count, "a non-negative integer"),
+    "dense_flops": (False, count, "a non-negative integer"),
+    "dense_parameters": (False, count, "a non-negative integer"),
+    "speedup": (False, lambda v: v is None or positive(v), "a positive number or null"),
+    "compression": (False, lambda v: v is None or positive(v), "a positive number or null"),
     "run_dir": (False, lambda v: isinstance(v, str), "a string"),
 }
 
