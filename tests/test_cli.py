@@ -2,6 +2,7 @@
 command."""
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,6 +56,14 @@ def test_help_and_shell_completion_are_answered_without_the_pre_check_or_torch(t
     assert query.returncode == 0 and query.stdout.split() == ["protocol.", "protocol="], query.stderr
     job = run_train("install=bash", env=env, fresh=True)  # a job, though: pre-checked, which needs no torch either
     assert job.returncode != 0 and job.stderr == "error: unknown config key 'install' (a new key needs a +: +install=...)\n"
+
+
+def test_help_read_in_part_ends_without_a_traceback():
+    """`--help | head -1`: the reader has closed the pipe before the help is written; the command ends quietly."""
+    proc = subprocess.Popen([sys.executable, ROOT / "src" / "train.py", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 1 and proc.stderr.read() == b""
 
 
 def test_checksum_mismatch_is_one_line_error(tmp_path):

@@ -5,6 +5,7 @@ app behind `nncompress-train` and `python src/train.py`.
     nncompress-train protocol=paper seeds=[0,1,2] model.hidden=30
     nncompress-train -m dataset=mnist,mnist_rot       # a Hydra multirun sweep, under multirun/
 """
+import os
 import sys
 from pathlib import Path
 
@@ -82,5 +83,8 @@ def run() -> None:
             with exit_on_user_error():
                 config.check_choices(sys.argv[1:])
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")(main)()
+    except BrokenPipeError:  # the reader left (`--help | head`): nothing more to say, and no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own advice: flushing stdout at exit
+        sys.exit(1)  # would raise again
     finally:
         exit_on_sigterm()  # what is left is Python's shutdown
