@@ -30,6 +30,11 @@ class PruningHost(Protocol):
         keeps them again (at zero)."""
         ...
 
+    def set_weights(self, index: torch.Tensor, weights: list[torch.Tensor]) -> None:
+        """Replicas `index`' weights from now on, (len(index), in, out) per layer, zero wherever their masks prune (a
+        criterion's `compensate`)."""
+        ...
+
     def train_only(self, active: torch.Tensor) -> None:
         """From now on only the replicas `active` (bool, R) train; the others never move again."""
         ...

@@ -138,7 +138,12 @@ class Pruning:
         new = prune_masks(scores, [m[device_index] for m in masks], fractions.to(scores[0]), self.scope)
         for mask, kept in zip(masks, self.saliency.regrow(model, new, batches, host.loss_name, replicas)):
             mask[device_index] = kept
+        start = time.perf_counter()
+        weights = self.saliency.compensate(model, [m[device_index] for m in masks], batches, host.loss_name, replicas)
+        saliency_s += time.perf_counter() - start
         host.set_masks(masks)
+        if weights is not None:
+            host.set_weights(index, weights)
         after = self.train_accuracy(host, epoch, due)
         self.steps_done += due.long()
         self.first_step[due & (self.steps_done == 1)] = epoch

@@ -14,9 +14,10 @@ from .hessian import hessian_diagonal
 
 class Criterion(ABC):
     """What a pruning step asks of a method's `saliency`: `scores` to rank the weights by, then `regrow`, a seam for
-    dynamic sparsity (weights brought back after the step pruned), which by default brings none back.
+    dynamic sparsity (weights brought back after the step pruned), which by default brings none back, then
+    `compensate`, new values for the weights kept (OBS), which by default leaves them as they are.
 
-    Both get `model`, the replicas being pruned as a population of their own (R of them: the population's `replicas`,
+    Each gets `model`, the replicas being pruned as a population of their own (R of them: the population's `replicas`,
     in order), `batches`, the training set they read (data.module.EvalBatches), and `loss`, the training loss's name.
     """
 
@@ -28,6 +29,11 @@ class Criterion(ABC):
         """The step's masks (R, in, out) per layer, pruned to its fraction, with the weights it brings back kept: one
         brought back restarts at zero. `model`'s weights are still those before the step."""
         return masks
+
+    def compensate(self, model, masks: list[torch.Tensor], batches, loss: str, replicas: list[int]):
+        """New weights (R, in, out) per layer for the step's final `masks` (after `regrow`), zero where they prune, or
+        None: the weights kept stay as they are. `model`'s weights are still those before the step."""
+        return None
 
     def state_dict(self) -> dict:
         """What the criterion keeps from one step to the next, for a checkpoint (tensors, numbers, lists, dicts)."""
@@ -82,3 +88,4 @@ class OBD(Typed, Criterion):
             w2 = layer.replica_weight() ** 2
             out.append(w2 * h.abs() if self.hessian == "abs" else 0.5 * w2 * h)
         return out
+

@@ -106,6 +106,9 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
     def set_masks(self, masks: list[torch.Tensor]) -> None:
         self.stepper.set_masks(masks)
 
+    def set_weights(self, index: torch.Tensor, weights: list[torch.Tensor]) -> None:
+        self.stepper.set_weights(index, weights)
+
     def train_only(self, active: torch.Tensor) -> None:
         self.stepper.train_only(active)
 

@@ -39,8 +39,8 @@ class PopulationStep:
     """Trains `model` on rows of `x`, `y` (the stacked training data) with `optimizer`, a fused SGD whose
     learning rate is a one-element tensor this step rewrites.
 
-    It owns the masks: pruning hands it each layer's kept weights (`set_masks`) and the replicas still training
-    (`train_only`). The kept weights live in the layers' `mask` buffers (saved with the model, read by export); from
+    It owns the masks: pruning hands it each layer's kept weights (`set_masks`), new values for them where a criterion
+    compensates (`set_weights`) and the replicas still training (`train_only`). The kept weights live in the layers' `mask` buffers (saved with the model, read by export); from
     them and the replicas training it derives one update mask per parameter, which only it writes. Per parameter the
     gradient gets weight decay, then the regularizer (for `regularized` ones), then that update mask, before the
     optimizer step; the optimizer's momentum is masked too, so a masked entry never moves.
@@ -104,6 +104,14 @@ class PopulationStep:
         for layer, mask in zip(self.model.layers, masks):
             layer.set_replica_mask_(mask)
         self.train_only(self.active)
+
+    @torch.no_grad()
+    def set_weights(self, index: torch.Tensor, weights: list[torch.Tensor]) -> None:
+        """Replicas `index`' weights, (len(index), in, out) per layer, from now on, kept at zero wherever their masks
+        prune; in place, so a captured step reads them."""
+        for layer, w in zip(self.model.layers, weights):
+            where = index.to(w.device)
+            layer.put_(layer.weight, where, w.to(layer.weight.dtype) * layer.replica_mask()[where])
 
     @torch.no_grad()
     def train_only(self, active: torch.Tensor) -> None:
