@@ -104,18 +104,23 @@ def build(cfg: DictConfig) -> Parts:
         callbacks={name: construct(node) for name, node in cfg.callbacks.items()},
         run=run,
     )
-    check_family(cfg, type(parts.model))
+    check_family(cfg, type(parts.model), parts.saliency)
     check_built(parts)
     return parts
 
 
-def check_family(cfg: DictConfig, family: type[ModelSpec]) -> None:
-    """What the model's family takes: a pruning method only if it is prunable, and a ratio below 1 only with one,
-    or where the ratio sizes the model itself."""
+def check_family(cfg: DictConfig, family: type[ModelSpec], saliency=None) -> None:
+    """What the model's family takes: a pruning method only if it is prunable (a layer-wise one, as `saliency` says,
+    only if its layers are plain linear maps too), and a ratio below 1 only with one, or where the ratio sizes the
+    model itself."""
     model, method = cfg.model.name, cfg.method.name
     if not family.prunable and method != "none":
         prunable = " or ".join(f"model={name}" for name, f in families().items() if f.prunable)
         raise UserError(f"model={model} trains as it is: use method=none (pruning methods apply to {prunable})")
+    if getattr(saliency, "layer_wise", False) and not family.linear_layers:
+        linear = " or ".join(f"model={name}" for name, f in families().items() if f.prunable and f.linear_layers)
+        raise UserError(f"method={method} reads each layer's inputs and rewrites its weights, which model={model}'s "
+                        f"layers do not allow (it applies to {linear})")
     if method == "none" and not family.takes_ratio and any(r < 1.0 for r in ratios(cfg)):
         if family.prunable:
             raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")

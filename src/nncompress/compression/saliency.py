@@ -8,8 +8,10 @@ from typing import ClassVar, Literal
 
 import torch
 
+from ..errors import UserError
 from ..typed import Typed
 from .hessian import hessian_diagonal
+from .layerwise import dampened, input_hessians, inverse, InputHessians, refit
 
 
 class Criterion(ABC):
@@ -20,6 +22,10 @@ class Criterion(ABC):
     Each gets `model`, the replicas being pruned as a population of their own (R of them: the population's `replicas`,
     in order), `batches`, the training set they read (data.module.EvalBatches), and `loss`, the training loss's name.
     """
+
+    # Reads each layer's inputs and rewrites its weights: only for a family whose spec says `linear_layers`
+    # (config.check_family refuses the others before training).
+    layer_wise: ClassVar[bool] = False
 
     @abstractmethod
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
@@ -89,3 +95,45 @@ class OBD(Typed, Criterion):
             out.append(w2 * h.abs() if self.hessian == "abs" else 0.5 * w2 * h)
         return out
 
+
+@dataclass
+class OBS(Typed, Criterion):
+    """Optimal Brain Surgeon on the layer-wise Hessian H = XᵀX / n of each layer's inputs over the training set
+    (L-OBS, OBC, SparseGPT; compression/layerwise.py), dampened by `damp` × mean(diag H): a weight w_qj scores
+    w_qj² / [H⁻¹]_qq, what removing it alone from the dense layer costs its unit's outputs, and once the step's masks
+    are chosen every unit's kept weights move to make up for its pruned ones, exactly (the closed form per unit).
+
+    H is measured on the model before the step, every layer at once (not layer after pruned layer, as OBC and
+    SparseGPT do), once per step: `scores` keeps it for the same step's `compensate`.
+    """
+
+    node: ClassVar[str] = "method.saliency"
+    layer_wise: ClassVar[bool] = True
+    damp: float = 0.01
+    measured: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # model -> its step's H
+
+    def check(self) -> None:
+        if self.damp <= 0:
+            raise UserError(f"method.saliency.damp must be above 0 (H is singular where an input is always 0), "
+                            f"got {self.damp}")
+
+    def hessians(self, model, batches) -> list[tuple[InputHessians, InputHessians]]:
+        """Per layer, the dampened H and its inverse."""
+        out = []
+        for h in input_hessians(model, batches):
+            h = InputHessians(dampened(h.h, self.damp), h.group)
+            out.append((h, InputHessians(inverse(h.h), h.group)))
+        return out
+
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        self.measured = {model: self.hessians(model, batches)}
+        out = []
+        for layer, (_, h_inv) in zip(model.layers, self.measured[model]):
+            diag = h_inv.h.diagonal(dim1=1, dim2=2)[h_inv.group]  # (R, in): [H⁻¹]_qq, the same for every unit
+            out.append(layer.replica_weight().double() ** 2 / diag.unsqueeze(2))
+        return out
+
+    def compensate(self, model, masks: list[torch.Tensor], batches, loss: str, replicas: list[int]):
+        measured = self.measured.pop(model, None) or self.hessians(model, batches)
+        return [refit(h, h_inv, layer.replica_weight(), keep)
+                for layer, (h, h_inv), keep in zip(model.layers, measured, masks)]  # fmt: skip

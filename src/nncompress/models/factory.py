@@ -21,6 +21,7 @@ class MLP(ModelSpec):
     """The paper's one-hidden-layer perceptron, `hidden` units wide."""
 
     prunable = True
+    linear_layers = True
     sized_by = ("hidden",)
     name: str = "mlp"
     hidden: int = bounded(100, low=1, high=100_000, why="a population's weights must fit in memory")  # paper: 30-100
@@ -46,6 +47,7 @@ class HashedNet(MLP):
     `shared_hash`: every replica uses the hashes of `hash_seed` (else each its own, from its seed)."""
 
     prunable = False
+    linear_layers = False  # its layers multiply by hashed virtual weights
     takes_ratio = True
     name: str = "hashednet"
     hash_seed: int = 0
