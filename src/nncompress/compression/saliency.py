@@ -125,6 +125,7 @@ class OBS(Typed, Criterion):
             out.append((h, InputHessians(inverse(h.h), h.group)))
         return out
 
+    @torch.no_grad()
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         self.measured = {model: self.hessians(model, batches)}
         out = []
@@ -133,6 +134,7 @@ class OBS(Typed, Criterion):
             out.append(layer.replica_weight().double() ** 2 / diag.unsqueeze(2))
         return out
 
+    @torch.no_grad()
     def compensate(self, model, masks: list[torch.Tensor], batches, loss: str, replicas: list[int]):
         measured = self.measured.pop(model, None) or self.hessians(model, batches)
         return [refit(h, h_inv, layer.replica_weight(), keep)
