@@ -15,6 +15,7 @@ FAMILIES = {
     "MagL1 MLP, common random numbers": (["method=magl1", "common_random_numbers=true"], ["ratio=[0.1,0.05]"],
                                          ["seeds=[0,1]", "ratio=[0.1,0.05]"]),  # fmt: skip
     "OBD MLP": (["method=obd"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
+    "OBS MLP": (["method=obs"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "HashedNet": (["model=hashednet"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "ConvNet with dropout": (["model=convnet", "model.dropout=0.2"], ["seeds=[0]"], ["seeds=[0,1,2]"]),
 }
