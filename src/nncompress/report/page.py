@@ -77,8 +77,9 @@ def image(png: Path) -> dict:
     return {"alt": png.stem, "data": base64.b64encode(png.read_bytes()).decode()}
 
 
-def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[Path], stores) -> Path:
-    """Write `out/index.html`, read from the results `stores`; `figures` are the PNGs to inline. A section of
+def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[tuple[str, Path]], stores) -> Path:
+    """Write `out/index.html`, read from the results `stores`; `figures` are the PNGs to inline, each under its
+    heading (`figures.write_figures`). A section of
     the page whose table would be empty (None here) is left out."""
     stats, comparisons = cell_stats(runs), claims.comparisons(runs)
     verdicts = claims.verdicts(comparisons, compressed_protocols(runs))
@@ -98,7 +99,7 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
         ablation=None if readings.empty else Table(readings.round(2)),
         order=None if order.empty else Table(order_counts(order)),
         protocols=[protocol_tables(runs, reference, stats, p) for p in compressed_protocols(runs)],
-        images=[image(png) for png in figures],
+        images=[image(png) for _, png in figures],
     )  # fmt: skip
     path = out / "index.html"
     path.write_text(page)
