@@ -649,7 +649,8 @@ def test_log_axis_labels_never_overlap_and_titles_and_legends_stay_in_the_figure
 def test_a_figure_is_written_only_where_its_variant_has_runs_of_its_own(tmp_path):
     """No placeholder (a figure of nothing) and no copy (a variant's figure holding only the ConvNet front every
     variant shares); summary.md says why each missing figure is missing."""
-    from nncompress.report.cli import main
+    from nncompress.report.figures import write_figures
+    from nncompress.report.summary import write_summary
 
     store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
@@ -661,10 +662,11 @@ def test_a_figure_is_written_only_where_its_variant_has_runs_of_its_own(tmp_path
         conv = fake_record("none", 100, "mnist", 1.0, seed, 0.97, protocol="convnet")
         conv["config"]["model"] = {"name": "convnet", "kernel": 5, "channels": 4, "stride": 1, "pool": 2, "dropout": 0.0}
         store.put(conv)
-    out = tmp_path / "reports"
-    main(["--results", str(store.root), "--out", str(out)])
+    runs, out = load_results(store.root), tmp_path
+    drawn, missing = write_figures(runs, pd.read_csv(REFERENCE), out)
     assert sorted(p.name for p in out.glob("*.png")) == ["fig2_fast.png", "fig2_fast_lr=0.01.png"]
-    summary = (out / "summary.md").read_text().split("## Figures not drawn")[1]
+    assert drawn == [("protocol fast", out / "fig2_fast.png"), ("protocol fast_lr=0.01", out / "fig2_fast_lr=0.01.png")]
+    summary = write_summary(runs, out, missing).read_text().split("## Figures not drawn")[1]
     assert "- Figure 1 (HashedNets on mnist): no runs of its own under protocol fast, fast_lr=0.01" in summary
     assert "- Figure 3 (pruned MLPs on mnist_rot): no runs of its own under protocol fast, fast_lr=0.01" in summary
     assert "- Accuracy vs bytes: no stored replica has an artefact" in summary

@@ -1,9 +1,11 @@
 """`reports/index.html`: the whole report as one self-contained page (figures inlined), readable offline.
 
-Tables 1-6 with the paper's numbers beside ours and the differences coloured (and ours alone for the pruning methods
-the paper did not test), each row with what its replicas cost (parameters, FLOPs, compression, speedup), the
-figures, how closely ours follow the paper's (cells within its tolerance, the order of methods), the claims with their verdicts, and where the numbers come from: commit, protocol variants and their
-settings, data, dates, replicas. The layout is the template `page.html`.
+A table of contents; where the numbers come from (commit, protocol variants and their settings, data, dates,
+replicas); the claims tested, one row each with the cells behind it folded; how closely ours follow the paper's
+(cells within its tolerance, the order of methods); Tables 1-6 with the paper's numbers beside ours and the
+differences coloured (and ours alone for the pruning methods the paper did not test), each row with what its replicas
+cost (parameters, FLOPs, compression, speedup); the figures. Sections with nothing to show are left out and counted.
+The layout is the template `page.html`.
 """
 import base64
 import re
