@@ -20,6 +20,13 @@ def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **da
                        "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 
+def lr_variant(record: dict, lr: float = 0.01) -> dict:
+    """`record` trained at another learning rate: a variant of its protocol of its own (`fast_lr=0.01`)."""
+    record["key"] += "-lr"
+    record["config"]["protocol"]["lr"] = lr
+    return record
+
+
 def seeded_store(root, values: dict) -> NamedStore:
     """A store of MLPs with 100 hidden units on MNIST at ratio 0.01: per method, seed i scores values[method][i]."""
     store = NamedStore(root)
@@ -55,10 +62,7 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
-        other = fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)
-        other["key"] += "-lr"
-        other["config"]["protocol"]["lr"] = 0.01
-        store.put(other)
+        store.put(lr_variant(fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)))
     runs = load_results(store.root)
     labels = sorted(set(runs["protocol"]))
     assert labels == ["fast", "fast_lr=0.01"]  # a record stating no lr has fast.yaml's: the plain name
@@ -655,10 +659,7 @@ def test_a_figure_is_written_only_where_its_variant_has_runs_of_its_own(tmp_path
     store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
-        lr = fake_record("magl1", 100, "mnist", 0.01, seed, 0.9)
-        lr["key"] += "-lr"
-        lr["config"]["protocol"]["lr"] = 0.01
-        store.put(lr)
+        store.put(lr_variant(fake_record("magl1", 100, "mnist", 0.01, seed, 0.9)))
         conv = fake_record("none", 100, "mnist", 1.0, seed, 0.97, protocol="convnet")
         conv["config"]["model"] = {"name": "convnet", "kernel": 5, "channels": 4, "stride": 1, "pool": 2, "dropout": 0.0}
         store.put(conv)
