@@ -62,7 +62,7 @@ def test_html_report_opens_offline_in_a_real_browser(tmp_path):
     # pruning >= the dense MLP of equal size (4 cells on MNIST, each 30+ points over it); the other 4 left out
     tested = {(MAGNITUDE_VS_OBD, "fast", "holds", "1", "1", "0", "0", "0"),
               (PRUNING_VS_DENSE, "fast", "holds", "4", "4", "0", "0", "0")}  # fmt: skip
-    assert "4 claims per protocol not tested" in html
+    assert "4 claim rows not tested left out" in html
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})

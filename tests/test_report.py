@@ -672,3 +672,21 @@ def test_a_figure_is_written_only_where_its_variant_has_runs_of_its_own(tmp_path
     assert "- Figure 3 (pruned MLPs on mnist_rot): no runs of its own under protocol fast, fast_lr=0.01" in summary
     assert "- Accuracy vs bytes: no stored replica has an artefact" in summary
     assert "- Figure 6: no MagL1/MagL2 runs with saved histograms" in summary
+
+
+def test_the_page_leaves_out_what_has_nothing_to_show_and_says_so_in_one_line(tmp_path):
+    from nncompress.report.page import write_html
+
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
+    hashed = fake_record("none", 100, "mnist", 0.01, 0, 0.8, protocol="hashednet")  # one seed: nothing to test
+    hashed["config"]["model"]["name"] = "hashednet"
+    store.put(hashed)
+    runs = load_results(store.root)
+    assert set(runs.loc[runs["role"] == "sized", "protocol"]) == {"hashednet"}
+    page = write_html(runs, tmp_path, pd.read_csv(REFERENCE), [], [store.root]).read_text()
+    assert ("3 sections with nothing to show left out: the claims (none tested); tables, protocol hashednet; "
+            "figures.") in page  # fmt: skip
+    assert 'id="claims"' not in page and 'id="figures"' not in page and "Tables, protocol <code>hashednet</code>" not in page
+    assert '>Tables, protocol <code>fast</code></h2>' in page and "12 claim rows not tested left out" in page

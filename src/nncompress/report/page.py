@@ -34,8 +34,8 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-spac
 th { background: #f2f2f2; } td.text { text-align: left; }
 .close { background: #d8f0d8; } .far { background: #f6d0d0; } .none { color: #999; }
 .fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .open { background: #f4f0d8; }
-.claims { min-width: 62em; font-size: 13px; }
-.claims .row, .claims summary { display: grid; grid-template-columns: 21em 15em 8em repeat(5, 1fr); gap: 0 0.6em;
+.claims { min-width: 70em; font-size: 13px; }
+.claims .row, .claims summary { display: grid; grid-template-columns: 24em 15em 9.5em repeat(5, minmax(5.5em, 1fr)); gap: 0 0.6em;
   padding: 3px 6px; border-bottom: 1px solid #ddd; align-items: center; }
 .claims .row { background: #f2f2f2; font-weight: 600; } .claims .n { text-align: right; }
 .claims summary { cursor: pointer; list-style: none; } .claims summary::-webkit-details-marker { display: none; }
@@ -48,8 +48,8 @@ figure { margin: 0 0 1em; } img { max-width: 100%; height: auto; border: 1px sol
 """
 VERDICT_CSS = {"fails": "fails", "holds": "holds", "not contradicted": "open"}  # claims.VERDICTS but `not tested`
 # A claim row's counts (claims.verdicts' columns), as the page heads them.
-COUNTS = {"cells tested": "cells tested", "supporting": "supporting", "contradicting": "contradicting",
-          "not tested (n < 2)": "not tested (n < 2)", "cells with replicas at chance": "at chance"}  # fmt: skip
+COUNTS = {"cells tested": "cells tested", "supporting": "for it", "contradicting": "against it",
+          "not tested (n < 2)": "n < 2", "cells with replicas at chance": "at chance"}  # fmt: skip
 
 
 def store_dates(stores) -> str:
