@@ -20,6 +20,13 @@ def fake_record(method, hidden, dataset, ratio, seed, acc, protocol="fast", **da
                        "protocol": {"name": protocol}, "dataset": {"name": dataset, "split": "paper", **data}}}  # fmt: skip
 
 
+def lr_variant(record: dict, lr: float = 0.01) -> dict:
+    """`record` trained at another learning rate: a variant of its protocol of its own (`fast_lr=0.01`)."""
+    record["key"] += "-lr"
+    record["config"]["protocol"]["lr"] = lr
+    return record
+
+
 def seeded_store(root, values: dict) -> NamedStore:
     """A store of MLPs with 100 hidden units on MNIST at ratio 0.01: per method, seed i scores values[method][i]."""
     store = NamedStore(root)
@@ -55,10 +62,7 @@ def test_runs_trained_differently_under_one_protocol_name_are_never_pooled(tmp_p
     store = NamedStore(tmp_path / "store")
     for seed in (0, 1):
         store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
-        other = fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)
-        other["key"] += "-lr"
-        other["config"]["protocol"]["lr"] = 0.01
-        store.put(other)
+        store.put(lr_variant(fake_record("magl1", 100, "mnist", 0.01, seed, 0.60)))
     runs = load_results(store.root)
     labels = sorted(set(runs["protocol"]))
     assert labels == ["fast", "fast_lr=0.01"]  # a record stating no lr has fast.yaml's: the plain name
@@ -563,3 +567,126 @@ def test_cells_holding_replicas_that_learned_nothing_are_marked_in_tables_fideli
 
     page = write_html(runs, tmp_path, reference, [], [store.root]).read_text()
     assert "(n=3, 3 at chance)" in page and "kept in the mean" in page
+
+
+def drawn(fig) -> dict:
+    """A figure's curves as drawn: label -> (colour, marker, x, y, half-length of each error bar)."""
+    from matplotlib.colors import to_hex
+
+    ax, out = fig.axes[0], {}
+    for c in ax.containers:  # errorbar curves: ours and the paper's
+        line, _, (bars,) = c.lines[0], c.lines[1], c.lines[2]
+        half = [abs(seg[1][1] - seg[0][1]) / 2 for seg in bars.get_segments()]
+        out[c.get_label()] = (to_hex(line.get_color()), line.get_marker(), list(line.get_xdata()), list(line.get_ydata()), half)
+    for line in ax.lines:  # the ConvNet fronts: plain lines
+        if not line.get_label().startswith("_"):
+            out[line.get_label()] = (to_hex(line.get_color()), line.get_marker(), list(line.get_xdata()), list(line.get_ydata()), [])
+    return out
+
+
+def test_each_method_has_one_colour_and_marker_in_every_figure_and_the_papers_cells_stand_beside_ours(tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from nncompress.report import style
+    from nncompress.report.figures import figure_plot
+    from nncompress.report.style import styles
+
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):
+        for dataset, methods in {"mnist": ("magl1", "obd", "zeta"), "mnist_rot": ("magl1", "obd", "alpha")}.items():
+            for method in methods:
+                for ratio in (0.01, 0.1):
+                    store.put(fake_record(method, 100, dataset, ratio, seed, 0.8 + ratio + 0.01 * seed))
+        store.put(fake_record("magl2", 30, "mnist", 0.1, seed, 0.9))
+    runs, reference = load_results(store.root), pd.read_csv(REFERENCE)
+    looks = styles(runs)
+    fig2, fig3 = (drawn(figure_plot(runs, n, "fast", reference, looks)) for n in (2, 3))
+    assert set(fig2) == {f"{m}, 100 hidden" for m in ("magl1", "obd", "zeta")} | {"magl2, 30 hidden"} | {
+        f"{m}, 100 hidden (paper)" for m in ("magl1", "obd")} | {"magl2, 30 hidden (paper)"}  # fmt: skip
+    for label in set(fig2) & set(fig3):  # magl1 and obd, ours and the paper's: the same colour and marker
+        assert fig2[label][:2] == fig3[label][:2]
+    marks = {label.split(",")[0]: f[label][:2] for f in (fig2, fig3) for label in f}
+    assert len(set(marks.values())) == len(marks) == 5  # magl1, magl2, obd, alpha, zeta: each its own
+    assert marks["magl1"][0] == to_hex("tab:blue") and marks["alpha"] != marks["zeta"]
+    # a method the package ships keeps its colour whatever else the store holds (alpha sorts before it, or is gone)
+    monkeypatch.setattr(style, "shipped_methods", lambda: ["zeta"])
+    assert styles(runs).marks["zeta"] == styles(runs[runs["method"] != "alpha"]).marks["zeta"] != styles(runs).marks["alpha"]
+    # the paper's cells: Table 3 (magl1, 100 hidden) on MNIST, each at the parameters of a 784-100-10 MLP keeping
+    # that share of its 79,400 weights, plus its 110 biases; with its std as the error bar
+    colour, marker, x, y, half = fig2["magl1, 100 hidden (paper)"]
+    cells = reference[(reference["table"] == 3) & (reference["dataset"] == "mnist")].sort_values("ratio")
+    assert np.allclose(x, cells["ratio"] * 79_400 + 110) and np.allclose(y, cells["mean_pct"])
+    assert np.allclose(half, cells["std_pct"]) and (colour, marker) == fig2["magl1, 100 hidden"][:2]
+    assert np.allclose(fig2["magl1, 100 hidden"][3], [81.5, 90.5])  # ours: the mean over seeds at ratio 0.01 and 0.1 (%)
+    mnist_rot = reference[(reference["table"] == 5) & (reference["dataset"] == "mnist_rot")].sort_values("ratio")
+    assert np.allclose(fig3["obd, 100 hidden (paper)"][3], mnist_rot["mean_pct"])
+    assert "zeta, 100 hidden (paper)" not in fig2  # a method the paper did not test has no cells of its own
+
+
+def label_boxes(fig, axis):
+    fig.canvas.draw()
+    labels = axis.get_majorticklabels() + axis.get_minorticklabels()
+    return sorted((t.get_window_extent() for t in labels if t.get_visible() and t.get_text()), key=lambda b: b.x0)
+
+
+@pytest.mark.parametrize("low, high", [(270, 4800), (250, 80_000), (100, 1e5), (20, 5e8), (300, 450)])
+def test_log_axis_labels_never_overlap_and_titles_and_legends_stay_in_the_figure(low, high):
+    from nncompress.report.figures import plot
+    from nncompress.report.style import FIXED, Styles
+
+    p = np.geomspace(low, high, 12)
+    curve = pd.DataFrame({"p": p, "m": np.linspace(60, 98, 12), "s": 0.5})
+    curve.attrs.update(style="magl1", hidden=100)
+    looks = Styles(FIXED, {100: "-"}, {})
+    long = "protocol paper_hessian_at=first_step (method.saliency.hessian_at=first_step, pruning.timing.trigger_lag=1)"
+    fig = plot({"magl1, 100 hidden": curve}, {}, "parameters", f"Figure 2: mnist, {long}\n{long}; {long}", looks)
+    boxes = label_boxes(fig, fig.axes[0].xaxis)
+    assert len(boxes) >= (2 if high / low >= 10 else 1)  # labelled, not silenced
+    assert all(b.x0 >= a.x1 for a, b in zip(boxes, boxes[1:]))  # no two labels touch
+    assert not any(t.get_text() for t in fig.axes[0].xaxis.get_minorticklabels())
+    whole = fig.bbox
+    for artist in (fig._suptitle, fig.legends[0], fig.axes[0].xaxis.label):
+        box = artist.get_window_extent()
+        assert box.x0 >= whole.x0 and box.x1 <= whole.x1 and box.y0 >= whole.y0 and box.y1 <= whole.y1, artist
+
+
+def test_a_figure_is_written_only_where_its_variant_has_runs_of_its_own(tmp_path):
+    """No placeholder (a figure of nothing) and no copy (a variant's figure holding only the ConvNet front every
+    variant shares); summary.md says why each missing figure is missing."""
+    from nncompress.report.figures import write_figures
+    from nncompress.report.summary import write_summary
+
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
+        store.put(lr_variant(fake_record("magl1", 100, "mnist", 0.01, seed, 0.9)))
+        conv = fake_record("none", 100, "mnist", 1.0, seed, 0.97, protocol="convnet")
+        conv["config"]["model"] = {"name": "convnet", "kernel": 5, "channels": 4, "stride": 1, "pool": 2, "dropout": 0.0}
+        store.put(conv)
+    runs, out = load_results(store.root), tmp_path
+    drawn, missing = write_figures(runs, pd.read_csv(REFERENCE), out)
+    assert sorted(p.name for p in out.glob("*.png")) == ["fig2_fast.png", "fig2_fast_lr=0.01.png"]
+    assert drawn == [("protocol fast", out / "fig2_fast.png"), ("protocol fast_lr=0.01", out / "fig2_fast_lr=0.01.png")]
+    summary = write_summary(runs, out, missing).read_text().split("## Figures not drawn")[1]
+    assert "- Figure 1 (HashedNets on mnist): no runs of its own under protocol fast, fast_lr=0.01" in summary
+    assert "- Figure 3 (pruned MLPs on mnist_rot): no runs of its own under protocol fast, fast_lr=0.01" in summary
+    assert "- Accuracy vs bytes: no stored replica has an artefact" in summary
+    assert "- Figure 6: no MagL1/MagL2 runs with saved histograms" in summary
+
+
+def test_the_page_leaves_out_what_has_nothing_to_show_and_says_so_in_one_line(tmp_path):
+    from nncompress.report.page import write_html
+
+    store = NamedStore(tmp_path / "store")
+    for seed in (0, 1):
+        store.put(fake_record("magl1", 100, "mnist", 0.01, seed, 0.95))
+    hashed = fake_record("none", 100, "mnist", 0.01, 0, 0.8, protocol="hashednet")  # one seed: nothing to test
+    hashed["config"]["model"]["name"] = "hashednet"
+    store.put(hashed)
+    runs = load_results(store.root)
+    assert set(runs.loc[runs["role"] == "sized", "protocol"]) == {"hashednet"}
+    page = write_html(runs, tmp_path, pd.read_csv(REFERENCE), [], [store.root]).read_text()
+    assert ("3 sections with nothing to show left out: the claims (none tested); tables, protocol hashednet; "
+            "figures.") in page  # fmt: skip
+    assert 'id="claims"' not in page and 'id="figures"' not in page and "Tables, protocol <code>hashednet</code>" not in page
+    assert '>Tables, protocol <code>fast</code></h2>' in page and "12 claim rows not tested left out" in page

@@ -8,13 +8,14 @@ learned nothing), the paper's value and the difference, in percent; cells withou
 with its replicas' mean parameters, FLOPs, compression and speedup. A pruning method
 the paper did not test gets a table of the same shape per hidden size, ours only (`table_<method>_<hidden>_<protocol>`),
 its curves in Figures 2-5 after the paper's and claims of its own. Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test
-accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of each ConvNet variant on the same
-data (selected on validation accuracy when the ConvNets have a validation split) as a line; per dataset with
-artefacts (`export=true`), accuracy vs bytes on disk (`bytes_<dataset>_<protocol>.png`), and per dataset accuracy vs
-FLOPs (`flops_<dataset>_<protocol>.png`). Then `fidelity.md`,
-`summary.md` and all of it as one page, `index.html`.
+accuracy vs parameters, log x, one curve per method and hidden size, with the Pareto front of each ConvNet variant on
+the same data (selected on validation accuracy when the ConvNets have a validation split) as a line, and on 2-5 the
+paper's cells beside ours; per dataset with artefacts (`export=true`), accuracy vs bytes on disk
+(`bytes_<dataset>_<protocol>.png`), and per dataset accuracy vs FLOPs (`flops_<dataset>_<protocol>.png`); each only
+where its variant has runs of its own. Then `fidelity.md`, `summary.md` and all of it as one page, `index.html`.
 
 Modules, each building only on those before it: `paper` (the paper's values and methods), `stats` (cell statistics,
-the test of a difference), `claims` (verdicts), `markup` (Jinja2 for HTML), `tables`, `fidelity`, `figures`,
-`summary`, `page` (index.html, template `page.html`), `cli` (the command line; a report replaces the last one whole).
+the test of a difference), `claims` (verdicts), `markup` (Jinja2 for HTML), `tables`, `fidelity`, `style` (colours,
+markers, log axes), `figures`, `summary`, `page` (index.html, template `page.html`), `cli` (the command line; a report
+replaces the last one whole).
 """

@@ -17,10 +17,9 @@ import pandas as pd
 from ..errors import UserError, exit_on_user_error
 from ..replicas import load_results
 from .fidelity import write_fidelity
-from .figures import FIGURES, SIZES, figure, figure_curves, histogram_figure, size_curves, size_figure, size_panels
+from .figures import FIG6, SIZES, write_figures
 from .page import write_html
 from .paper import REFERENCE
-from .stats import compressed_protocols
 from .summary import write_summary
 from .tables import write_tables
 
@@ -35,17 +34,11 @@ def check_out(out: Path) -> None:
 def write_report(runs: pd.DataFrame, reference: pd.DataFrame, stores, out: Path) -> list:
     """Every file of the report, written into `out`; returns what to print, in order: the files (paths) and notes."""
     lines = write_tables(runs, out, reference)
-    mlp_protocols = compressed_protocols(runs) or ["fast"]
-    drawn = {figure(runs, number, protocol, out): figure_curves(runs, number, protocol)[0]
-             for protocol in mlp_protocols for number in FIGURES}  # fmt: skip
-    drawn |= {size_figure(runs, size, dataset, protocol, out): size_curves(runs, size, dataset, protocol)[0]
-              for size in SIZES for protocol, dataset in size_panels(runs, size)}  # fmt: skip
-    lines += drawn
-    fig6 = histogram_figure(runs, out)
-    figures = [png for png, curves in drawn.items() if curves] + ([fig6] if fig6 else [])  # the page skips empty ones
-    if not fig6:
-        lines.append("fig6: no MagL1/MagL2 runs with saved histograms (+experiment=fig6)")
-    return lines + [write_fidelity(runs, out, reference), write_summary(runs, out),
+    figures, missing = write_figures(runs, reference, out)
+    lines += [png for _, png in figures]
+    if not any(heading == "Figure 6" for heading, _ in figures):
+        lines.append(f"fig6: {FIG6}")
+    return lines + [write_fidelity(runs, out, reference), write_summary(runs, out, missing),
                     write_html(runs, out, reference, figures, stores)]  # fmt: skip
 
 

@@ -1,6 +1,8 @@
 """The paper's Figures 1-5 (test accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of
-each ConvNet variant on the same data), accuracy vs bytes on disk and vs FLOPs per dataset (`SIZES`), and Figure 6
-(weight histograms), each as PNG and PDF."""
+each ConvNet variant on the same data; on 2-5 the paper's cells beside ours), accuracy vs bytes on disk and vs FLOPs
+per dataset (`SIZES`), and Figure 6 (weight histograms), each as PNG and PDF. A figure is drawn only where its
+protocol variant has runs of its own to show (`write_figures` says why each other one is not), in the colours and
+markers of `style`."""
 from itertools import cycle
 from pathlib import Path
 
@@ -8,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..pareto import convnet_front, convnet_variants
-from .paper import PRUNING, other_methods
-from .stats import variant_data
+from .paper import PRUNING, REFERENCE, mlp_parameters, other_methods
+from .stats import compressed_protocols, variant_data
+from .style import LINES, Styles, log_x, styles, title
 
 FIGURES = {  # number: (dataset, the role of the compressed models it draws, see `figure_models`)
     1: ("mnist", "sized"),  # HashedNet
@@ -18,12 +21,13 @@ FIGURES = {  # number: (dataset, the role of the compressed models it draws, see
     4: ("mnist_back_rand", "pruned"),
     5: ("mnist_back_image", "pruned"),
 }
-# The sizes besides parameters that accuracy is drawn against, per dataset: (x label, name, the empty figure's note).
+ROLES = {"sized": "HashedNets", "pruned": "pruned MLPs"}
+# The sizes besides parameters that accuracy is drawn against, per dataset: (x label, name, why none is drawn).
 SIZES = {
-    "bytes": ("artefact size on disk (bytes)", "bytes", "no artefacts yet (train with export=true)"),
-    "flops": ("multiply-adds of one example's forward pass (FLOPs)", "FLOPs", "no FLOPs recorded"),
+    "bytes": ("artefact size on disk (bytes)", "bytes", "no stored replica has an artefact (train with `export=true`)"),
+    "flops": ("multiply-adds of one example's forward pass (FLOPs)", "FLOPs", "no stored replica has FLOPs"),
 }
-OTHER_MARKERS = "^vDP*Xh"  # the curves of methods the paper did not test: one marker per method, never the paper's o
+FIG6 = "no MagL1/MagL2 runs with saved histograms (+experiment=fig6)"
 
 
 def pyplot():
@@ -36,32 +40,55 @@ def pyplot():
     return plt
 
 
+def canvas(height: float = 5.6):
+    """A figure and its axes, laid out by matplotlib's constrained layout (titles, labels and the legend outside
+    the axes all kept whole)."""
+    return pyplot().subplots(figsize=(8, height), layout="constrained")
+
+
 def save(fig, stem: Path) -> Path:
     """Write `fig` as PNG and PDF next to each other; returns the PNG. (A stem may hold dots, `fig2_paper_lr=1.0`:
     suffixes are appended, never swapped in.)"""
-    fig.tight_layout()
     for suffix in (".png", ".pdf"):
         fig.savefig(f"{stem}{suffix}")
     pyplot().close(fig)
     return Path(f"{stem}.png")
 
 
-def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, size: str = "parameters") -> tuple[dict, str]:
-    """Curves label -> points (p: `size`, m: accuracy mean, s: std): each (method, model) of `models`, one curve per
-    hidden size, and the Pareto front in `size` of each ConvNet variant trained and tested on the same data; with
-    the data they were computed on."""
+def points(rows: pd.DataFrame, by: str, size: str, **attrs) -> pd.DataFrame:
+    """One point per `by` of `rows` (p: mean `size`, m: mean accuracy, s: its std), smallest first; `attrs` say what
+    draws it (`style`, and `hidden` or `variant`)."""
+    g = rows.groupby(by).agg(p=(size, "mean"), m=("acc", "mean"), s=("acc", "std")).sort_values("p")
+    g.attrs.update(attrs)
+    return g
+
+
+def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, size: str = "parameters",
+                    dense: bool = True) -> tuple[dict, str]:  # fmt: skip
+    """Curves label -> points (see `points`): each (method, model) of `models`, one curve per hidden size; with
+    `dense` the unpruned MLPs (`method=none`) of every width as one curve; and the Pareto front in `size` of each
+    ConvNet variant trained and tested on the same data. With the data they were computed on."""
     mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset)].dropna(subset=[size])
     curves = {}
     for method, model in models:
         for hidden, sel in mlps[(mlps["method"] == method) & (mlps["model"] == model)].groupby("hidden"):
-            g = sel.groupby("ratio").agg(p=(size, "mean"), m=("acc", "mean"), s=("acc", "std"))
-            curves[f"{method if sel['role'].iat[0] == 'pruned' else model}, {hidden} hidden"] = g.sort_values("p")
+            key = method if sel["role"].iat[0] == "pruned" else model
+            curves[f"{key}, {hidden} hidden"] = points(sel, "ratio", size, style=key, hidden=hidden)
+    unpruned = mlps[(mlps["role"] == "pruned") & (mlps["method"] == "none")]
+    if dense and len(unpruned):
+        curves["dense MLP"] = points(unpruned, "hidden", size, style="dense")
     data_keys = set(mlps["data_key"]) if len(mlps) else None
     for label, conv in convnet_variants(runs, dataset, data_keys).items():
         front = convnet_front(conv, size).rename(columns={size: "p", "acc": "m"})
         if len(front):
             curves[f"ConvNet front ({label})"] = front.assign(s=float("nan"))
+            curves[f"ConvNet front ({label})"].attrs.update(style="convnet", variant=label)
     return curves, "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
+
+
+def own(curves: dict) -> bool:
+    """Whether `curves` hold runs of their protocol variant: ConvNet fronts alone are another variant's."""
+    return any(g.attrs["style"] != "convnet" for g in curves.values())
 
 
 def figure_models(runs: pd.DataFrame, number: int) -> list[tuple[str, str]]:
@@ -76,8 +103,24 @@ def figure_models(runs: pd.DataFrame, number: int) -> list[tuple[str, str]]:
 
 
 def figure_curves(runs: pd.DataFrame, number: int, protocol: str) -> tuple[dict, str]:
-    """The curves of one of the paper's Figures 1-5 (accuracy vs parameters)."""
-    return accuracy_curves(runs, FIGURES[number][0], figure_models(runs, number), protocol)
+    """The curves of one of the paper's Figures 1-5 (accuracy vs parameters); the dense MLPs beside the pruned."""
+    dataset, role = FIGURES[number]
+    return accuracy_curves(runs, dataset, figure_models(runs, number), protocol, dense=role == "pruned")
+
+
+def paper_curves(reference: pd.DataFrame, number: int, curves: dict) -> dict:
+    """The paper's cells beside our curves of Figure `number`: for each (method, hidden size) drawn that one of its
+    Tables 1-6 holds on the figure's dataset, its mean and std per ratio, at the parameters of its 784-hidden-10 MLP
+    keeping that ratio of its weights (`paper.mlp_parameters`)."""
+    ref = reference[reference["dataset"] == FIGURES[number][0]]
+    paper = {}
+    for label, g in curves.items():
+        cells = ref[(ref["method"] == g.attrs["style"]) & (ref["hidden"] == g.attrs.get("hidden"))].sort_values("ratio")
+        if len(cells):
+            paper[f"{label} (paper)"] = pd.DataFrame({"p": mlp_parameters(cells["hidden"], cells["ratio"]),
+                                                      "m": cells["mean_pct"], "s": cells["std_pct"]})  # fmt: skip
+            paper[f"{label} (paper)"].attrs.update(g.attrs)
+    return paper
 
 
 def size_panels(runs: pd.DataFrame, size: str) -> list[tuple[str, str]]:
@@ -88,38 +131,38 @@ def size_panels(runs: pd.DataFrame, size: str) -> list[tuple[str, str]]:
 
 
 def size_curves(runs: pd.DataFrame, size: str, dataset: str, protocol: str) -> tuple[dict, str]:
-    """Accuracy vs `size` (`SIZES`): every compressed method and model that has it on `dataset`."""
+    """Accuracy vs `size` (`SIZES`): every compressed method and model that has it on `dataset`, the dense MLPs as
+    one curve."""
     sel = runs[(runs["dataset"] == dataset) & runs["role"].isin(["pruned", "sized"]) & runs[size].notna()]
+    sel = sel[(sel["role"] == "sized") | (sel["method"] != "none")]
     models = sorted(set(zip(sel["method"], sel["model"])))
     return accuracy_curves(runs, dataset, models, protocol, size)
 
 
-def draw(curves: dict, xlabel: str, title: str, empty: str, stem: Path, others: list[str]) -> Path:
-    """Plot `curves` (see `accuracy_curves`); those of `others`, methods the paper did not test, in colours given
-    outright so the paper's curves and the ConvNet fronts keep the colours they have without them."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    colours = cycle(plt.get_cmap("Dark2").colors)
+def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles):
+    """A figure of `curves` and the `paper`'s cells (see `accuracy_curves`, `paper_curves`): ours as lines in the
+    colour and marker of their method or family and the line style of their hidden size, with error bars of one
+    std; the paper's as hollow markers in the same colour with theirs. Each artist is labelled by its curve."""
+    fig, ax = canvas()
     for label, g in curves.items():
-        method = label.split(",")[0]
-        if label.startswith("ConvNet"):
-            ax.plot(g["p"], g["m"], "--", marker="s", ms=3, label=label)
-        elif method in others:
-            marker = OTHER_MARKERS[others.index(method) % len(OTHER_MARKERS)]
-            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), ls=":", marker=marker, ms=4, capsize=2,
-                        color=next(colours), label=label)  # fmt: skip
+        colour, marker = looks.marks[g.attrs["style"]]
+        if g.attrs["style"] == "convnet":
+            ax.plot(g["p"], g["m"], color=colour, marker=marker, ms=4, ls=looks.fronts[g.attrs["variant"]], label=label)
         else:
-            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), marker="o", ms=3, capsize=2, label=label)
-    ax.set_xscale("log")
+            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), color=colour, marker=marker, ms=4, capsize=2,
+                        ls=looks.lines.get(g.attrs.get("hidden"), "-"), label=label)  # fmt: skip
+    for label, g in paper.items():
+        colour, marker = looks.marks[g.attrs["style"]]
+        ax.errorbar(g["p"], g["m"], yerr=g["s"], color=colour, marker=marker, ms=6, mfc="white", ls="none",
+                    capsize=3, elinewidth=0.8, zorder=3, label=label)  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=9)
-    if curves:
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center")
+    fig.suptitle(title(heading), fontsize=9)
+    fig.legend(handles=looks.legend([g.attrs for g in curves.values()], bool(paper)), loc="outside lower center",
+               ncols=4, fontsize=8)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
-    return save(fig, stem)
+    log_x(ax)
+    return fig
 
 
 def protocol_title(runs: pd.DataFrame, protocol: str) -> str:
@@ -128,29 +171,46 @@ def protocol_title(runs: pd.DataFrame, protocol: str) -> str:
     return f"protocol {protocol}" + (f" ({settings})" if settings else "")
 
 
-def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path) -> Path:
+def figure_plot(runs: pd.DataFrame, number: int, protocol: str, reference: pd.DataFrame, looks: Styles):
+    """Figure `number` of `protocol` (see `plot`), with the paper's cells on Figures 2-5; None where the variant has
+    no runs of its own there."""
     curves, data = figure_curves(runs, number, protocol)
-    return draw(curves, "parameters (weights kept + biases)", f"Figure {number}: {FIGURES[number][0]}, "
-                f"{protocol_title(runs, protocol)}\n{data}", "no runs yet", out / f"fig{number}_{protocol}",
-                other_methods(runs))  # fmt: skip
+    if not own(curves):
+        return None
+    paper = paper_curves(reference, number, curves) if FIGURES[number][1] == "pruned" else {}
+    heading = f"Figure {number}: {FIGURES[number][0]}, {protocol_title(runs, protocol)}\n{data}"
+    return plot(curves, paper, "parameters (weights kept + biases)", heading, looks)
 
 
-def size_figure(runs: pd.DataFrame, size: str, dataset: str, protocol: str, out: Path) -> Path:
+def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path, reference: pd.DataFrame | None = None,
+           looks: Styles | None = None) -> Path | None:  # fmt: skip
+    """Figure `number` of `protocol` as `fig<number>_<protocol>.png` / `.pdf` (`reference`: the paper's tables, by
+    default its file; `looks`: the report's styles, by default those of `runs`); None, and no file, where the
+    variant has no runs of its own there."""
+    reference = pd.read_csv(REFERENCE) if reference is None else reference
+    fig = figure_plot(runs, number, protocol, reference, looks or styles(runs))
+    return None if fig is None else save(fig, out / f"fig{number}_{protocol}")
+
+
+def size_figure(runs: pd.DataFrame, size: str, dataset: str, protocol: str, out: Path,
+                looks: Styles | None = None) -> Path:  # fmt: skip
     """Accuracy vs `size` on `dataset`, as `<size>_<dataset>_<protocol>.png` / `.pdf`."""
     curves, data = size_curves(runs, size, dataset, protocol)
-    xlabel, name, empty = SIZES[size]
-    return draw(curves, xlabel, f"Accuracy vs {name}: {dataset}, {protocol_title(runs, protocol)}\n{data}", empty,
-                out / f"{size}_{dataset}_{protocol}", other_methods(runs))  # fmt: skip
+    xlabel, name, _ = SIZES[size]
+    heading = f"Accuracy vs {name}: {dataset}, {protocol_title(runs, protocol)}\n{data}"
+    return save(plot(curves, {}, xlabel, heading, looks or styles(runs)), out / f"{size}_{dataset}_{protocol}")
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:
     """Figure 6: the last saved weight histogram of the first seed of MagL1 and of MagL2 (hidden 50, ratio 0.04, on
-    MNIST as in the paper), one per protocol variant."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    MNIST as in the paper), one per protocol variant: each method in its colour, each variant in a line style."""
+    looks = styles(runs)
+    fig, ax = canvas(4.6)
     drawn = []
     runs = runs[(runs["hidden"] == hidden) & (runs["ratio"] == ratio) & (runs["dataset"] == "mnist")]
-    for (method, protocol), sel in runs[runs["method"].isin(["magl1", "magl2"])].groupby(["method", "protocol"]):
+    runs = runs[runs["method"].isin(["magl1", "magl2"])]
+    lines = dict(zip(sorted(set(runs["protocol"])), cycle(LINES)))
+    for (method, protocol), sel in runs.groupby(["method", "protocol"]):
         for _, r in sel.sort_values("seed").iterrows():
             files = sorted(Path(r["run_dir"]).glob("histograms/epoch*.npz"), key=lambda p: int(p.stem[5:]))
             if not files:
@@ -159,15 +219,41 @@ def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: flo
                 names, name = list(h["replicas"]), f"seed{r['seed']}_ratio{ratio:g}"
                 i = names.index(f"{r['dataset']}_{name}" if f"{r['dataset']}_{name}" in names else name)  # older runs: no dataset
                 counts, edges = h["counts"][i], h["edges"][i]
-            ax.stairs(counts / counts.sum(), edges,
-                      label=f"{method}, {protocol} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")
+            ax.stairs(counts / counts.sum(), edges, color=looks.marks[method][0], ls=lines[protocol],
+                      label=f"{method}, {protocol} (seed {r['seed']}, after {files[-1].stem[5:]} epochs)")  # fmt: skip
             drawn.append(r["data"])
             break
     if not drawn:
-        plt.close(fig)
+        pyplot().close(fig)
         return None
     ax.set_xlabel("weight value (kept weights)")
     ax.set_ylabel("fraction of weights")
-    ax.set_title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}, MNIST; {'; '.join(sorted(set(drawn)))}", fontsize=9)
-    ax.legend()
+    fig.suptitle(title(f"Figure 6: {hidden} hidden units, ratio {ratio:g}, MNIST; {'; '.join(sorted(set(drawn)))}"),
+                 fontsize=9)  # fmt: skip
+    ax.legend(fontsize=8)
     return save(fig, out / "fig6")
+
+
+def write_figures(runs: pd.DataFrame, reference: pd.DataFrame, out: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """Every figure with runs of its own to draw, as (the page's heading it goes under, its PNG), in one set of
+    styles; and a line per figure not drawn saying why (a placeholder or a copy of another variant's ConvNet front
+    would say nothing)."""
+    looks, drawn, protocols = styles(runs), [], compressed_protocols(runs)
+    without = {number: [] for number in FIGURES}
+    for protocol in protocols:
+        for number in FIGURES:
+            png = figure(runs, number, protocol, out, reference, looks)
+            drawn += [(f"protocol {protocol}", png)] if png else []
+            without[number] += [] if png else [protocol]
+    missing = [f"Figure {number} ({ROLES[role]} on {dataset}): no runs of its own"
+               + (f" under protocol {', '.join(without[number])}" if without[number] else "")
+               for number, (dataset, role) in FIGURES.items() if without[number] or not protocols]  # fmt: skip
+    for size, (_, name, why) in SIZES.items():
+        panels = size_panels(runs, size)
+        drawn += [(f"protocol {protocol}", size_figure(runs, size, dataset, protocol, out, looks))
+                  for protocol, dataset in panels]  # fmt: skip
+        missing += [] if panels else [f"Accuracy vs {name}: {why}"]
+    fig6 = histogram_figure(runs, out)
+    drawn += [("Figure 6", fig6)] if fig6 else []
+    missing += [] if fig6 else [f"Figure 6: {FIG6}"]
+    return drawn, missing

@@ -1,11 +1,14 @@
 """`reports/index.html`: the whole report as one self-contained page (figures inlined), readable offline.
 
-Tables 1-6 with the paper's numbers beside ours and the differences coloured (and ours alone for the pruning methods
-the paper did not test), each row with what its replicas cost (parameters, FLOPs, compression, speedup), the
-figures, how closely ours follow the paper's (cells within its tolerance, the order of methods), the claims with their verdicts, and where the numbers come from: commit, protocol variants and their
-settings, data, dates, replicas. The layout is the template `page.html`.
+A table of contents; where the numbers come from (commit, protocol variants and their settings, data, dates,
+replicas); the claims tested, one row each with the cells behind it folded; how closely ours follow the paper's
+(cells within its tolerance, the order of methods); Tables 1-6 with the paper's numbers beside ours and the
+differences coloured (and ours alone for the pruning methods the paper did not test), each row with what its replicas
+cost (parameters, FLOPs, compression, speedup); the figures. Sections with nothing to show are left out and counted.
+The layout is the template `page.html`.
 """
 import base64
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,15 +24,32 @@ from .paper import in_order
 from .stats import ALPHA, cell_stats, compressed_protocols, variant_data, variants
 from .tables import AT_CHANCE_NOTE, CLOSE, SIZES_NOTE, Table, data_line, layout, method_tables, table, title
 
+# The page is never wider than its window: a wide table scrolls in its own box (`.scroll`), an image shrinks to fit.
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 75em; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
+code { overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1.5em; }
+table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f2f2f2; } td.text { text-align: left; }
 .close { background: #d8f0d8; } .far { background: #f6d0d0; } .none { color: #999; }
-.fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .open { background: #f4f0d8; } .untested { color: #777; }
-img { max-width: 48%; margin: 0.5%; border: 1px solid #ddd; } .note { color: #555; }
+.fails { background: #f6d0d0; } .holds { background: #d8f0d8; } .open { background: #f4f0d8; }
+.claims { min-width: 70em; font-size: 13px; }
+.claims .row, .claims summary { display: grid; grid-template-columns: 24em 15em 9.5em repeat(5, minmax(5.5em, 1fr)); gap: 0 0.6em;
+  padding: 3px 6px; border-bottom: 1px solid #ddd; align-items: center; }
+.claims .row { background: #f2f2f2; font-weight: 600; } .claims .n { text-align: right; }
+.claims summary { cursor: pointer; list-style: none; } .claims summary::-webkit-details-marker { display: none; }
+.claims summary > :first-child::before { content: "\\25B8  "; } .claims [open] > summary > :first-child::before { content: "\\25BE  "; }
+.claims details > .scroll { margin: 0.3em 0 0.8em 1.5em; }
+.verdict { padding: 0 4px; border-radius: 3px; }
+nav ol { margin: 0.2em 0; } nav li { margin: 0.15em 0; }
+nav ol ol { padding: 0; } nav ol ol li { display: inline; } nav ol ol li:not(:last-child)::after { content: " · "; }
+figure { margin: 0 0 1em; } img { max-width: 100%; height: auto; border: 1px solid #ddd; } .note { color: #555; }
 """
+VERDICT_CSS = {"fails": "fails", "holds": "holds", "not contradicted": "open"}  # claims.VERDICTS but `not tested`
+# A claim row's counts (claims.verdicts' columns), as the page heads them.
+COUNTS = {"cells tested": "cells tested", "supporting": "for it", "contradicting": "against it",
+          "not tested (n < 2)": "n < 2", "cells with replicas at chance": "at chance"}  # fmt: skip
 
 
 def store_dates(stores) -> str:
@@ -77,28 +97,53 @@ def image(png: Path) -> dict:
     return {"alt": png.stem, "data": base64.b64encode(png.read_bytes()).decode()}
 
 
-def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[Path], stores) -> Path:
-    """Write `out/index.html`, read from the results `stores`; `figures` are the PNGs to inline. A section of
-    the page whose table would be empty (None here) is left out."""
+def claim_rows(verdicts: pd.DataFrame, comparisons: pd.DataFrame) -> list[dict]:
+    """One row per claim (and protocol) that was tested: its verdict, the counts of cells behind it, and those
+    cells (a `Table`, folded on the page); the untested ones are left out."""
+    rows = []
+    for _, v in verdicts[verdicts["verdict"] != "not tested"].iterrows():
+        cells = comparisons[(comparisons["claim"] == v["claim"]) & (comparisons["protocol"] == v["protocol"])]
+        rows.append({"claim": v["claim"], "protocol": v["protocol"], "verdict": v["verdict"],
+                     "css": VERDICT_CSS[v["verdict"]], "counts": v[list(COUNTS)].tolist(),
+                     "cells": Table(cells.drop(columns=["claim", "protocol"]).round(3).fillna("—"))})  # fmt: skip
+    return rows
+
+
+def anchor(kind: str, i: int, name: str) -> str:
+    """A section's id: its kind and place (unique), then its name with what an id should not hold replaced."""
+    return f"{kind}-{i}-" + re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: list[tuple[str, Path]], stores) -> Path:
+    """Write `out/index.html`, read from the results `stores`; `figures` are the PNGs to inline, each under its
+    heading (see `figures.write_figures`). A section with nothing to show is left out, and counted."""
     stats, comparisons = cell_stats(runs), claims.comparisons(runs)
     verdicts = claims.verdicts(comparisons, compressed_protocols(runs))
-    css = verdicts.map(lambda v: "text")
-    css["verdict"] = verdicts["verdict"].map({"fails": "fails", "holds": "holds", "not contradicted": "open"}).fillna("untested")
+    rows = claim_rows(verdicts, comparisons)
     tolerance, readings = within_tolerance(runs, reference), ablation(runs, reference)
     order = method_order(runs, reference)
+    protocols = [protocol_tables(runs, reference, stats, p) for p in compressed_protocols(runs)]
+    groups = {}
+    for heading, png in figures:
+        groups.setdefault(heading, []).append(image(png))
+    hidden = ([] if rows else ["the claims (none tested)"]) + ([] if len(tolerance) or len(order) else ["fidelity"])
+    hidden += [f"tables, protocol {p['name']}" for p in protocols if not (p["paper"] or p["others"])]
+    hidden += [] if groups else ["figures"]
+    protocols = [dict(p, id=anchor("tables", i, p["name"])) for i, p in enumerate(protocols) if p["paper"] or p["others"]]
+    settings = {f"protocol {p}": variant_data(runs, p)["settings"] for p in compressed_protocols(runs)}
+    groups = [{"title": heading, "id": anchor("figures", i, heading), "images": images, "settings": settings.get(heading)}
+              for i, (heading, images) in enumerate(groups.items())]  # fmt: skip
     page = HTML.get_template("page.html").render(
         style=Markup(STYLE), generated=datetime.now(timezone.utc), stores=stores, replicas=len(runs),
         dates=store_dates(stores), commit=commit(changes=True), alpha=ALPHA, close=CLOSE, at_chance_note=AT_CHANCE_NOTE,
         sizes_note=SIZES_NOTE, ablation_note=ABLATION_NOTE, order_note=ORDER_NOTE,
         variants=Table(variants(runs)) if len(runs) else None,
         options=Table(options(runs).fillna("—")) if len(runs) else None,
-        verdicts=Table(verdicts, css),
-        comparisons=None if comparisons.empty else Table(comparisons.round(3).fillna("—")),
+        claims=rows, untested=int((verdicts["verdict"] == "not tested").sum()), counts=COUNTS,
         tolerance=None if tolerance.empty else Table(tolerance_totals(tolerance)),
         ablation=None if readings.empty else Table(readings.round(2)),
         order=None if order.empty else Table(order_counts(order)),
-        protocols=[protocol_tables(runs, reference, stats, p) for p in compressed_protocols(runs)],
-        images=[image(png) for png in figures],
+        protocols=protocols, figures=groups, hidden=hidden,
     )  # fmt: skip
     path = out / "index.html"
     path.write_text(page)

@@ -28,7 +28,16 @@ def bytes_section(runs: pd.DataFrame, protocols) -> list[str]:
     return lines
 
 
-def write_summary(runs: pd.DataFrame, out: Path) -> Path:
+def figures_section(missing: list[str]) -> list[str]:
+    """summary.md's account of the figures not drawn (see `figures.write_figures`), one line each."""
+    lines = ["", "## Figures not drawn", "",
+             "A figure is drawn only where its protocol variant has runs of its own to show: one holding nothing, or "
+             "only the ConvNet fronts every variant shares, would be a placeholder or a copy of another."]  # fmt: skip
+    return lines + ["", *(f"- {line}" for line in missing)] if missing else lines + ["", "None: every figure has runs."]
+
+
+def write_summary(runs: pd.DataFrame, out: Path, missing: list[str] | None = None) -> Path:
+    """Write `out/summary.md`; with `missing` (`figures.write_figures`' lines), why each figure not drawn is not."""
     table = claims.comparisons(runs)
     protocols = compressed_protocols(runs)
     regenerated = sorted(set(runs.loc[runs["source"] == "regenerated", "dataset"]))
@@ -79,6 +88,7 @@ def write_summary(runs: pd.DataFrame, out: Path) -> Path:
               for protocol in protocols for t in method_tables(runs, protocol).values()]  # fmt: skip
     lines += ["", *others] if others else []
     lines += bytes_section(runs, protocols)
+    lines += figures_section(missing) if missing is not None else []
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     return path

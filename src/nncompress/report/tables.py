@@ -28,13 +28,13 @@ PIPE = TableFormat(lineabove=None, linebelowheader=lambda widths, _: "|" + " ---
                    linebetweenrows=None, linebelow=None, headerrow=DataRow("|", "|", "|"),
                    datarow=DataRow("|", "|", "|"), padding=1, with_header_hide=None)  # fmt: skip
 CELLS = HTML.from_string("""
-    <table>
+    <div class="scroll"><table>
       <tr>{% for head in heads %}<th>{{ head }}</th>{% endfor %}</tr>
       {% for row in rows %}
         <tr>{% for value, css in row %}<td class="{{ css }}">{{ value }}</td>{% endfor %}</tr>
       {% endfor %}
-    </table>
-""")
+    </table></div>
+""")  # in a box of its own that scrolls sideways: a wide table never widens the page
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,100 @@
+"""How the report's figures draw: one colour and one marker per method and per model family, the same in every
+figure of a report; a line style per hidden size; log axes whose tick labels never collide; titles kept whole.
+
+The paper's methods and the families have fixed colours. The other methods the package ships (conf/method/) take the
+next colours and markers of `OTHER_COLOURS` and `OTHER_MARKERS` by sorted name, so they too read the same whatever a
+store holds; then a method or family of one's own, by sorted name over the store (the same in every figure of a
+report).
+"""
+import textwrap
+from dataclasses import dataclass
+
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+from ..resources import CONF_DIR
+from .paper import other_methods
+
+# style key -> (colour, marker): the paper's methods, then the model families ("dense": unpruned MLPs of every width)
+FIXED = {"magl1": ("tab:blue", "o"), "magl2": ("tab:orange", "s"), "obd": ("tab:green", "^"),
+         "hashednet": ("tab:purple", "D"), "convnet": ("tab:gray", "P"), "dense": ("tab:brown", "X")}  # fmt: skip
+NAMES = {"hashednet": "HashedNet", "dense": "dense MLP (method=none, one point per width)"}
+# tab10's colours that FIXED leaves (red, pink, olive, cyan), then Dark2's; the markers none of FIXED uses
+OTHER_COLOURS = tuple(colormaps["tab10"].colors[i] for i in (3, 6, 8, 9)) + tuple(colormaps["Dark2"].colors)
+OTHER_MARKERS = "v<>h*pd8H"
+LINES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))  # per hidden size, widest first; per ConvNet variant
+GREY = "0.35"  # the legend's entries for a line style or for the paper's markers, which every colour shares
+TICKS = ((1, 2, 5), (1, 3), (1,))  # log-axis labels at these multiples of each power of 10, the first that fits
+TITLE_WIDTH = 110  # characters per title line at the figures' 9 pt on their 8 in
+
+
+@dataclass(frozen=True)
+class Styles:
+    """What each curve of a report is drawn with: `marks` per style key (a method, a family), `lines` per hidden
+    size and `fronts` per ConvNet variant."""
+
+    marks: dict
+    lines: dict
+    fronts: dict
+
+    def legend(self, drawn: list[dict], paper: bool) -> list[Line2D]:
+        """The legend of a figure whose curves' attrs are `drawn`: a filled marker per method or family (its colour),
+        a grey line per hidden size, a dashed line per ConvNet front, and the paper's hollow marker when it is drawn:
+        a handful of entries however many curves cross them."""
+        keys = {c["style"] for c in drawn if c["style"] != "convnet"}
+        handles = [Line2D([], [], color=self.marks[k][0], marker=self.marks[k][1], ls="none", label=NAMES.get(k, k))
+                   for k in self.marks if k in keys]  # fmt: skip
+        handles += [Line2D([], [], color=self.marks["convnet"][0], marker=self.marks["convnet"][1], ms=4,
+                           ls=self.fronts[c["variant"]], label=f"ConvNet front ({c['variant']})")
+                    for c in drawn if c["style"] == "convnet"]  # fmt: skip
+        hidden = sorted({c["hidden"] for c in drawn if "hidden" in c}, reverse=True)
+        handles += [Line2D([], [], color=GREY, ls=self.lines[h], label=f"{h:g} hidden") for h in hidden]
+        if paper:
+            handles.append(Line2D([], [], color=GREY, marker="o", mfc="white", ls="none",
+                                  label="paper: mean ± std of its 5 runs"))  # fmt: skip
+        return handles
+
+
+def shipped_methods() -> list[str]:
+    """The pruning methods the package ships but the paper's (and `none`, no pruning), sorted."""
+    return sorted({p.stem for p in (CONF_DIR / "method").glob("*.yaml")} - FIXED.keys() - {"none"})
+
+
+def styles(runs: pd.DataFrame) -> Styles:
+    """The report's styles, from every run it reads (not one figure's), so that each figure draws alike."""
+    shipped = shipped_methods()
+    sized = set(runs.loc[runs["role"] == "sized", "model"])
+    others = shipped + sorted((set(other_methods(runs)) | sized) - FIXED.keys() - set(shipped))
+    marks = FIXED | {name: (OTHER_COLOURS[i % len(OTHER_COLOURS)], OTHER_MARKERS[i % len(OTHER_MARKERS)])
+                     for i, name in enumerate(others)}  # fmt: skip
+    per_width = (runs["role"] == "sized") | (runs["role"] == "pruned") & (runs["method"] != "none")  # dense: one curve
+    hidden = sorted(set(runs.loc[per_width, "hidden"].dropna()), reverse=True)
+    fronts = sorted(set(runs.loc[runs["role"] == "reference", "protocol"]))
+    return Styles(marks, {h: LINES[i % len(LINES)] for i, h in enumerate(hidden)},
+                  {v: LINES[1:][i % (len(LINES) - 1)] for i, v in enumerate(fronts)})  # fmt: skip
+
+
+def collide(labels, pad: float = 2.0) -> bool:
+    """Whether any two of the drawn tick `labels` (left to right) come within `pad` pixels."""
+    boxes = sorted((t.get_window_extent() for t in labels if t.get_visible() and t.get_text()), key=lambda b: b.x0)
+    return any(b.x0 < a.x1 + pad for a, b in zip(boxes, boxes[1:]))
+
+
+def log_x(ax) -> None:
+    """A log x axis labelled `300`, `1k`, `20k`, `1M` at the first multiples of `TICKS` whose labels fit side by
+    side once the figure is laid out; minor ticks unlabelled (gridlines only)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    for subs in TICKS:
+        ax.xaxis.set_major_locator(LogLocator(subs=subs))
+        ax.figure.draw_without_rendering()
+        if not collide(ax.get_xticklabels()):
+            return
+
+
+def title(text: str) -> str:
+    """`text` with each line wrapped to the figure's width, so that no title runs off it."""
+    return "\n".join(textwrap.fill(line, TITLE_WIDTH) for line in text.splitlines())
