@@ -129,18 +129,22 @@ def test_one_variants_images_from_both_sources_are_told_apart(tmp_path):
 
 
 @pytest.mark.parametrize("protocol", sorted(p.stem for p in (ROOT / "conf" / "protocol").glob("*.yaml")))
-def test_a_protocols_defaults_are_what_hydra_composes_for_it(protocol):
+def test_a_protocols_defaults_are_what_hydra_composes_for_it_with_each_method(protocol):
+    """With each method: snip picks pruning's timing and schedule over the protocol's, random_layer its scope."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from nncompress.replicas import flatten, protocol_defaults
     from nncompress.resources import CONF_DIR
 
+    methods = sorted(p.stem for p in (ROOT / "conf" / "method").glob("*.yaml"))
+    assert {"magl1", "random_layer", "snip"} <= set(methods)
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"protocol={protocol}", "method=magl1"])
-    nodes = {"protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
-             "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}  # fmt: skip
-    assert protocol_defaults(protocol) == flatten(nodes)
+        for method in methods:
+            cfg = compose("train", overrides=[f"protocol={protocol}", f"method={method}"])
+            nodes = {"protocol": OmegaConf.to_container(cfg.protocol, resolve=True),
+                     "pruning": OmegaConf.to_container(cfg.pruning, resolve=True)}  # fmt: skip
+            assert protocol_defaults(protocol, method) == flatten(nodes), method
 
 
 def test_a_lone_run_with_a_protocol_or_pruning_option_changed_never_bears_the_plain_protocol_name(tmp_path):

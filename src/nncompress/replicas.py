@@ -80,23 +80,29 @@ def picked_files(conf_file: Path) -> dict:
 
 
 @cache
-def protocol_defaults(name: str) -> dict:
-    """The flattened `protocol` and `pruning` options `protocol=<name>` alone gives a run: its conf file, and the
-    pruning and schedule files it picks (train.yaml's where it picks none); {} for a protocol with no file."""
+def protocol_defaults(name: str, method: str = "none") -> dict:
+    """The flattened `protocol` and `pruning` options `protocol=<name> method=<method>` alone give a run: the
+    protocol's conf file, and the pruning and schedule files it picks (train.yaml's where it picks none, the
+    method's where it picks one: Hydra takes the later), their interpolations resolved (`${protocol.epochs}`,
+    the method's `scope`); {} for a protocol with no file."""
     path = CONF_DIR / "protocol" / f"{name}.yaml"
     if not path.exists():
         return {}
+    method_path = CONF_DIR / "method" / f"{method}.yaml"
     picks = picked_files(CONF_DIR / "train.yaml") | picked_files(path)
-    pruning = {k: v for k, v in option_defaults("pruning", picks["pruning"]).items() if k != "pruning.schedule"}
-    schedule = {f"pruning.{k}": v for k, v in option_defaults("schedule", picks["schedule"]).items()}
-    return option_defaults("protocol", name) | pruning | schedule
+    picks |= picked_files(method_path) if method_path.exists() else {}
+    pruning = conf_options("pruning", picks["pruning"]) | {"schedule": conf_options("schedule", picks["schedule"])}
+    nodes = {"protocol": conf_options("protocol", name), "method": conf_options("method", method), "pruning": pruning}
+    resolved = OmegaConf.to_container(OmegaConf.create(nodes), resolve=True)
+    return flatten({node: resolved[node] for node in ("protocol", "pruning")})
 
 
 def training_changes(config: dict) -> dict:
     """The protocol and pruning options (the latter for methods that prune) a replica set away from what its
-    protocol name alone gives: what makes it a variant of that protocol, even when no other variant is stored."""
+    protocol and method names alone give: what makes it a variant of that protocol, even when no other variant is
+    stored."""
     config = applied(config)
-    defaults = protocol_defaults(str(config["protocol"].get("name")))
+    defaults = protocol_defaults(str(config["protocol"].get("name")), str(config["method"].get("name")))
     nodes = {"protocol": config["protocol"]}
     if prunes(config):
         nodes["pruning"] = config.get("pruning") or {}
