@@ -93,3 +93,7 @@ class Population:
     def seeds(self, purpose: str) -> list[int]:
         """One seed per stream for `purpose` ("data", "init", "dropout", ...)."""
         return [stable_seed(purpose, *key) for key in self.stream_keys]
+
+    def replica_seeds(self, purpose: str) -> list[int]:
+        """One seed per replica for `purpose`: its stream's (`seeds`), shared by the replicas of one stream."""
+        return [seed for seed in self.seeds(purpose) for _ in range(self.per_stream)]

@@ -32,6 +32,7 @@ class Pruning:
             raise UserError(f"method.saliency: {type(saliency).__qualname__} is no pruning criterion (a subclass of "
                             "nncompress.compression.saliency.Criterion)")  # fmt: skip
         self.saliency, self.schedule, self.timing, self.scope = saliency, schedule, timing, scope
+        saliency.start(population)
         self.population, self.run_dir = population, run_dir
         R = population.size
         self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)

@@ -9,7 +9,9 @@ from typing import ClassVar, Literal
 import torch
 
 from ..errors import UserError
+from ..population import Population
 from ..typed import Typed
+from .gradient import loss_gradient
 from .hessian import hessian_diagonal
 from .layerwise import dampened, input_hessians, inverse, InputHessians, refit
 
@@ -30,6 +32,10 @@ class Criterion(ABC):
     @abstractmethod
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         """Per layer, a score (R, in, out) per weight: the lowest are pruned first."""
+
+    def start(self, population: Population) -> None:
+        """Once, before any step: the population it prunes (`replicas` index `population.replicas`), for a criterion
+        that draws at random from each replica's own seed (`population.replica_seeds`)."""
 
     def regrow(self, model, masks: list[torch.Tensor], batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         """The step's masks (R, in, out) per layer, pruned to its fraction, with the weights it brings back kept: one
@@ -139,3 +145,37 @@ class OBS(Typed, Criterion):
         measured = self.measured.pop(model, None) or self.hessians(model, batches)
         return [refit(h, h_inv, layer.replica_weight(), keep)
                 for layer, (h, h_inv), keep in zip(model.layers, measured, masks)]  # fmt: skip
+
+
+@dataclass
+class Random(Typed, Criterion):
+    """Random scores, the control a criterion must beat: a fixed random order of each replica's weights, drawn anew
+    at every step from the replica's own seed (its stream's: the replicas of one seed share it under common random
+    numbers), so that it prunes alike alone or in a population, and after a resume, with no state to keep. Each
+    step then removes a uniformly random subset of the weights left, as fresh draws would."""
+
+    node: ClassVar[str] = "method.saliency"
+    seeds: list = field(default_factory=list, init=False, repr=False)  # per replica of the population (`start`)
+
+    def start(self, population: Population) -> None:
+        self.seeds = population.replica_seeds("pruning")
+
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        draws = [torch.Generator().manual_seed(self.seeds[r]) for r in replicas]
+        device = model.layers[0].bias.device
+        return [torch.stack([torch.rand(layer.in_features, layer.out_features, generator=g) for g in draws]).to(device)
+                for layer in model.layers]  # fmt: skip
+
+
+@dataclass
+class SNIP(Typed, Criterion):
+    """Connection sensitivity (Lee et al. 2019): |dL/dw * w|, the loss's derivative in a multiplicative gate on the
+    weight, L the training loss averaged over the whole training set (the paper: one batch of 100; their ranking
+    normalises by the sum over all weights, which changes no order). Meant for once, at initialisation
+    (`pruning=at_init`, `schedule=oneshot`, as `method=snip` picks them)."""
+
+    node: ClassVar[str] = "method.saliency"
+
+    def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
+        grads = loss_gradient(model, batches, loss)
+        return [(g * layer.replica_weight()).abs() for g, layer in zip(grads, model.layers)]
