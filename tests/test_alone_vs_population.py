@@ -1,5 +1,6 @@
 """A replica trains the same alone or among others, in every model family: all it draws (data order, init,
-hashes, dropout masks) comes from its own stream's seeds, never from a generator its population shares."""
+hashes, dropout masks, random pruning scores) comes from its own stream's seeds, never from a generator its
+population shares."""
 import json
 
 import torch
@@ -16,6 +17,8 @@ FAMILIES = {
                                          ["seeds=[0,1]", "ratio=[0.1,0.05]"]),  # fmt: skip
     "OBD MLP": (["method=obd"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "OBS MLP": (["method=obs"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
+    "random MLP": (["method=random"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
+    "SNIP MLP": (["method=snip"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "HashedNet": (["model=hashednet"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "ConvNet with dropout": (["model=convnet", "model.dropout=0.2"], ["seeds=[0]"], ["seeds=[0,1,2]"]),
 }
