@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from torch import nn
 
 from nncompress import config, load_results
 from nncompress.compression.pruning import Pruning
@@ -21,7 +20,7 @@ from nncompress.report.claims import comparisons
 from nncompress.resources import CONF_DIR
 
 from conftest import NamedStore, run_train
-from test_population_model import make
+from test_population_model import make, plain_nets
 from test_pruning import ToyHost
 
 SIZES = (20, 16, 3)  # a 20-16-3 MLP: layers of 320 and 48 weights
@@ -84,20 +83,6 @@ def test_random_scores_are_a_replicas_own_whatever_its_population_and_after_a_re
     resumed.epoch_start(resumed_host, 2)
     for a, b in zip(host.masks(), resumed_host.masks()):
         assert torch.equal(a, b) and (~a).any()
-
-
-def plain_nets(model) -> list[list[nn.Linear]]:
-    """Per replica, its layers as plain nn.Linear holding its weights (the population's (in, out) transposed)."""
-    nets = []
-    for r in range(model.replicas):
-        layers = []
-        for layer in model.layers:
-            lin = nn.Linear(layer.in_features, layer.out_features)
-            lin.weight.data = layer.replica_weight()[r].T.clone()
-            lin.bias.data = layer.replica_bias()[r].clone()
-            layers.append(lin)
-        nets.append(layers)
-    return nets
 
 
 @pytest.mark.parametrize("loss, activation", [("mse", "sigmoid"), ("cross_entropy", "relu")])

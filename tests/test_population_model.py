@@ -14,8 +14,8 @@ def make(seeds, ratios, crn, activation="relu", scheme="kaiming", sizes=(12, 7, 
     return pop, model
 
 
-def separate_nets(model, activation=torch.relu):
-    """R plain nn.Linear stacks holding the same weights as the population."""
+def plain_nets(model) -> list[list[nn.Linear]]:
+    """Per replica, its layers as plain nn.Linear holding its weights (the population's (in, out) transposed)."""
     nets = []
     for r in range(model.replicas):
         layers = []
@@ -25,6 +25,12 @@ def separate_nets(model, activation=torch.relu):
             lin.bias.data = layer.replica_bias()[r].clone()
             layers.append(lin)
         nets.append(layers)
+    return nets
+
+
+def separate_nets(model, activation=torch.relu):
+    """R plain nn.Linear stacks holding the same weights as the population."""
+    nets = plain_nets(model)
 
     def forward(r, x):
         *hidden, last = nets[r]
