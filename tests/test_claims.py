@@ -72,6 +72,21 @@ def test_pruning_meets_the_dense_mlp_nearest_its_size(tmp_path):
     assert comparisons(apart).empty  # the only comparison there would be the dense control's
 
 
+def test_a_control_is_compared_with_the_paper_methods_but_never_stands_for_pruning(tmp_path):
+    runs_dir = tmp_path / "store"
+    store = NamedStore(runs_dir)
+    for seed, (acc, control) in enumerate(zip([0.95, 0.96, 0.955], [0.30, 0.25, 0.28])):
+        store.put(model_record({"name": "mlp", "hidden": 100}, 0.01, seed, acc, 904, method="magl1"))
+        record = model_record({"name": "mlp", "hidden": 100}, 0.01, seed, control, 904, method="random")
+        record["config"]["method"]["control"] = True  # as conf/method/random.yaml says
+        store.put(record)
+        store.put(model_record({"name": "hashednet", "hidden": 100}, 0.01, seed, 0.9, 904))
+        store.put(model_record({"name": "mlp", "hidden": 1}, 1.0, seed, 0.6, 805))
+    table = comparisons(load_results(runs_dir))
+    assert set(table["comparison"]) == {"magl1 vs hashednet h100 r0.01 (fast)", "magl1 vs dense h1", "random vs magl1"}
+    assert table.set_index("comparison").loc["random vs magl1", "verdict"] == "CONTRADICTS"
+
+
 def test_verdicts_tell_a_supported_claim_from_one_merely_not_contradicted(tmp_path):
     runs = store_of(tmp_path, [0.95, 0.96, 0.955], {(0.01, 904, "fast"): [0.951, 0.958, 0.957]}, {})
     table = comparisons(runs)

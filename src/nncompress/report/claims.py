@@ -32,6 +32,14 @@ CLAIMS = (PRUNING_VS_HASHEDNET, MAGNITUDE_VS_OBD, L1_VS_L2, PRUNING_VS_CONVNET, 
 VERDICTS = ("holds", "not contradicted", "fails", "not tested")
 
 
+def controls(runs: pd.DataFrame) -> set[str]:
+    """The methods whose config marks them as controls (`control: true`, random pruning): compared with each paper
+    method like any new method, but never standing for "pruning" in the claims against HashedNet and dense MLPs."""
+    if "method.control" not in runs:
+        return set()
+    return set(runs.loc[runs["method.control"].eq(True), "method"])
+
+
 def settings(rows: pd.DataFrame, size: str) -> pd.DataFrame:
     """One row per (hidden, ratio) setting of `rows`: its mean `size`."""
     return rows.groupby(["hidden", "ratio"])[size].mean().reset_index()
@@ -82,13 +90,13 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                          "at chance": int(a_rows["at_chance"].sum() + b_rows["at_chance"].sum())})  # fmt: skip
 
     mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
-    hashed, dense = runs[runs["role"] == "sized"], mlp[mlp["method"] == "none"]
+    hashed, dense, baselines = runs[runs["role"] == "sized"], mlp[mlp["method"] == "none"], controls(runs)
     for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
         data = set(cell["data_key"])
         for m, pruned in acc.items():
-            if not len(pruned):
+            if not len(pruned) or m in baselines:  # random pruning is the baseline, not "pruning" the claims judge
                 continue
             for variant, h in hashed[(hashed["dataset"] == dataset) & hashed["data_key"].isin(data)].groupby("protocol"):
                 best = smallest_at_least(h, pruned[size].mean(), size)
