@@ -29,6 +29,19 @@ def lr_factor(schedule: str, step: torch.Tensor, steps_per_epoch: int, total_ste
     raise ValueError(schedule)
 
 
+def replica_sgd_(params, grads, buffers, lrs, momentum: float, nesterov: bool) -> None:
+    """torch.optim.SGD's update (dampening 0, weight decay already in the gradients) with a learning rate per entry:
+    `lrs[i]` broadcasts against `params[i]` (one per replica); `buffers[i]`: its momentum buffer, zero where none yet
+    (with dampening 0 a zero buffer's first update gives torch's fresh one, the gradient). Op for op torch's own
+    arithmetic (its tensor-lr step is `param.addcmul_(grad, lr, value=-1)`), so where every replica has the same
+    learning rate it gives torch's numbers."""
+    for p, g, buf, lr in zip(params, grads, buffers, lrs):
+        if momentum:
+            buf.mul_(momentum).add_(g)
+            g = g.add(buf, alpha=momentum) if nesterov else buf
+        p.addcmul_(g, lr, value=-1)
+
+
 def compacts(active: int, trained: int) -> bool:
     """Whether a step computing `trained` replicas, `active` of them still training, leaves out the others: once at
     most half are left (halving: at most twice the work needed, and few new populations and graph captures)."""
@@ -49,12 +62,17 @@ class PopulationStep:
     (`train_only`) the others are no longer computed: each epoch trains the active ones alone, as a population of
     their own copied from the model before the epoch and back into it after (model, masks and optimizer state stay
     the record between epochs, so pruning, evaluation and export see one population throughout).
+
+    With `restarts` (a pruning method that restarts replicas' training, compression.saliency.Criterion.restarts),
+    each replica follows the learning-rate schedule from its own position (the step counter less its `offset`, which
+    `restart` sets) and the update is `replica_sgd_`, with the optimizer's momentum buffers; otherwise every replica
+    is at the same position and the optimizer steps itself, as torch.optim does.
     """
 
     def __init__(self, model, loss_fn, optimizer: torch.optim.SGD, x: torch.Tensor, y: torch.Tensor,
                  batch_size: int, steps_per_epoch: int, lr_schedule: str, epochs: int, regularizer=None, regularized=(),
                  weight_decay: float = 0.0, autocast_dtype: torch.dtype | None = None, cuda_graph: bool = True,
-                 compact: bool = True):  # fmt: skip
+                 compact: bool = True, restarts: bool = False):  # fmt: skip
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.epochs, self.compact = epochs, compact and model.compactable
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -76,6 +94,22 @@ class PopulationStep:
         self.part: tuple[torch.Tensor, PopulationStep] | None = None  # (replicas, their step) once compacted
         self.losses = torch.zeros(model.replicas, device=device)  # each replica's loss in the last epoch it trained
         self.replica_epochs = 0  # replicas computed, summed over epochs
+        self.restarts = restarts
+        self.offset = torch.zeros(model.replicas, dtype=torch.long, device=device)  # schedule position: step - offset
+        if restarts:
+            if group["dampening"] or group["weight_decay"]:  # replica_sgd_ has neither (weight decay: the step's own)
+                raise ValueError("a learning rate per replica needs an SGD without dampening or weight decay")
+            self.lr_layers = self.replica_layers()
+            if group["momentum"]:
+                for p in self.params:
+                    self.optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+
+    def replica_layers(self) -> list:
+        """The layer holding each parameter, whose layout places each replica's learning rate (`restarts`)."""
+        owner = {id(t): layer for layer in self.model.layers for t in (layer.weight, layer.bias)}
+        if any(id(p) not in owner for p in self.params):
+            raise ValueError("a learning rate per replica needs a model whose parameters are all its layers'")
+        return [owner[id(p)] for p in self.params]
 
     def param_index(self, param: torch.nn.Parameter) -> int:
         return next(i for i, p in enumerate(self.params) if p is param)
@@ -132,13 +166,50 @@ class PopulationStep:
             self.set_update_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
             self.set_update_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
 
+    def replica_lr(self) -> torch.Tensor:
+        """Each replica's learning rate (R,) at its next step: the schedule at its own position (`restart`)."""
+        factor = lr_factor(self.schedule, self.step - self.offset, self.steps_per_epoch, self.total_steps)
+        return (self.base_lr * factor).float()
+
+    @torch.no_grad()
+    def replica_parameters(self, index: torch.Tensor) -> list[torch.Tensor]:
+        """Copies of replicas `index`' parameters: per layer its weights (len(index), in, out), then its biases
+        (len(index), out)."""
+        index = index.to(self.x.device)
+        return [t[index].clone() for layer in self.model.layers for t in (layer.replica_weight(), layer.replica_bias())]
+
+    @torch.no_grad()
+    def rewind(self, index: torch.Tensor, parameters: list[torch.Tensor]) -> None:
+        """Replicas `index`' parameters set to `parameters` (as `replica_parameters` gives them), the weights their
+        masks remove left at zero."""
+        index = index.to(self.x.device)
+        for layer, weight, bias in zip(self.model.layers, parameters[0::2], parameters[1::2], strict=True):
+            kept = layer.replica_mask()[index]
+            layer.put_(layer.weight, index, torch.where(kept, weight.to(kept.device), 0))
+            layer.put_(layer.bias, index, bias.to(kept.device).unsqueeze(1))
+
+    @torch.no_grad()
+    def restart(self, index: torch.Tensor, epoch: int) -> None:
+        """Replicas `index` train on as from the start of epoch `epoch`: their learning rate follows the schedule from
+        there, their momentum starts from zero (a new optimizer's)."""
+        if not self.restarts:
+            raise RuntimeError("this step keeps one learning-rate schedule for the population: a criterion that "
+                               "restarts replicas says so (Criterion.restarts)")  # fmt: skip
+        index = index.to(self.x.device)
+        self.offset[index] = self.step - epoch * self.steps_per_epoch
+        for layer, p in zip(self.lr_layers, self.params):
+            if "momentum_buffer" in self.optimizer.state[p]:
+                layer.put_(self.optimizer.state[p]["momentum_buffer"], index, 0.0)
+
     def state_dict(self) -> dict:
         """What the step keeps between epochs besides the model and its optimizer (a checkpoint's part): the step
         counter and base learning rate (the optimizer's own lr is the last step's), which replicas train and whether
-        updates are masked at all, which replicas it trains apart, their last losses; on the CPU."""
+        updates are masked at all, which replicas it trains apart, their last losses, and with `restarts` each
+        replica's schedule offset; on the CPU."""
+        restarted = {"offset": self.offset.cpu()} if self.restarts else {}
         return {"step": self.step.cpu(), "base_lr": self.base_lr, "masked": bool(self.update_masks),
                 "active": self.active.cpu(), "part": None if self.part is None else self.part[0].cpu(),
-                "losses": self.losses.cpu(), "replica_epochs": self.replica_epochs}  # fmt: skip
+                "losses": self.losses.cpu(), "replica_epochs": self.replica_epochs, **restarted}  # fmt: skip
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:
@@ -146,6 +217,8 @@ class PopulationStep:
         self.step.copy_(state["step"])
         self.base_lr, self.replica_epochs = state["base_lr"], state["replica_epochs"]
         self.losses.copy_(state["losses"])
+        if self.restarts:
+            self.offset.copy_(state["offset"])
         if state["masked"]:
             self.mask_updates(state["active"])
         if state["part"] is not None and self.compact:
@@ -159,7 +232,7 @@ class PopulationStep:
         regularized = [mine.weight for mine, theirs in zip(sub.layers, self.model.layers) if id(theirs.weight) in self.regularized]
         return PopulationStep(sub, self.loss_fn, optimizer, self.x, self.y, self.batch_size, self.steps_per_epoch,
                               self.schedule, self.epochs, self.regularizer, regularized, self.weight_decay,
-                              self.autocast_dtype, self.use_graph, compact=False)  # fmt: skip
+                              self.autocast_dtype, self.use_graph, compact=False, restarts=self.restarts)  # fmt: skip
 
     def pairs(self, other: "PopulationStep"):
         """(layer, parameter of this model, parameter of `other`'s model, which holds replicas of this one)."""
@@ -169,8 +242,10 @@ class PopulationStep:
     @torch.no_grad()
     def exchange(self, index: torch.Tensor, part: "PopulationStep", pull: bool) -> None:
         """Copy replicas `index`' weights, optimizer state and step counter into `part` (pull) or back from it;
-        with `pull` their update masks too (only this step changes them)."""
+        with `pull` their update masks and schedule offsets too (only this step changes them)."""
         (part.step.copy_ if pull else self.step.copy_)(self.step if pull else part.step)
+        if pull:
+            part.offset.copy_(self.offset[index])
         for layer, mine, theirs in self.pairs(part):
             i = self.param_index(mine)
             if pull and i in self.update_masks:
@@ -281,7 +356,15 @@ class PopulationStep:
                 if i in self.update_masks:
                     g.mul_(self.update_masks[i])
                 p.grad = g
-            self.lr.copy_(self.base_lr * lr_factor(self.schedule, self.step, self.steps_per_epoch, self.total_steps))
-            self.optimizer.step()
+            if self.restarts:
+                lr = self.replica_lr().view(-1, 1, 1)
+                group = self.optimizer.param_groups[0]
+                replica_sgd_(self.params, grads, [self.optimizer.state[p].get("momentum_buffer") for p in self.params],
+                             [layer.from_replicas(lr, rows=1) for layer in self.lr_layers], group["momentum"],
+                             group["nesterov"])  # fmt: skip
+            else:
+                factor = lr_factor(self.schedule, self.step, self.steps_per_epoch, self.total_steps)
+                self.lr.copy_(self.base_lr * factor)
+                self.optimizer.step()
             self.step.add_(1)
             self.loss_sum.add_(losses.detach())
