@@ -142,6 +142,10 @@ def check_built(parts: Parts) -> None:
                             f"of {name}, got {batch}")
     if parts.pruning:
         timing, steps = parts.pruning.keywords["timing"], parts.pruning.keywords["schedule"].steps
+        from .compression.saliency import Criterion  # here: the command line's pre-check imports no torch
+
+        if isinstance(parts.saliency, Criterion):  # anything else is refused by compression.pruning.Pruning
+            parts.saliency.check_timing(timing)
         if timing.max_epochs(steps) > MAX_EPOCHS:
             raise UserError(f"pruning would train up to {timing.max_epochs(steps)} epochs (pruning.timing.first_epoch "
                             f"+ (schedule.steps - 1) * pruning.timing.every + pruning.timing.final_epochs); at most "

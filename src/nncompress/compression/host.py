@@ -39,6 +39,22 @@ class PruningHost(Protocol):
         """From now on only the replicas `active` (bool, R) train; the others never move again."""
         ...
 
+    def replica_parameters(self, index: torch.Tensor) -> list[torch.Tensor]:
+        """Copies of replicas `index`' parameters: per layer its weights (len(index), in, out), then its biases
+        (len(index), out)."""
+        ...
+
+    def rewind(self, index: torch.Tensor, parameters: list[torch.Tensor]) -> None:
+        """Replicas `index`' parameters set to `parameters` (as `replica_parameters` gives them), the weights their
+        masks remove left at zero."""
+        ...
+
+    def restart_schedule(self, index: torch.Tensor, epoch: int) -> None:
+        """Replicas `index` train on as from the start of epoch `epoch`: their learning rate follows the schedule
+        from there, their momentum starts from zero. Only for a criterion that says it restarts
+        (`Criterion.restarts`): the training then keeps a schedule position per replica."""
+        ...
+
     def log_metrics(self, metrics: dict[str, float], epoch: int) -> None:
         """Hand `metrics` to the run's experiment logger, if it has one."""
         ...

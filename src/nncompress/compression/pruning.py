@@ -83,6 +83,7 @@ class Pruning:
     def update(self, host: PruningHost, epoch: int) -> None:
         """Freeze the replicas that are done, then prune those whose step is due."""
         t = self.timing
+        self.saliency.start_epoch(host, epoch)
         if t.peak_split is not None:
             self.end_past_peaks(host, epoch, t.peak_split)
         finished = self.active & (self.end_epoch <= epoch)
@@ -145,6 +146,7 @@ class Pruning:
         host.set_masks(masks)
         if weights is not None:
             host.set_weights(index, weights)
+        self.saliency.after_step(host, index)
         after = self.train_accuracy(host, epoch, due)
         self.steps_done += due.long()
         self.first_step[due & (self.steps_done == 1)] = epoch

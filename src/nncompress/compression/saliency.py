@@ -23,11 +23,17 @@ class Criterion(ABC):
 
     Each gets `model`, the replicas being pruned as a population of their own (R of them: the population's `replicas`,
     in order), `batches`, the training set they read (data.module.EvalBatches), and `loss`, the training loss's name.
+
+    A criterion that moves the replicas it prunes (rewinding: `LotteryTicket`) does so through the population in
+    training (host.PruningHost) in `start_epoch` and `after_step`, which by default do nothing; one that restarts their
+    learning-rate schedules (`PruningHost.restart_schedule`) says so in `restarts`, so that the training step keeps a
+    schedule position per replica from the start.
     """
 
     # Reads each layer's inputs and rewrites its weights: only for a family whose spec says `linear_layers`
     # (config.check_family refuses the others before training).
     layer_wise: ClassVar[bool] = False
+    restarts: ClassVar[bool] = False
 
     @abstractmethod
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
@@ -46,6 +52,16 @@ class Criterion(ABC):
         """New weights (R, in, out) per layer for the step's final `masks` (after `regrow`), zero where they prune, or
         None: the weights kept stay as they are. `model`'s weights are still those before the step."""
         return None
+
+    def check_timing(self, timing) -> None:
+        """Refuse, as a one-line UserError, a pruning timing (schedules.Timing) the criterion cannot follow."""
+
+    def start_epoch(self, host, epoch: int) -> None:
+        """At the start of every epoch, before its steps: `host` is the population in training (host.PruningHost)."""
+
+    def after_step(self, host, index: torch.Tensor) -> None:
+        """Right after a step has set the masks of replicas `index` (the population's indices), before its training
+        accuracy is measured."""
 
     def state_dict(self) -> dict:
         """What the criterion keeps from one step to the next, for a checkpoint (tensors, numbers, lists, dicts)."""

@@ -32,11 +32,12 @@ def chance(y: torch.Tensor, stream_datasets: torch.Tensor, per_stream: int) -> t
 
 class PopulationClassifier(pl.LightningModule, PruningHost):
     def __init__(self, model, population: Population, protocol, epochs: int, regularizer=None, cuda_graph: bool = True,
-                 compact: bool = True):  # fmt: skip
+                 compact: bool = True, restarts: bool = False):  # fmt: skip
+        """`restarts`: pruning restarts replicas' training (`restart_schedule`), so each keeps its own schedule."""
         super().__init__()
         self.automatic_optimization = False  # the optimizer steps inside PopulationStep
         self.model, self.population, self.protocol, self.epochs = model, population, protocol, epochs
-        self.regularizer, self.cuda_graph, self.compact = regularizer, cuda_graph, compact
+        self.regularizer, self.cuda_graph, self.compact, self.restarts = regularizer, cuda_graph, compact, restarts
         self.loss_fn = LOSSES[protocol.loss].value
         R = population.size
         self.val_acc = ReplicaAccuracy(R)
@@ -63,7 +64,7 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
         self.stepper = PopulationStep(
             self.model, self.loss_fn, self.optimizers().optimizer, data.train_x, data.train_y, data.batch_size,
             -(-data.n_train // data.batch_size), p.lr_schedule, self.epochs, self.regularizer, regularized,
-            p.weight_decay, autocast, self.cuda_graph, self.compact,
+            p.weight_decay, autocast, self.cuda_graph, self.compact, self.restarts,
         )  # fmt: skip
         if self.resumed is not None:
             self.resume(self.resumed)
@@ -111,6 +112,15 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
 
     def train_only(self, active: torch.Tensor) -> None:
         self.stepper.train_only(active)
+
+    def replica_parameters(self, index: torch.Tensor) -> list[torch.Tensor]:
+        return self.stepper.replica_parameters(index)
+
+    def rewind(self, index: torch.Tensor, parameters: list[torch.Tensor]) -> None:
+        self.stepper.rewind(index, parameters)
+
+    def restart_schedule(self, index: torch.Tensor, epoch: int) -> None:
+        self.stepper.restart(index, epoch)
 
     def log_metrics(self, metrics: dict[str, float], epoch: int) -> None:
         if self.logger:
