@@ -15,6 +15,7 @@ from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timin
 from nncompress.data.datasets import Splits
 from nncompress.data.module import EvalBatches, PopulationData
 from nncompress.errors import UserError
+from nncompress.training.checkpoint import Checkpoints
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.pruning import PruningCallback
 
@@ -243,21 +244,26 @@ class Snapshots(pl.Callback):
         self.replica_epochs = pl_module.stepper.replica_epochs
 
 
-def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=(), compact=True):
+def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=(), compact=True, seeds=(0,),
+             max_epochs=None, checkpoint=None, resume=False):  # fmt: skip
+    """`max_epochs`: stop before pruning's end; `checkpoint`: where the job's state is saved after every epoch
+    (training.checkpoint), and with `resume` resumed from."""
     torch.manual_seed(0)
-    pop, model = make([0], ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
+    pop, model = make(list(seeds), ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
     x = torch.randn(400, 20)
     y = (x[:, :3].argmax(1)).long()  # learnable
     empty = torch.empty(0, 20), torch.empty(0, dtype=torch.long)
     data = PopulationData(Splits("toy", "synthetic", x, y, *empty, *empty), 20, pop.seeds("data"))
     pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
     snaps = Snapshots()
-    module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer, compact=compact)
-    callbacks = [PruningCallback(pruning), snaps, *extra_callbacks]
-    trainer = pl.Trainer(max_epochs=pruning.max_epochs, logger=False, callbacks=callbacks,
-                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+    module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer, compact=compact,
+                                  restarts=pruning.saliency.restarts)  # fmt: skip
+    saving = [Checkpoints(checkpoint, ["tiny"], 1e-9)] if checkpoint else []
+    callbacks = [PruningCallback(pruning), snaps, *extra_callbacks, *saving]
+    trainer = pl.Trainer(max_epochs=max_epochs or pruning.max_epochs, logger=False, callbacks=callbacks,
+                         enable_progress_bar=False, enable_checkpointing=bool(saving), enable_model_summary=False,
                          limit_val_batches=0)  # fmt: skip
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume else None, weights_only=True)
     return model, pruning, snaps
 
 

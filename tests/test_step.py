@@ -13,12 +13,15 @@ from test_population_model import make
 SIZES, BATCH, SPE, EPOCHS = (12, 7, 3), 8, 3, 3  # 20 samples: 2 full batches and one of 4 per epoch
 
 
-def population_step(model, regularizer, loss_fn, device="cpu", cuda_graph=False, x=None, y=None, compact=True, **protocol):
+def population_step(model, regularizer, loss_fn, device="cpu", cuda_graph=False, x=None, y=None, compact=True,
+                    restarts=False, fused=True, **protocol):  # fmt: skip
+    """The step as the module builds it (fused SGD), or with torch's single-tensor SGD (not `fused`)."""
     lr = torch.tensor(protocol["lr"], device=device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=protocol["momentum"], nesterov=protocol["nesterov"], fused=True)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=protocol["momentum"], nesterov=protocol["nesterov"],
+                          fused=fused, foreach=None if fused else False)  # fmt: skip
     regularized = [layer.weight for layer in model.layers] if regularizer else []
     return PopulationStep(model, loss_fn, opt, x, y, BATCH, SPE, protocol["schedule"], EPOCHS, regularizer, regularized,
-                          protocol["weight_decay"], cuda_graph=cuda_graph, compact=compact)  # fmt: skip
+                          protocol["weight_decay"], cuda_graph=cuda_graph, compact=compact, restarts=restarts)  # fmt: skip
 
 
 def separate_replicas(model):
