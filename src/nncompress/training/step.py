@@ -53,8 +53,9 @@ class PopulationStep:
     learning rate is a one-element tensor this step rewrites.
 
     It owns the masks: pruning hands it each layer's kept weights (`set_masks`), new values for them where a criterion
-    compensates (`set_weights`) and the replicas still training (`train_only`). The kept weights live in the layers' `mask` buffers (saved with the model, read by export); from
-    them and the replicas training it derives one update mask per parameter, which only it writes. Per parameter the
+    compensates (`set_weights`) or rewinds (`rewind`) and the replicas still training (`train_only`). The kept weights
+    live in the layers' `mask` buffers (saved with the model, read by export); from them and the replicas training it
+    derives one update mask per parameter, which only it writes. Per parameter the
     gradient gets weight decay, then the regularizer (for `regularized` ones), then that update mask, before the
     optimizer step; the optimizer's momentum is masked too, so a masked entry never moves.
 
@@ -183,10 +184,9 @@ class PopulationStep:
         """Replicas `index`' parameters set to `parameters` (as `replica_parameters` gives them), the weights their
         masks remove left at zero."""
         index = index.to(self.x.device)
-        for layer, weight, bias in zip(self.model.layers, parameters[0::2], parameters[1::2], strict=True):
-            kept = layer.replica_mask()[index]
-            layer.put_(layer.weight, index, torch.where(kept, weight.to(kept.device), 0))
-            layer.put_(layer.bias, index, bias.to(kept.device).unsqueeze(1))
+        self.set_weights(index, [weight.to(index.device) for weight in parameters[0::2]])
+        for layer, bias in zip(self.model.layers, parameters[1::2], strict=True):
+            layer.put_(layer.bias, index, bias.to(index.device).unsqueeze(1))
 
     @torch.no_grad()
     def restart(self, index: torch.Tensor, epoch: int) -> None:
