@@ -128,7 +128,8 @@ def test_a_step_with_restarts_is_still_captured_and_trains_as_the_eager_one():
         step = population_step(model, L2(0.01), p["loss"], "cuda", graph, x=x, y=y, restarts=True, **p)
         for e in range(EPOCHS):
             if e == 1:
-                step.set_masks([torch.rand(pop.size, a, b, generator=gen).cuda() > 0.5 for a, b in zip(SIZES, SIZES[1:])])
+                masks = [torch.rand(pop.size, a, b, generator=gen) > 0.5 for a, b in zip(SIZES, SIZES[1:])]
+                step.set_masks([m.cuda() for m in masks])
             if e >= 1:
                 step.restart(torch.tensor([e, 3 + e]), e - 1)
             step.run_epoch(torch.stack([torch.randperm(20, generator=gen) for _ in range(pop.streams)]).cuda())
@@ -204,7 +205,8 @@ def test_each_step_rewinds_the_surviving_weights_and_restarts_that_replicas_sche
 def test_an_lth_replica_trains_the_same_alone_or_among_replicas_restarting_at_other_epochs(staggered):
     """As test_alone_vs_population holds the other methods: to float32 rounding, its steps at the same epochs."""
     among, among_pruning = staggered.model, staggered.pruning
-    alone, alone_pruning, _ = tiny_fit(STAGGERED["ratios"][1:], STAGGERED["timing"], saliency=LotteryTicket(rewind_epoch=1))
+    alone, alone_pruning, _ = tiny_fit(STAGGERED["ratios"][1:], STAGGERED["timing"],
+                                       saliency=LotteryTicket(rewind_epoch=1))  # fmt: skip
     steps = step_epochs(among_pruning)
     assert len(set(map(tuple, steps.values()))) > 1, steps  # the population's replicas restart apart
     ((name, epochs),) = step_epochs(alone_pruning).items()
@@ -238,8 +240,9 @@ def test_an_lth_run_stopped_between_its_replicas_steps_resumes_exactly_as_one_ne
 def test_a_rewind_epoch_after_the_first_step_is_refused():
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["method=lth", "method.saliency.rewind_epoch=5", "logger=none"])
-    with pytest.raises(UserError, match=r"^method.saliency.rewind_epoch must be at most pruning.timing.first_epoch "
-                                        r"\(4\): the weights to rewind to are taken before the first step, got 5$"):  # fmt: skip
+    refused = (r"^method.saliency.rewind_epoch must be at most pruning.timing.first_epoch \(4\): the weights to rewind "
+               r"to are taken before the first step, got 5$")  # fmt: skip
+    with pytest.raises(UserError, match=refused):
         config.build(cfg)
 
 
@@ -250,7 +253,8 @@ def test_a_tiny_lth_run_reaches_its_targets(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     records = read_jsonl(tmp_path / "results.jsonl")
     assert [r["nonzero_weights"] for r in records] == [round(0.1 * 79400), round(0.02 * 79400)]
-    assert {r["config"]["method"]["saliency"]["_target_"] for r in records} == {"nncompress.compression.rewinding.LotteryTicket"}
+    targets = {r["config"]["method"]["saliency"]["_target_"] for r in records}
+    assert targets == {"nncompress.compression.rewinding.LotteryTicket"}
     steps = [json.loads(line) for line in (tmp_path / "pruning.jsonl").read_text().splitlines()]
     assert [(s["epoch"], s["step"]) for s in steps] == [(1, 1), (1, 1), (2, 2), (2, 2)]
     assert all(r["test_acc"] > 0.3 for r in records)

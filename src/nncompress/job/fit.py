@@ -44,8 +44,9 @@ def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tupl
     regularizer = None
     if parts.regularizer and protocol.reg_lambda:
         regularizer = parts.regularizer(strength=protocol.reg_lambda / data.n_train)
-    restarts = bool(pruning) and pruning.saliency.restarts
-    module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact, restarts)
+    restarts = bool(pruning) and pruning.saliency.restarts  # a learning-rate schedule per replica (method=lth)
+    module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact,
+                                  restarts)  # fmt: skip
     keys = [plan.key(r) for r in population.replicas]
     checkpoints = Checkpoints(plan.store.checkpoint_path(keys), keys, run.checkpoint_every_s)
     made = callbacks(parts, plan, population, model, pruning, parallel) + [checkpoints]
