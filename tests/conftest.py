@@ -3,7 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# One thread per process, before torch is imported: the suite runs one pytest worker per core, and a second OpenMP
+# thread per command only waits for a core (a busy machine made some tests four times slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 from nncompress.data.location import data_dir
 from nncompress.results import is_key

@@ -28,6 +28,9 @@ def _child(request: dict) -> None:
         if request["umask"] is not None:
             os.umask(request["umask"])
         added = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+        threads = request["env"].get("OMP_NUM_THREADS")
+        if threads and threads != os.environ.get("OMP_NUM_THREADS"):  # read by torch at its start, so set here
+            sys.modules["torch"].set_num_threads(int(threads))
         os.environ.clear()
         os.environ.update(request["env"])
         for fd, name in ((1, "stdout"), (2, "stderr")):
