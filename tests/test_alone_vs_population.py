@@ -24,7 +24,6 @@ FAMILIES = {
 }
 # One pruning step after the first epoch, then one more epoch (methods that prune).
 PRUNING = ["pruning.timing.first_epoch=0", "pruning.timing.every=1", "pruning.timing.final_epochs=1", "schedule.steps=1"]
-EXAMPLES = {split: int(o.split("=")[1]) for o in TINY for split in ("train", "test") if o.startswith(f"dataset.{split}_size=")}
 
 
 def records(run_dir) -> dict[str, dict]:
@@ -39,7 +38,13 @@ def test_a_replica_trains_the_same_alone_or_in_a_population(tmp_path):
     float32 rounding (assert_close's defaults; 2.6e-6 at most seen) and the accuracies to one example at most
     (a prediction those roundings could flip; none seen). A replica drawing from a shared generator (dropout
     masks before) differs by far more."""
-    parts = [own + size for own, *sizes in FAMILIES.values() for size in sizes]
+    assert_alone_as_among(FAMILIES, tmp_path)
+
+
+def assert_alone_as_among(families: dict, tmp_path, tiny=TINY) -> None:
+    """Train each of `families` (as FAMILIES) alone, then among others, in one multirun; see the test above."""
+    examples = {split: int(o.split("=")[1]) for o in tiny for split in ("train", "test") if o.startswith(f"dataset.{split}_size=")}
+    parts = [own + size for own, *sizes in families.values() for size in sizes]
     conf = tmp_path / "conf" / "experiment"
     conf.mkdir(parents=True)
     (conf / "alone_or_among.yaml").write_text(
@@ -50,18 +55,18 @@ def test_a_replica_trains_the_same_alone_or_in_a_population(tmp_path):
     # One thread: these tiny steps gain nothing from more, and on a busy machine OpenMP's waiting threads made
     # this test four times slower (80 s instead of 20 s).
     # Each job its own store, whose artefacts/ then holds that job's export of a replica both jobs train.
-    proc = run_train("-m", f"--config-dir={tmp_path / 'conf'}", "+experiment=alone_or_among", *TINY, *PRUNING,
+    proc = run_train("-m", f"--config-dir={tmp_path / 'conf'}", "+experiment=alone_or_among", *tiny, *PRUNING,
                      "export=true", "results_dir=${hydra:runtime.output_dir}/store", f"hydra.sweep.dir={sweep}",
                      env={"OMP_NUM_THREADS": "1"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for i, family in enumerate(FAMILIES):  # parts run in order: job 2i alone, 2i + 1 among others
+    for i, family in enumerate(families):  # parts run in order: job 2i alone, 2i + 1 among others
         alone_dir, among_dir = sweep / str(2 * i), sweep / str(2 * i + 1)
         alone, among = records(alone_dir), records(among_dir)
         assert alone.keys() < among.keys(), family
         for key, record in alone.items():
             other, name = among[key], f"{family}, seed {record['seed']}, ratio {record['ratio']}"
             assert other["nonzero_weights"] == record["nonzero_weights"], name
-            for split, n in EXAMPLES.items():
+            for split, n in examples.items():
                 got, want = round(n * other[f"{split}_acc"]), round(n * record[f"{split}_acc"])
                 assert abs(got - want) <= 1, f"{name}: {split} accuracy {got} vs {want} of {n} alone"
             weights = [file.read(d / "store" / "artefacts" / f"{key}.safetensors")[0] for d in (among_dir, alone_dir)]

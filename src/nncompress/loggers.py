@@ -8,6 +8,7 @@ from pathlib import Path
 from pytorch_lightning.loggers import WandbLogger
 
 from .config import dataset_names, ratios
+from .models.spec import value_label
 from .typed import construct
 
 log = logging.getLogger(__name__)
@@ -80,13 +81,18 @@ def experiment_logger(cfg, make, run_dir: Path, config: dict, labels: RunLabels)
 REPLICA_COLUMNS = ["dataset", "seed", "ratio", "parameters", "nonzero_weights", "test_acc", "train_acc"]
 
 
+def table_hidden(hidden):
+    """`model.hidden` in a W&B table cell, one type a column: a deeper MLP's widths as text (`300-100`)."""
+    return value_label(hidden) if isinstance(hidden, list) else hidden
+
+
 def log_replica_table(logger, records: list[dict]) -> None:
     """A W&B table with one row per replica, so the UI can plot accuracy vs kept parameters (or bytes on disk,
     with `export=true`) across runs."""
     if isinstance(logger, WandbLogger):
         columns = REPLICA_COLUMNS + (["artefact_bytes"] if records and "artefact_bytes" in records[0] else [])
-        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], r["config"]["model"].get("hidden")] + [r[c] for c in columns]
-                for r in records]  # fmt: skip
+        rows = [[r["config"]["method"]["name"], r["config"]["model"]["name"], table_hidden(r["config"]["model"].get("hidden"))]
+                + [r[c] for c in columns] for r in records]  # fmt: skip
         logger.log_table("replicas", columns=["method", "model", "hidden", *columns], data=rows)
 
 

@@ -14,7 +14,7 @@ from .replicas import load_results
 
 # What makes one setting: replicas differing only in their seed (and never across protocol variants or data).
 SETTING = ["protocol", "data", "model.name", "model.kernel", "model.channels", "model.stride", "model.pool", "model.dropout",
-                "hidden", "dataset.name"]  # fmt: skip
+                "hidden", "size", "dataset.name"]  # fmt: skip
 
 
 def settings(table: pd.DataFrame, by=SETTING) -> pd.DataFrame:

@@ -211,6 +211,13 @@ def data_description(record: dict) -> str:
     return f"{described}: {train:,} train / {test:,} test" + (f" / {val:,} validation" if val else "")
 
 
+def one_layer(hidden):
+    """A row's `hidden`: the width of a one-hidden-layer MLP or HashedNet, the paper's networks, which its tables,
+    figures and claims compare; none for a ConvNet or a deeper MLP (`model.hidden=[300,100]`: its `size`,
+    `h300-100`, tells it apart)."""
+    return None if isinstance(hidden, list) else hidden
+
+
 def architecture(model: dict) -> str:
     """A row's architecture label, from its model options (models.base.ModelSpec.architecture_label)."""
     return family(model["name"]).architecture_label(model)
@@ -259,7 +266,7 @@ def cells(records: list[dict]) -> pd.DataFrame:
         "method": [r["config"]["method"]["name"] for r in records],
         "model": [r["config"]["model"]["name"] for r in records],
         "role": [family(r["config"]["model"]["name"]).role() for r in records],  # models.spec.ModelSpec.role
-        "hidden": pd.array([r["config"]["model"].get("hidden") for r in records], dtype="Int64"),  # none: ConvNets
+        "hidden": pd.array([one_layer(r["config"]["model"].get("hidden")) for r in records], dtype="Int64"),
         "protocol": labels,
         "settings": settings,
         "data": [data_description(r) for r in records],

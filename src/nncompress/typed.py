@@ -7,6 +7,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from typing import Literal
 
 from .errors import UserError
@@ -58,12 +59,24 @@ def bounded(default, low=None, high=None, why: str = ""):
     return dataclasses.field(default=default, metadata={"low": low, "high": high, "why": why})
 
 
+def listed(value) -> bool:
+    """Whether `value` is a list of values (a YAML or command-line list: a ListConfig), not one value."""
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def convert(value, kind, name: str, low=None, high=None, why: str = ""):
-    """`value` as type `kind` (int, float, bool, str, a Literal of choices, or X | None), or a one-line UserError."""
+    """`value` as type `kind` (int, float, bool, str, a Literal of choices, list[X] of at least one X, or a union of
+    these and None: a list value takes the union's list type, any other its first), or a one-line UserError."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         if value is None:
             return None
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        kinds = [k for k in typing.get_args(kind) if k is not type(None)]
+        kind = next((k for k in kinds if typing.get_origin(k) is list), kinds[0]) if listed(value) else kinds[0]
+    if typing.get_origin(kind) is list:
+        if not listed(value) or not value:
+            raise UserError(f"{name} must be a non-empty list, got '{value}'")
+        (item,) = typing.get_args(kind)
+        return [convert(v, item, f"{name}[{i}]", low, high, why) for i, v in enumerate(value)]
     if typing.get_origin(kind) is Literal:
         if value not in typing.get_args(kind):
             raise UserError(f"unknown {name} '{value}' (choose from: {', '.join(map(str, typing.get_args(kind)))})")

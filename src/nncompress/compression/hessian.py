@@ -6,8 +6,16 @@ data, batched over replicas, and is exact for one hidden layer (the paper's netw
 z_j reaches the loss only through the linear map to the outputs, so per sample
     d2L/dz_j2 = f'(z_j)^2 * w_j^T H_out w_j + f''(z_j) * dL/da_j,     d2L/dW_ij2 = a_i^2 * d2L/dz_j2,
 with w_j the weights leaving unit j and H_out the Hessian of the loss in the output pre-activations
-(diagonal for sigmoid + squared error, diag(p) - p p^T for softmax + cross-entropy). Layers further down
-get LeCun's diagonal approximation.
+(diagonal for sigmoid + squared error, diag(p) - p p^T for softmax + cross-entropy).
+
+On a deeper MLP it is exact for the last two weight layers (the last hidden layer's, through the formula above,
+and the output layer's) and LeCun's diagonal approximation further down: d2L/dz_j2 of a lower layer is passed down
+as f'(z_j)^2 * sum_k w_jk^2 d2L/dz_k2 + f''(z_j) * dL/da_j, the Hessian in the pre-activations z_k above taken as
+diagonal (cross terms between units dropped). So `exact` (and `abs`, its absolute value) is the exact diagonal on
+the top two layers and this approximation below; `gauss_newton` is the diagonal of the Gauss-Newton matrix J^T H J
+(J the Jacobian of the sigmoid outputs under the squared error, of the logits under cross-entropy) exactly on the
+top two layers and approximated alike below. tests/test_deep.py measures the difference from the exact diagonal on a
+4-3-3-2 net (docs/methods-and-models.md).
 """
 import torch
 

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from ..data.catalog import IMAGES
+from ..errors import UserError
 from ..population import Population, stable_seed
 from ..typed import bounded
 from .base import initialised
@@ -16,23 +17,35 @@ from .hashednet import HashedPopulationMLP
 from .mlp import PopulationMLP
 
 
+def widths(hidden: int | list[int]) -> list[int]:
+    """The hidden layers' widths of `model.hidden`: one integer (one layer) or a list of them, first layer first."""
+    return list(hidden) if isinstance(hidden, (list, tuple)) else [hidden]
+
+
 @dataclass
 class MLP(ModelSpec):
-    """The paper's one-hidden-layer perceptron, `hidden` units wide."""
+    """The perceptron: `hidden` units wide (the paper's one hidden layer), or a list of widths, one per hidden layer
+    (`[300, 100]`: LeNet-300-100)."""
 
     prunable = True
     linear_layers = True
     sized_by = ("hidden",)
     name: str = "mlp"
-    hidden: int = bounded(100, low=1, high=100_000, why="a population's weights must fit in memory")  # paper: 30-100
+    # paper: 30-100
+    hidden: int | list[int] = bounded(100, low=1, high=100_000, why="a population's weights must fit in memory")
+
+    def check(self) -> None:
+        # [100] is the net 100 is: one spelling per net, so that its results are stored (and found) under one key
+        if isinstance(self.hidden, list) and len(self.hidden) == 1:
+            raise UserError(f"model.hidden=[{self.hidden[0]}] is one hidden layer: write model.hidden={self.hidden[0]}")
 
     def sizes(self, features: int) -> list[int]:
-        return [features, self.hidden, IMAGES.classes]
+        return [features, *widths(self.hidden), IMAGES.classes]
 
     @classmethod
     def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
         """A non-zero weight is one multiply-add; dense: every weight of the 784-hidden-10 network, and its biases."""
-        sizes = [IMAGES.features, options["hidden"], IMAGES.classes]
+        sizes = [IMAGES.features, *widths(options["hidden"]), IMAGES.classes]
         weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
         return {"flops": nonzero_weights, "dense_flops": weights, "dense_parameters": weights + sum(sizes[1:])}
 

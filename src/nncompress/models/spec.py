@@ -55,7 +55,7 @@ class ModelSpec(Typed, ABC):
     def sized_label(cls, options: dict) -> str:
         """The size of a model with these options, as in a run's name: `h100`, `k5c8s1p2` (empty for families
         without one)."""
-        return "".join(f"{option[0]}{options[option]}" for option in cls.sized_by)
+        return "".join(f"{option[0]}{value_label(options[option])}" for option in cls.sized_by)
 
     @classmethod
     def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
@@ -68,6 +68,11 @@ class ModelSpec(Typed, ABC):
     def architecture_label(cls, options: dict) -> str:
         """A report row's `architecture`, from its record's model options (empty for families without one)."""
         return "-".join(f"{option[0]}{options[option]}" for option in cls.architecture_options)
+
+
+def value_label(value) -> str:
+    """An option's value in a label: a list's items joined by `-` (`model.hidden=[300,100]`: `300-100`)."""
+    return "-".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 @cache

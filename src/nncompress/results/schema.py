@@ -71,8 +71,14 @@ def named_node(v) -> bool:
 MODEL_SIZES = ("hidden", "kernel", "channels", "stride", "pool")  # what reports read as integers
 
 
+def size(v) -> bool:
+    return integer(v) and v > 0
+
+
 def sized_model(v) -> bool:
-    return all(integer(v[k]) and v[k] > 0 for k in MODEL_SIZES if k in v)
+    """Each size a positive integer; `hidden` one, or a list of two or more (a deeper MLP: one per hidden layer)."""
+    deeper = isinstance(v.get("hidden"), list) and len(v["hidden"]) > 1 and all(map(size, v["hidden"]))
+    return all(size(v[k]) or (k == "hidden" and deeper) for k in MODEL_SIZES if k in v)
 
 
 # field: (required, test, what it must be)
