@@ -7,17 +7,22 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from nncompress import artefact
+from nncompress.artefact import file
+from nncompress.artefact.export import export
 from nncompress.compression.hessian import hessian_diagonal
 from nncompress.compression.saliency import OBD
 from nncompress.data.module import EvalBatches
 from nncompress.errors import UserError
-from nncompress.loggers import run_labels
+from nncompress.loggers import run_labels, table_hidden
 from nncompress.models.factory import MLP, HashedNet
 from nncompress.models.functions import ACTIVATIONS
 from nncompress.replicas import load_results
 from nncompress.results.keys import experiment
+from nncompress.results.schema import sized_model
 
 from test_alone_vs_population import assert_alone_as_among
+from test_artefact import MEAN_STD, population_model, prune_, record
 from test_cli import test_bad_input_is_one_line_error as assert_one_line_error
 from test_population_model import make
 from test_run_labels import composed, job  # noqa: F401 (a fixture)
@@ -34,6 +39,12 @@ def test_hidden_takes_one_width_or_a_list():
     dense = MLP.stored_measures({"hidden": [300, 100]}, 0)
     assert dense["dense_flops"] == 784 * 300 + 300 * 100 + 100 * 10 == 266_200
     assert dense["dense_parameters"] == 266_200 + 300 + 100 + 10  # LeNet-300-100's 266,610
+
+
+def test_a_stored_record_may_hold_a_list_of_two_or_more_positive_widths():
+    assert sized_model({"hidden": 100}) and sized_model({"hidden": [300, 100]}) and sized_model({"hidden": [3, 4, 5]})
+    for bad in ([300], [], [300, 0], [300, 1.5], [300, True], "300-100", 0):
+        assert not sized_model({"hidden": bad}), bad
 
 
 @pytest.mark.parametrize(
@@ -93,6 +104,35 @@ def test_a_deep_replica_trains_the_same_alone_or_in_a_population(tmp_path):
 def test_a_deep_run_is_named_by_its_widths(job):
     cfg = job(composed("method=magl1", "ratio=0.01", "model.hidden=[300,100]"))
     assert run_labels(cfg, [("model.hidden", "[300,100]")]).name == "adhoc/magl1/mnist/h300-100/r0.01"
+    assert table_hidden([300, 100]) == "300-100" and table_hidden(100) == 100  # W&B's replicas table
+
+
+DEEP_ARTEFACTS = {
+    "dense-mlp": ({"name": "mlp", "hidden": [20, 10]}, [1.0, 1.0 - 1e-9]),
+    "csr-mlp": ({"name": "mlp", "hidden": [20, 10]}, [0.1, 0.03]),
+    "hashed-mlp": ({"name": "hashednet", "hidden": [20, 10], "hash_seed": 3, "shared_hash": False}, [0.1, 0.03]),
+}
+
+
+@pytest.mark.parametrize("family", DEEP_ARTEFACTS)
+def test_a_deep_replica_exports_and_loads_to_its_logits(tmp_path, family):
+    """A two-hidden-layer replica's file, loaded by `artefact.load`, gives the population's logits (the pruned one cut
+    to the units some weight reads, on every layer)."""
+    spec, ratios = DEEP_ARTEFACTS[family]
+    model, population = population_model(spec, ratios)
+    if family == "csr-mlp":
+        prune_(model, lambda r: population.replicas[r].ratio)
+    x = torch.rand(40, 784)
+    with torch.no_grad():
+        expected = model((x - MEAN_STD[0]) / MEAN_STD[1])
+    for r in range(population.size):
+        path = tmp_path / f"{r}.safetensors"
+        export(path, model, r, record(population, r, spec["name"], "magl1" if family == "csr-mlp" else "none"), MEAN_STD)
+        assert file.read(path)[1]["format"] == family
+        loaded = artefact.load(path)
+        for batch in (1, len(x)):  # either side of SparseMLP.SMALL_BATCH
+            with torch.no_grad():
+                torch.testing.assert_close(loaded(x[:batch]), expected[r, :batch], rtol=1e-5, atol=1e-5)
 
 
 # OBD's diagonal on 4-3-3-2 (layers 0, 1, 2), in float64 so that "equal" means to float64 rounding.
