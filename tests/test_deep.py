@@ -135,6 +135,14 @@ def test_a_deep_replica_exports_and_loads_to_its_logits(tmp_path, family):
                 torch.testing.assert_close(loaded(x[:batch]), expected[r, :batch], rtol=1e-5, atol=1e-5)
 
 
+def test_the_lenet300_100_preset_is_table_1s_population_on_lenet():
+    cfg = composed("+experiment=lenet300_100", "method=obd")
+    table1 = composed("+experiment=table1", "dataset=mnist")
+    assert list(cfg.model.hidden) == [300, 100] and MLP(hidden=cfg.model.hidden).sizes(784) == [784, 300, 100, 10]
+    assert list(cfg.ratio) == list(table1.ratio) and list(cfg.seeds) == [0, 1, 2, 3, 4] and cfg.ratio[0] == 1.0
+    assert (cfg.dataset.name, cfg.method.name, cfg.protocol.name) == ("mnist", "obd", "fast")
+
+
 # OBD's diagonal on 4-3-3-2 (layers 0, 1, 2), in float64 so that "equal" means to float64 rounding.
 SIZES = (4, 3, 3, 2)
 

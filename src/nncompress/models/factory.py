@@ -44,7 +44,8 @@ class MLP(ModelSpec):
 
     @classmethod
     def stored_measures(cls, options: dict, nonzero_weights: float) -> dict:
-        """A non-zero weight is one multiply-add; dense: every weight of the 784-hidden-10 network, and its biases."""
+        """A non-zero weight is one multiply-add; dense: every weight of the 784-hidden(-hidden...)-10 network, and its
+        biases."""
         sizes = [IMAGES.features, *widths(options["hidden"]), IMAGES.classes]
         weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
         return {"flops": nonzero_weights, "dense_flops": weights, "dense_parameters": weights + sum(sizes[1:])}
