@@ -1,0 +1,138 @@
+"""Canonical Huffman codes over small alphabets, written by hand: the entropy coder of `codec`.
+
+Why by hand: the streams it codes are a few hundred bytes, where a general-purpose compressor's framing costs as
+much as it saves (zlib adds 6 bytes of header and checksum plus a block header and its own Huffman tables, lzma
+about 60, zstandard about 10, and none of the last two are installed); a canonical code needs only its code lengths
+(one nibble per symbol: lengths are limited to 15 bits) and, with them, decodes by table lookup. Deep Compression
+(Han et al. 2016) entropy-codes its weights and index gaps the same way.
+
+A code is its lengths (0: an unused symbol). An alphabet with one used symbol costs no bits at all: its length
+is stored as 1, and neither side writes or reads a bit for it.
+"""
+import heapq
+
+import numpy as np
+
+LIMIT = 15  # longest code, bits: a length fits a nibble, and the decoding table has at most 2^15 entries
+
+
+def code_lengths(counts: np.ndarray) -> np.ndarray:
+    """Huffman code lengths (uint8) for symbols seen `counts` times, none longer than LIMIT. Ties break by symbol,
+    so the same counts give the same code (two exports of a replica are the same bytes)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    lengths = np.zeros(len(counts), dtype=np.uint8)
+    used = np.flatnonzero(counts)
+    if len(used) > 1 << LIMIT:
+        raise ValueError(f"{len(used)} symbols cannot have codes of at most {LIMIT} bits")
+    if len(used) == 1:
+        lengths[used] = 1
+        return lengths
+    weights = counts[used]
+    while True:
+        depth = tree_depths(weights)
+        if depth.max() <= LIMIT:
+            lengths[used] = depth
+            return lengths
+        weights = np.maximum(weights >> 1, 1)  # flatter counts, shallower tree: the usual length limiting
+
+
+def tree_depths(weights: np.ndarray) -> np.ndarray:
+    """Each leaf's depth in a Huffman tree over `weights` (two or more)."""
+    heap = [(int(w), i, (i,)) for i, w in enumerate(weights)]  # (weight, tie-break, leaves below)
+    heapq.heapify(heap)
+    depth = np.zeros(len(weights), dtype=np.int64)
+    tie = len(weights)
+    while len(heap) > 1:
+        (wa, _, a), (wb, _, b) = heapq.heappop(heap), heapq.heappop(heap)
+        depth[list(a + b)] += 1
+        heapq.heappush(heap, (wa + wb, tie, a + b))
+        tie += 1
+    return depth
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """The canonical code of each symbol (int64): by (length, symbol), each code the previous one plus one,
+    shifted left as lengths grow (as DEFLATE assigns them)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    codes = np.zeros(len(lengths), dtype=np.int64)
+    code, previous = 0, 0
+    for symbol in sorted(np.flatnonzero(lengths), key=lambda s: (lengths[s], s)):
+        code <<= int(lengths[symbol]) - previous
+        codes[symbol], previous = code, int(lengths[symbol])
+        code += 1
+    return codes
+
+
+def is_complete(lengths: np.ndarray) -> bool:
+    """Whether these lengths are a full prefix code (Kraft sum 1), or a lone symbol: what `code_lengths` gives,
+    and what decoding a foreign file must check before trusting its table."""
+    used = np.asarray(lengths, dtype=np.int64)
+    used = used[used > 0]
+    if len(used) == 1:
+        return int(used[0]) == 1
+    return len(used) > 0 and int(used.max()) <= LIMIT and sum(1 << (LIMIT - int(n)) for n in used) == 1 << LIMIT
+
+
+def bits(values: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """The bits (uint8 0/1, most significant first) of each value in its width, concatenated."""
+    values, widths = np.asarray(values, dtype=np.int64), np.asarray(widths, dtype=np.int64)
+    top = int(widths.max()) if len(widths) else 0
+    if top == 0:
+        return np.zeros(0, dtype=np.uint8)
+    shifts = widths[:, None] - 1 - np.arange(top)  # (n, top): bit j of a value sits at width - 1 - j
+    out = (values[:, None] >> np.maximum(shifts, 0)) & 1
+    return out[shifts >= 0].astype(np.uint8)
+
+
+def encode(symbols: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The bits of `symbols` under the code `lengths` (a lone symbol: none)."""
+    if np.count_nonzero(lengths) == 1:
+        return np.zeros(0, dtype=np.uint8)
+    symbols = np.asarray(symbols, dtype=np.int64)
+    return bits(canonical_codes(lengths)[symbols], np.asarray(lengths, dtype=np.int64)[symbols])
+
+
+def decode(stream: np.ndarray, start: int, count: int, lengths: np.ndarray) -> tuple[np.ndarray, int]:
+    """`count` symbols from the bits `stream` (uint8 0/1) at `start`, and the position after them; ValueError if
+    the stream ends first. `lengths` must be `is_complete`."""
+    used = np.flatnonzero(lengths)
+    if len(used) == 1:
+        return np.full(count, used[0], dtype=np.int64), start
+    top = int(np.max(lengths))
+    # Every `top`-bit window of the stream, read as an integer, indexes a table of (symbol, length).
+    window = np.concatenate([stream[start:], np.zeros(top, dtype=np.uint8)]).astype(np.int64)
+    n = len(window) - top
+    value = np.zeros(n, dtype=np.int64)
+    for j in range(top):  # (one pass per bit of the window: memory stays that of the stream)
+        value = (value << 1) | window[j : j + n]
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = sorted(used, key=lambda s: (lengths[s], s))
+    span = np.array([1 << (top - lengths[s]) for s in order])  # table entries each code covers
+    table_symbol, table_length = np.repeat(order, span), np.repeat(lengths[order], span)
+    steps = table_length[value].tolist()
+    symbol_at = table_symbol[value]
+    positions, p, end = [], 0, len(stream) - start
+    for _ in range(count):  # each code's length says where the next starts: a walk, one lookup per symbol
+        if p >= end:
+            raise ValueError("the stream ends before its last symbol")
+        positions.append(p)
+        p += steps[p]
+    if p > end:
+        raise ValueError("the stream ends inside its last symbol")
+    return symbol_at[np.array(positions, dtype=np.int64)], start + p
+
+
+def read_bits(stream: np.ndarray, start: int, widths: np.ndarray) -> tuple[np.ndarray, int]:
+    """Unsigned integers of the given widths read one after another from `start`, and the position after them."""
+    widths = np.asarray(widths, dtype=np.int64)
+    end = start + int(widths.sum())
+    if end > len(stream):
+        raise ValueError("the stream ends before its last raw bits")
+    top = int(widths.max()) if len(widths) else 0
+    if top == 0:
+        return np.zeros(len(widths), dtype=np.int64), start
+    offsets = start + np.concatenate([[0], np.cumsum(widths)[:-1]])
+    index = offsets[:, None] + np.arange(top)
+    taken = np.arange(top) < widths[:, None]
+    read = np.where(taken, stream[np.minimum(index, len(stream) - 1)], 0).astype(np.int64)
+    return (read << np.maximum(widths[:, None] - 1 - np.arange(top), 0)).sum(1), end
