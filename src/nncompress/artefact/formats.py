@@ -59,16 +59,10 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
     if fmt == "convnet":
         return modules.ConvNet(t["conv.weight"], t["conv.bias"], t["head.weight"], t["head.bias"], arch["stride"],
                                arch["pool"], arch["side"], standardize)  # fmt: skip
-    sizes, layers = arch["sizes"], range(len(arch["sizes"]) - 1)
     if fmt.startswith("coded-"):
-        for i in layers:
-            t[f"layers.{i}.{'buckets' if fmt == 'coded-hashed-mlp' else 'weight'}"], t[f"layers.{i}.bias"] = decoded(path, t, config, i)
+        return coded_module(path, t, config, standardize)
+    sizes, layers = arch["sizes"], range(len(arch["sizes"]) - 1)
     biases = [t[f"layers.{i}.bias"] for i in layers]
-    if fmt == "coded-mlp":
-        weights = [t[f"layers.{i}.weight"].view(sizes[i + 1], sizes[i]) for i in layers]
-        if 2 * sum(config["nonzero"]) <= sum(w.numel() for w in weights):
-            return modules.SparseMLP([w.to_sparse_csr() for w in weights], biases, arch["activation"], standardize)
-        return modules.DenseMLP(weights, biases, arch["activation"], standardize)
     if fmt == "csr-mlp":
         matrices = []
         try:
@@ -78,7 +72,7 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
         except RuntimeError as e:
             raise UserError(f"{path}: invalid CSR indices ({str(e).splitlines()[0]})")
         return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
-    if fmt.endswith("hashed-mlp"):
+    if fmt == "hashed-mlp":
         weights = [modules.hashed_weight(t[f"layers.{i}.buckets"], config["hash_seed"], i, (sizes[i + 1], sizes[i])) for i in layers]
     else:
         weights = [t[f"layers.{i}.weight"] for i in layers]
@@ -107,9 +101,27 @@ def coded(tensors: dict[str, torch.Tensor], config: dict) -> tuple[dict, dict] |
     return out, {k: v for k, v in config.items() if k != "format"} | specific
 
 
-def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layer i's flat weights (or buckets) and bias, as float32, from its stream; a one-line UserError if it is not
-    one."""
+def coded_module(path: Path, t: dict[str, torch.Tensor], config: dict, standardize: modules.Standardize) -> torch.nn.Module:
+    """A coded file's module, as its plain format's: CSR matrices built straight from the decoded positions (dense
+    ones when more than half the weights are non-zero), or a HashedNet's virtual matrices from its buckets."""
+    arch, sizes = config["architecture"], config["architecture"]["sizes"]
+    shapes = [(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
+    layers = [decoded(path, t, config, i) for i in range(len(shapes))]
+    biases = [bias for _, _, bias in layers]
+    if config["format"] == "coded-hashed-mlp":
+        weights = [modules.hashed_weight(scattered(positions, values, k), config["hash_seed"], i, shape)
+                   for i, ((positions, values, _), k, shape) in enumerate(zip(layers, config["buckets"], shapes))]  # fmt: skip
+    elif 2 * sum(config["nonzero"]) <= sum(n * m for n, m in shapes):
+        matrices = [csr(positions, values, shape) for (positions, values, _), shape in zip(layers, shapes)]
+        return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
+    else:
+        weights = [scattered(positions, values, n * m).view(n, m) for (positions, values, _), (n, m) in zip(layers, shapes)]
+    return modules.DenseMLP(weights, biases, arch["activation"], standardize)
+
+
+def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer i's non-zero weights (or buckets), as their flat positions (ascending) and float32 values, and its bias,
+    from its stream; a one-line UserError if it is not one."""
     sizes = config["architecture"]["sizes"]
     size = config["buckets"][i] if config["format"] == "coded-hashed-mlp" else sizes[i] * sizes[i + 1]
     try:
@@ -119,6 +131,17 @@ def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tup
         raise UserError(f"{path}: layer {i}'s coded stream is damaged ({e})") from None
     if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(bias).all())):
         raise UserError(f"{path}: layer {i}'s coded stream holds non-finite values (NaN or infinity)")
+    return torch.from_numpy(positions), values.float(), bias
+
+
+def csr(positions: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The CSR matrix of the non-zero values at these flat row-major positions (ascending: CSR's own order)."""
+    rows, n_in = shape
+    crow = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(positions // n_in, minlength=rows).cumsum(0)])
+    return torch.sparse_csr_tensor(crow, positions % n_in, values, shape, check_invariants=True)  # (and fast to_dense)
+
+
+def scattered(positions: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
     flat = torch.zeros(size)
-    flat[torch.from_numpy(positions)] = values.float()
-    return flat, bias
+    flat[positions] = values
+    return flat

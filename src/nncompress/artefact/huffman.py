@@ -56,11 +56,17 @@ def canonical_codes(lengths: np.ndarray) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     codes = np.zeros(len(lengths), dtype=np.int64)
     code, previous = 0, 0
-    for symbol in sorted(np.flatnonzero(lengths), key=lambda s: (lengths[s], s)):
+    for symbol in by_length(lengths).tolist():
         code <<= int(lengths[symbol]) - previous
         codes[symbol], previous = code, int(lengths[symbol])
         code += 1
     return codes
+
+
+def by_length(lengths: np.ndarray) -> np.ndarray:
+    """The used symbols in canonical order: by length, then symbol."""
+    used = np.flatnonzero(lengths)
+    return used[np.lexsort((used, np.asarray(lengths)[used]))]
 
 
 def is_complete(lengths: np.ndarray) -> bool:
@@ -106,20 +112,24 @@ def decode(stream: np.ndarray, start: int, count: int, lengths: np.ndarray) -> t
     for j in range(top):  # (one pass per bit of the window: memory stays that of the stream)
         value = (value << 1) | window[j : j + n]
     lengths = np.asarray(lengths, dtype=np.int64)
-    order = sorted(used, key=lambda s: (lengths[s], s))
-    span = np.array([1 << (top - lengths[s]) for s in order])  # table entries each code covers
+    order = by_length(lengths)
+    span = 1 << (top - lengths[order])  # table entries each code covers
     table_symbol, table_length = np.repeat(order, span), np.repeat(lengths[order], span)
-    steps = table_length[value].tolist()
-    symbol_at = table_symbol[value]
-    positions, p, end = [], 0, len(stream) - start
-    for _ in range(count):  # each code's length says where the next starts: a walk, one lookup per symbol
-        if p >= end:
-            raise ValueError("the stream ends before its last symbol")
-        positions.append(p)
-        p += steps[p]
-    if p > end:
-        raise ValueError("the stream ends inside its last symbol")
-    return symbol_at[np.array(positions, dtype=np.int64)], start + p
+    length_at = table_length[value]
+    # Each code's length says where the next starts: positions p_0 = 0, p_i+1 = p_i + length(p_i), computed by
+    # doubling (jump[k] leaps 2^k codes from every bit position) rather than one Python step per symbol.
+    jump = [np.minimum(np.arange(n + 1) + np.append(length_at, 0), n)]  # n: past the end, and stays there
+    while 1 << len(jump) < count:
+        jump.append(jump[-1][jump[-1]])
+    positions = np.zeros(1, dtype=np.int64)
+    for leap in reversed(jump):
+        positions = np.concatenate([positions, leap[positions]])
+    positions = np.sort(positions)[:count]  # (the walk only moves forward)
+    if not count:
+        return np.zeros(0, dtype=np.int64), start
+    if positions[-1] >= n or positions[-1] + length_at[positions[-1]] > n:
+        raise ValueError("the stream ends before its last symbol")
+    return table_symbol[value[positions]], start + int(positions[-1] + length_at[positions[-1]])
 
 
 def read_bits(stream: np.ndarray, start: int, widths: np.ndarray) -> tuple[np.ndarray, int]:
