@@ -1,10 +1,12 @@
 """Canonical Huffman codes over small alphabets, written by hand: the entropy coder of `codec`.
 
-Why by hand: the streams it codes are a few hundred bytes, where a general-purpose compressor's framing costs as
-much as it saves (zlib adds 6 bytes of header and checksum plus a block header and its own Huffman tables, lzma
-about 60, zstandard about 10, and none of the last two are installed); a canonical code needs only its code lengths
-(one nibble per symbol: lengths are limited to 15 bits) and, with them, decodes by table lookup. Deep Compression
-(Han et al. 2016) entropy-codes its weights and index gaps the same way.
+Why by hand: the streams it codes are a few hundred bytes, where a general-purpose compressor's framing and its
+search for repeats cost as much as they save, and a canonical code needs only its code lengths (one nibble per
+symbol: lengths are limited to 15 bits). Measured on a trained 784-100-10 replica pruned to 1 % and quantized to
+4 bits, its first layer's 433 codes (217 bytes packed two per byte): this code 154 bytes with its table, zlib -9
+187 (raw deflate 181), lzma 272 (raw lzma2 216); its gaps: 411 bytes here, 579 with zlib over uint16 gaps.
+zstandard, brotli and constriction are not installed. Deep Compression (Han et al. 2016) Huffman-codes its
+weights and index gaps too.
 
 A code is its lengths (0: an unused symbol). An alphabet with one used symbol costs no bits at all: its length
 is stored as 1, and neither side writes or reads a bit for it.
