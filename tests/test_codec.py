@@ -210,3 +210,17 @@ def test_a_damaged_coded_file_is_one_line(tmp_path):
     proc = run_python("-m", "nncompress.artefact", path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_huffman_decodes_across_blocks_and_refuses_a_short_stream():
+    """A stream of several decoding blocks (followed by other bits) decodes whole; one bit short, it is refused."""
+    rng = np.random.default_rng(0)
+    counts = np.array([1000, 300, 200, 50, 7, 1, 1, 2])
+    symbols = rng.choice(len(counts), size=100_000, p=counts / counts.sum())
+    lengths = huffman.code_lengths(np.bincount(symbols, minlength=len(counts)))
+    stream = huffman.encode(symbols, lengths)
+    assert len(stream) > 2 * huffman.BLOCK
+    decoded, end = huffman.decode(np.concatenate([stream, np.ones(20, np.uint8)]), 0, len(symbols), lengths)
+    assert np.array_equal(decoded, symbols) and end == len(stream)
+    with pytest.raises(ValueError, match="the stream ends"):
+        huffman.decode(stream[:-1], 0, len(symbols), lengths)

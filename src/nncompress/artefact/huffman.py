@@ -16,6 +16,7 @@ import heapq
 import numpy as np
 
 LIMIT = 15  # longest code, bits: a length fits a nibble, and the decoding table has at most 2^15 entries
+BLOCK = 1 << 16  # bits decoded at a time
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:
@@ -106,32 +107,44 @@ def decode(stream: np.ndarray, start: int, count: int, lengths: np.ndarray) -> t
     used = np.flatnonzero(lengths)
     if len(used) == 1:
         return np.full(count, used[0], dtype=np.int64), start
-    top = int(np.max(lengths))
-    # Every `top`-bit window of the stream, read as an integer, indexes a table of (symbol, length).
-    window = np.concatenate([stream[start:], np.zeros(top, dtype=np.uint8)]).astype(np.int64)
-    n = len(window) - top
-    value = np.zeros(n, dtype=np.int64)
-    for j in range(top):  # (one pass per bit of the window: memory stays that of the stream)
-        value = (value << 1) | window[j : j + n]
     lengths = np.asarray(lengths, dtype=np.int64)
-    order = by_length(lengths)
-    span = 1 << (top - lengths[order])  # table entries each code covers
-    table_symbol, table_length = np.repeat(order, span), np.repeat(lengths[order], span)
-    length_at = table_length[value]
-    # Each code's length says where the next starts: positions p_0 = 0, p_i+1 = p_i + length(p_i), computed by
-    # doubling (jump[k] leaps 2^k codes from every bit position) rather than one Python step per symbol.
-    jump = [np.minimum(np.arange(n + 1) + np.append(length_at, 0), n)]  # n: past the end, and stays there
-    while 1 << len(jump) < count:
+    top, order = int(lengths.max()), by_length(lengths)
+    span = 1 << (top - lengths[order])  # the entries of the (symbol, length) table each code covers
+    table = np.repeat(order, span), np.repeat(lengths[order], span)
+    symbols, p = [], start
+    while count:  # a block of bits at a time: memory stays bounded whatever the stream's size
+        block, p = decode_block(stream, p, count, top, table)
+        symbols.append(block)
+        count -= len(block)
+    return np.concatenate(symbols) if symbols else np.zeros(0, dtype=np.int64), p
+
+
+def decode_block(stream: np.ndarray, start: int, count: int, top: int, table) -> tuple[np.ndarray, int]:
+    """Up to `count` symbols of the codes starting in the BLOCK bits from `start` (at least one), and the position
+    after the last."""
+    n = min(BLOCK, len(stream) - start)
+    if n <= 0:
+        raise ValueError("the stream ends before its last symbol")
+    # Every `top`-bit window of the block, read as an integer, indexes the table.
+    window = np.concatenate([stream[start : start + n + top], np.zeros(top, dtype=np.uint8)]).astype(np.int64)
+    value = np.zeros(n, dtype=np.int64)
+    for j in range(top):
+        value = (value << 1) | window[j : j + n]
+    symbol_at, length_at = table[0][value], table[1][value]
+    # Each code's length says where the next starts: p_0 = 0, p_i+1 = p_i + length(p_i), computed by doubling
+    # (jump[k] leaps 2^k codes from every position; n: past the block, and stays there), not a step per symbol.
+    jump = [np.minimum(np.arange(n + 1) + np.append(length_at, 0), n)]
+    while 1 << len(jump) < min(count, n):
         jump.append(jump[-1][jump[-1]])
     positions = np.zeros(1, dtype=np.int64)
     for leap in reversed(jump):
         positions = np.concatenate([positions, leap[positions]])
-    positions = np.sort(positions)[:count]  # (the walk only moves forward)
-    if not count:
-        return np.zeros(0, dtype=np.int64), start
-    if positions[-1] >= n or positions[-1] + length_at[positions[-1]] > n:
-        raise ValueError("the stream ends before its last symbol")
-    return table_symbol[value[positions]], start + int(positions[-1] + length_at[positions[-1]])
+    positions = np.unique(positions)  # (sorted: the walk only moves forward)
+    positions = positions[positions < n][:count]
+    after = start + int(positions[-1] + length_at[positions[-1]])
+    if after > len(stream):
+        raise ValueError("the stream ends inside its last symbol")
+    return symbol_at[positions], after
 
 
 def read_bits(stream: np.ndarray, start: int, widths: np.ndarray) -> tuple[np.ndarray, int]:
