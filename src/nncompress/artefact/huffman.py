@@ -16,7 +16,7 @@ import heapq
 import numpy as np
 
 LIMIT = 15  # longest code, bits: a length fits a nibble, and the decoding table has at most 2^15 entries
-BLOCK = 1 << 16  # bits decoded at a time
+BLOCK = 1 << 14  # bits decoded at a time: its arrays stay small enough for the allocator to reuse (no page faults)
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:
@@ -122,7 +122,7 @@ def decode(stream: np.ndarray, start: int, count: int, lengths: np.ndarray) -> t
 def decode_block(stream: np.ndarray, start: int, count: int, top: int, table) -> tuple[np.ndarray, int]:
     """Up to `count` symbols of the codes starting in the BLOCK bits from `start` (at least one), and the position
     after the last."""
-    n = min(BLOCK, len(stream) - start)
+    n = min(BLOCK, len(stream) - start, count * top)  # (the codes cannot span more)
     if n <= 0:
         raise ValueError("the stream ends before its last symbol")
     # Every `top`-bit window of the block, read as an integer, indexes the table.
@@ -133,13 +133,13 @@ def decode_block(stream: np.ndarray, start: int, count: int, top: int, table) ->
     symbol_at, length_at = table[0][value], table[1][value]
     # Each code's length says where the next starts: p_0 = 0, p_i+1 = p_i + length(p_i), computed by doubling
     # (jump[k] leaps 2^k codes from every position; n: past the block, and stays there), not a step per symbol.
-    jump = [np.minimum(np.arange(n + 1) + np.append(length_at, 0), n)]
+    jump = [np.minimum(np.arange(n + 1, dtype=np.int32) + np.append(length_at, 0).astype(np.int32), n)]
     while 1 << len(jump) < min(count, n):
         jump.append(jump[-1][jump[-1]])
-    positions = np.zeros(1, dtype=np.int64)
+    positions = np.zeros(1, dtype=np.int32)
     for leap in reversed(jump):
         positions = np.concatenate([positions, leap[positions]])
-    positions = np.unique(positions)  # (sorted: the walk only moves forward)
+    positions = np.sort(positions)  # the walk only moves forward: each position once, but n
     positions = positions[positions < n][:count]
     after = start + int(positions[-1] + length_at[positions[-1]])
     if after > len(stream):
@@ -153,11 +153,9 @@ def read_bits(stream: np.ndarray, start: int, widths: np.ndarray) -> tuple[np.nd
     end = start + int(widths.sum())
     if end > len(stream):
         raise ValueError("the stream ends before its last raw bits")
-    top = int(widths.max()) if len(widths) else 0
-    if top == 0:
-        return np.zeros(len(widths), dtype=np.int64), start
-    offsets = start + np.concatenate([[0], np.cumsum(widths)[:-1]])
-    index = offsets[:, None] + np.arange(top)
-    taken = np.arange(top) < widths[:, None]
-    read = np.where(taken, stream[np.minimum(index, len(stream) - 1)], 0).astype(np.int64)
-    return (read << np.maximum(widths[:, None] - 1 - np.arange(top), 0)).sum(1), end
+    offsets = start + np.cumsum(widths) - widths  # where each value's bits start
+    values = np.zeros(len(widths), dtype=np.int64)
+    for j in range(int(widths.max()) if len(widths) else 0):  # bit j of every value at least j + 1 bits wide
+        wide = np.flatnonzero(widths > j)
+        values[wide] = values[wide] << 1 | stream[offsets[wide] + j]
+    return values, end
