@@ -283,7 +283,8 @@ def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000), bits=4) -> list
                 models.append(artefact.load(path))
                 load_ms.append(median_ms(lambda _: artefact.load(path), None, repeats=20, warmup=2))
             cells = [f"{median_ms(m, x[b], repeats=200 if b == 1 else 50):>{len(k) + 9}.4f}" for b in batches for k, m in zip(kinds, models)]
-            rows.append(f"{ratio:>6g} {lossless[r]:>24} " + " ".join(f"{n:>11}" for n in sizes) + f" {load_ms[1]:>12.2f} {load_ms[2]:>6.2f} " + " ".join(cells))
+            rows.append(f"{ratio:>6g} {lossless[r]:>24} " + " ".join(f"{n:>11}" for n in sizes)
+                        + f" {load_ms[1]:>12.2f} {load_ms[2]:>6.2f} " + " ".join(cells))  # fmt: skip
     return rows
 
 

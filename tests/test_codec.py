@@ -158,8 +158,10 @@ def test_export_writes_the_smallest_candidate(tmp_path):
     hashed, hpop = population_model({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1], seeds=(0,))
     with torch.no_grad():  # zero buckets and few values: what pruning and quantizing a HashedNet leave
         hashed.layers[0].buckets.copy_(torch.where(torch.rand(hashed.layers[0].buckets.shape) < 0.5, 0.0, 0.25))
-    cases = {"quantized": (*quantized_mlp(0.05, 4), "mlp", "magl1"), "pruned": (*population_model({"name": "mlp"}, [0.3], seeds=(0,)), "mlp", "magl1"),
-             "dense": (*population_model({"name": "mlp"}, [1.0], seeds=(0,)), "mlp", "none"), "hashed": (hashed, hpop, "hashednet", "none")}  # fmt: skip
+    cases = {"quantized": (*quantized_mlp(0.05, 4), "mlp", "magl1"),
+             "pruned": (*population_model({"name": "mlp"}, [0.3], seeds=(0,)), "mlp", "magl1"),
+             "dense": (*population_model({"name": "mlp"}, [1.0], seeds=(0,)), "mlp", "none"),
+             "hashed": (hashed, hpop, "hashednet", "none")}  # fmt: skip
     prune_(cases["pruned"][0], lambda r: 0.3)
     chosen = {}
     for name, (model, population, family, method) in cases.items():
@@ -188,7 +190,9 @@ def damaged_coded(tmp_path) -> dict:
     out = {"flipped": (tmp_path / "flipped.safetensors", "checksum mismatch"),
            "truncated": (tmp_path / "truncated.safetensors", "truncated or foreign"),
            "forged stream": (tmp_path / "forged.safetensors", "layer 0's coded stream is damaged"),
-           "forged length": (tmp_path / "short.safetensors", "layer 0's coded stream is damaged")}  # fmt: skip
+           "forged length": (tmp_path / "short.safetensors", "layer 0's coded stream is damaged"),
+           "forged count": (tmp_path / "count.safetensors", "layer 1's coded stream is damaged"),
+           "forged value type": (tmp_path / "type.safetensors", "values must be one of float32, float16")}  # fmt: skip
     flipped = bytearray(data)
     flipped[len(data) - len(tensors["layers.1.coded"]) - 10] ^= 0x40  # inside layer 0's stream, the last tensor but one
     out["flipped"][0].write_bytes(bytes(flipped))
@@ -197,6 +201,8 @@ def damaged_coded(tmp_path) -> dict:
     bad[400] = 0xFF  # the codebook's size, right after the bias: 255 values for a layer
     forge(out["forged stream"][0], {**tensors, "layers.0.coded": bad}, config)
     forge(out["forged length"][0], {**tensors, "layers.0.coded": stream[:-20].clone()}, config)
+    forge(out["forged count"][0], tensors, {**config, "nonzero": [config["nonzero"][0], config["nonzero"][1] + 1]})
+    forge(out["forged value type"][0], tensors, {**config, "values": "int8"})
     return out
 
 

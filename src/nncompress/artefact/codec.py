@@ -24,7 +24,6 @@ import torch
 
 from . import huffman
 
-VALUES = {"float32": torch.float32, "float16": torch.float16}
 MAX_CODEBOOK = 256  # B <= 8 bits a code before entropy coding, as the quantization stage leaves them
 
 
@@ -48,8 +47,8 @@ def stream(bias: bytes, stored: np.ndarray, gaps: np.ndarray, codes: np.ndarray 
     """The stream of `stored` values (the codebook when there are `codes` into it, else the non-zero values)."""
     classes = bit_length(gaps)
     gap_lengths = huffman.code_lengths(np.bincount(classes)) if len(gaps) else np.zeros(0, np.uint8)
-    head = [bias, leb128(0 if codes is None else len(stored)), stored.astype(stored.dtype.newbyteorder("<")).tobytes(), bytes([len(gap_lengths)]),
-            nibbles(gap_lengths)]  # fmt: skip
+    little_endian = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
+    head = [bias, leb128(0 if codes is None else len(stored)), little_endian, bytes([len(gap_lengths)]), nibbles(gap_lengths)]
     extra = np.maximum(classes - 1, 0)
     parts = [huffman.encode(classes, gap_lengths), huffman.bits(gaps - np.where(classes > 0, 1 << extra, 0), extra)]
     if codes is not None:

@@ -91,7 +91,8 @@ def coded(tensors: dict[str, torch.Tensor], config: dict) -> tuple[dict, dict] |
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if fmt == "csr-mlp":
             crow, col = (tensors[f"layers.{i}.{part}_indices"].long() for part in ("crow", "col"))
-            flats.append(torch.sparse_csr_tensor(crow, col, tensors[f"layers.{i}.values"], (n_out, n_in), check_invariants=True).to_dense().view(-1))
+            matrix = torch.sparse_csr_tensor(crow, col, tensors[f"layers.{i}.values"], (n_out, n_in), check_invariants=True)
+            flats.append(matrix.to_dense().view(-1))
         else:
             flats.append(tensors[f"layers.{i}.{'buckets' if fmt == 'hashed-mlp' else 'weight'}"].reshape(-1))
     out |= {f"layers.{i}.coded": torch.from_numpy(codec.encode(flat, tensors[f"layers.{i}.bias"])) for i, flat in enumerate(flats)}
@@ -126,7 +127,7 @@ def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tup
     size = config["buckets"][i] if config["format"] == "coded-hashed-mlp" else sizes[i] * sizes[i + 1]
     try:
         positions, values, bias = codec.decode(t[f"layers.{i}.coded"].numpy(), sizes[i + 1], size, config["nonzero"][i],
-                                               codec.VALUES[config["values"]])  # fmt: skip
+                                               getattr(torch, config["values"]))  # fmt: skip
     except ValueError as e:
         raise UserError(f"{path}: layer {i}'s coded stream is damaged ({e})") from None
     if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(bias).all())):
