@@ -10,6 +10,8 @@ from nncompress.artefact import codec, file, formats, huffman
 from nncompress.artefact.export import export
 from nncompress.artefact.modules import SparseMLP
 from nncompress.errors import UserError
+from nncompress.models.mlp import PopulationMLP
+from nncompress.population import Population
 
 from conftest import run_python
 from test_artefact import MEAN_STD, population_model, prune_, record
@@ -158,7 +160,11 @@ def test_export_writes_the_smallest_candidate(tmp_path):
     hashed, hpop = population_model({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1], seeds=(0,))
     with torch.no_grad():  # zero buckets and few values: what pruning and quantizing a HashedNet leave
         hashed.layers[0].buckets.copy_(torch.where(torch.rand(hashed.layers[0].buckets.shape) < 0.5, 0.0, 0.25))
-    cases = {"quantized": (*quantized_mlp(0.05, 4), "mlp", "magl1"),
+    population = Population.grid([0], [0.2])
+    deep = PopulationMLP(population.streams, population.per_stream, [784, 30, 20, 10], "relu")  # two hidden layers
+    deep.init_([torch.Generator().manual_seed(1)], "kaiming")
+    prune_(deep, lambda r: 0.2)
+    cases = {"quantized": (*quantized_mlp(0.05, 4), "mlp", "magl1"), "deep": (deep, population, "mlp", "magl1"),
              "pruned": (*population_model({"name": "mlp"}, [0.3], seeds=(0,)), "mlp", "magl1"),
              "dense": (*population_model({"name": "mlp"}, [1.0], seeds=(0,)), "mlp", "none"),
              "hashed": (hashed, hpop, "hashednet", "none")}  # fmt: skip
@@ -175,7 +181,7 @@ def test_export_writes_the_smallest_candidate(tmp_path):
         x = torch.rand(40, 784)
         with torch.no_grad():  # whichever is written, the same function
             assert torch.equal(artefact.load(tmp_path / f"{name}.safetensors")(x), artefact.load(tmp_path / f"{name}-plain.safetensors")(x))
-    assert chosen["quantized"] == chosen["pruned"] == "coded-mlp" and chosen["hashed"] == "coded-hashed-mlp"
+    assert chosen["quantized"] == chosen["pruned"] == chosen["deep"] == "coded-mlp" and chosen["hashed"] == "coded-hashed-mlp"
 
 
 def damaged_coded(tmp_path) -> dict:
