@@ -7,8 +7,9 @@ when CUDA is present) the trainer replays a CUDA graph per step; a row shows it 
 population half of which is frozen (done pruning; paper protocol), computing every replica or leaving the frozen
 ones out, per model-epoch of those still training.
 
-Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP written dense vs as CSR, at
-ratios 0.1, 0.01 and 0.002, batch 1 and 1,000 (median of repeated calls).
+Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP quantized to 4 bits, written
+dense, as CSR and coded, at ratios 0.1, 0.01 and 0.002: bytes, load time, and batch 1 and 1,000 (median of repeated
+calls).
 
     python bench/population_speed.py [--replicas 70] [--epochs 2] [--samples 50000] [--accelerator cpu|gpu]
     python bench/population_speed.py --only inference
@@ -249,8 +250,10 @@ def paper_grid_estimate(accelerator: str, samples: int, results: str) -> str:
             f"{compacted / 60:.1f} min leaving out the frozen\n   " + "\n   ".join(parts))
 
 
-def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000)) -> list[str]:
-    """One replica pruned to each ratio by global magnitude, exported dense and as CSR, each loaded and timed."""
+def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000), bits=4) -> list[str]:
+    """One replica pruned to each ratio by global magnitude, its non-zero weights rounded to 2^`bits` levels per
+    layer (what quantization leaves), exported dense, as CSR and coded (the same weights), each loaded and timed;
+    and the bytes of the coded file of the unquantized weights."""
     pop = Population.grid([0], list(ratios))
     model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], "relu")
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], "kaiming")
@@ -259,25 +262,44 @@ def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000)) -> list[str]:
     for layer, mask in zip(model.layers, masks):
         layer.set_replica_mask_(mask)
     x = {b: torch.rand(b, D) for b in batches}
-    rows = [f"{'ratio':>6} {'dense bytes':>12} {'CSR bytes':>10} " + " ".join(
-        f"{f'dense ms b={b}':>14} {f'CSR ms b={b}':>12} {'speedup':>8}" for b in batches)]  # fmt: skip
+    kinds = ("dense", "CSR", "coded")
+    rows = [f"{'ratio':>6} {'unquantized coded bytes':>24} " + " ".join(f"{f'{k} bytes':>11}" for k in kinds)
+            + f" {'load ms CSR':>12} {'coded':>6} " + " ".join(f"{f'{k} ms b={b}':>{len(k) + 9}}" for b in batches for k in kinds)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
+        records = []
         for r, ratio in enumerate(ratios):
             # Random inputs; the record only has to pass the artefact schema (a 16-hex key, a known dataset).
-            record = {"key": f"{r:016x}", "seed": 0, "ratio": ratio, "dataset": "mnist",
-                      "config": {"method": {"name": "magl1"}, "model": {"name": "mlp"}, "protocol": {"name": "fast"},
-                                 "dataset": {"name": "mnist"}}}  # fmt: skip
-            sizes, models = [], []
-            for dense in (True, False):
-                path = Path(tmp) / f"{r}{dense}.safetensors"
-                sizes.append(export(path, model, r, record, (torch.tensor(0.13), torch.tensor(0.31)), dense=dense))
+            records.append({"key": f"{r:016x}", "seed": 0, "ratio": ratio, "dataset": "mnist",
+                            "config": {"method": {"name": "magl1"}, "model": {"name": "mlp"}, "protocol": {"name": "fast"},
+                                       "dataset": {"name": "mnist"}}})  # fmt: skip
+        standardization = (torch.tensor(0.13), torch.tensor(0.31))
+        lossless = [export(Path(tmp) / f"{r}.safetensors", model, r, rec, standardization) for r, rec in enumerate(records)]
+        quantize_(model, 1 << bits)
+        for r, ratio in enumerate(ratios):
+            sizes, models, load_ms = [], [], []
+            for kind in kinds:
+                path = Path(tmp) / f"{r}{kind}.safetensors"
+                sizes.append(export(path, model, r, records[r], standardization, dense=kind == "dense", coded=kind == "coded"))
                 models.append(artefact.load(path))
-            cells = []
-            for b in batches:
-                dense_ms, csr_ms = (median_ms(m, x[b], repeats=200 if b == 1 else 50) for m in models)
-                cells.append(f"{dense_ms:>14.4f} {csr_ms:>12.4f} {dense_ms / csr_ms:>7.1f}x")
-            rows.append(f"{ratio:>6g} {sizes[0]:>12} {sizes[1]:>10} " + " ".join(cells))
+                load_ms.append(median_ms(lambda _: artefact.load(path), None, repeats=20, warmup=2))
+            cells = [f"{median_ms(m, x[b], repeats=200 if b == 1 else 50):>{len(k) + 9}.4f}" for b in batches for k, m in zip(kinds, models)]
+            rows.append(f"{ratio:>6g} {lossless[r]:>24} " + " ".join(f"{n:>11}" for n in sizes)
+                        + f" {load_ms[1]:>12.2f} {load_ms[2]:>6.2f} " + " ".join(cells))  # fmt: skip
     return rows
+
+
+@torch.no_grad()
+def quantize_(model, levels: int) -> None:
+    """Each replica's non-zero weights, per layer, rounded to the nearest of `levels` evenly spaced values between
+    their extremes (a stand-in for k-means: what the file stores is the same, few distinct values)."""
+    for layer in model.layers:
+        w = layer.replica_weight()
+        q = torch.zeros_like(w)
+        for r, wr in enumerate(w):
+            nz = wr[wr != 0]
+            grid = torch.linspace(float(nz.min()), float(nz.max()), levels)
+            q[r] = torch.where(wr != 0, grid[(wr.unsqueeze(-1) - grid).abs().argmin(-1)], wr)
+        layer.weight.copy_(layer.from_replicas(q))
 
 
 def main():
@@ -301,8 +323,8 @@ def main():
         training(args)
     if args.only != "training":
         torch.set_num_threads(args.inference_threads)
-        print(f"-- CPU inference, artefacts of a magnitude-pruned {D}-{H}-{C} MLP, {torch.get_num_threads()} threads, "
-              "median ms per call (speedup = dense / CSR)")
+        print(f"-- CPU inference, artefacts of a magnitude-pruned {D}-{H}-{C} MLP quantized to 4 bits, "
+              f"{torch.get_num_threads()} threads, median ms per load or call")
         print("\n".join(inference_rows()))
 
 

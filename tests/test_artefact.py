@@ -47,25 +47,30 @@ def prune_(model, ratio_of):
 FAMILIES = {
     "dense-mlp": ({"name": "mlp"}, [1.0, 1.0 - 1e-9]),
     "csr-mlp": ({"name": "mlp"}, [0.1, 0.01]),
+    "coded-mlp": ({"name": "mlp"}, [0.1, 0.01]),
     "hashed-mlp": ({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1, 0.01]),
+    "coded-hashed-mlp": ({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1, 0.01]),
     "convnet": ({"name": "convnet", "kernel": 5, "channels": 4, "stride": 2, "pool": 2, "dropout": 0.0}, [1.0, 1.0 - 1e-9]),
 }
+
+
+PRUNED = ("csr-mlp", "coded-mlp")  # the families written from pruned replicas; a coded one: `coded=True`
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_loaded_module_gives_the_population_replicas_logits(tmp_path, family):
     spec, ratios = FAMILIES[family]
     model, population = population_model(spec, ratios)
-    if family == "csr-mlp":
+    if family in PRUNED:
         prune_(model, lambda r: population.replicas[r].ratio)
     model.eval()
     x = torch.rand(64, 784)
     with torch.no_grad():
         expected = model((x - MEAN_STD[0]) / MEAN_STD[1])
-    method = "magl1" if family == "csr-mlp" else "none"
+    method = "magl1" if family in PRUNED else "none"
     for r in range(population.size):
         path = tmp_path / f"{r}.safetensors"
-        size = export(path, model, r, record(population, r, spec["name"], method), MEAN_STD)
+        size = export(path, model, r, record(population, r, spec["name"], method), MEAN_STD, coded=family.startswith("coded-"))
         assert size == path.stat().st_size
         loaded = artefact.load(path)
         assert isinstance(loaded, torch.nn.Module) and not any(p.requires_grad for p in loaded.parameters())
@@ -97,9 +102,9 @@ def test_pruned_artefact_holds_only_the_kept_weights_in_a_fifteenth_of_the_dense
     model, population = population_model({"name": "mlp"}, [0.01], seeds=(0,))
     prune_(model, lambda r: 0.01)
     rec = record(population, 0, "mlp", "obd")
-    sparse = export(tmp_path / "s.safetensors", model, 0, rec, MEAN_STD)
+    sparse = export(tmp_path / "s.safetensors", model, 0, rec, MEAN_STD, coded=False)
     dense = export(tmp_path / "d.safetensors", model, 0, rec, MEAN_STD, dense=True)
-    half = export(tmp_path / "h.safetensors", model, 0, rec, MEAN_STD, values=torch.float16)
+    half = export(tmp_path / "h.safetensors", model, 0, rec, MEAN_STD, values=torch.float16, coded=False)
     assert sparse <= dense / 15 and half < sparse
     from safetensors.torch import load_file
 
@@ -117,7 +122,7 @@ def damaged(tmp_path):
     """name -> (path of a bad file, what its error says)."""
     model, population = population_model({"name": "mlp"}, [1.0], seeds=(0,))
     good = tmp_path / "good.safetensors"
-    export(good, model, 0, record(population, 0, "mlp"), MEAN_STD)
+    export(good, model, 0, record(population, 0, "mlp"), MEAN_STD, coded=False)
     data = good.read_bytes()
     files = {"missing": (tmp_path / "nothing.safetensors", "no artefact at"),
              "truncated": (tmp_path / "truncated.safetensors", "truncated or foreign"),

@@ -15,7 +15,7 @@ from nncompress.artefact.export import export
 from nncompress.errors import UserError
 
 from conftest import run_python
-from test_artefact import FAMILIES, MEAN_STD, population_model, prune_, record
+from test_artefact import FAMILIES, MEAN_STD, PRUNED, population_model, prune_, record
 
 TESTS = Path(__file__).parent
 SECRET = "NNCOMPRESS_TEST_SECRET"  # an environment variable an interpolation in a file would leak
@@ -25,10 +25,11 @@ def exported(folder: Path, family: str) -> Path:
     """Replica 0 of a tiny (untrained) population of `family`, exported as nncompress does."""
     spec, ratios = FAMILIES[family]
     model, population = population_model(spec, ratios)
-    if family == "csr-mlp":
+    if family in PRUNED:
         prune_(model, lambda r: population.replicas[r].ratio)
     path = folder / f"{family}.safetensors"
-    export(path, model, 0, record(population, 0, spec["name"], "magl1" if family == "csr-mlp" else "none"), MEAN_STD)
+    export(path, model, 0, record(population, 0, spec["name"], "magl1" if family in PRUNED else "none"), MEAN_STD,
+           coded=family.startswith("coded-"))  # fmt: skip
     return path
 
 

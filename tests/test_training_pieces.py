@@ -66,7 +66,8 @@ def test_benchmark_script_runs_and_reports_every_trainer(tmp_path):
     out = bench.stdout
     for row in ("dense FLOP floor", "population R=3 ", "common random numbers", "population R=1 ", "naive Lightning",
                 "plain PyTorch loop R=3 ", "precision bf16-mixed", "R=3, half frozen, all computed",
-                "R=3, half frozen, frozen left out", "paper grid: ", "table6 R=160 H=30", "epochs: 450 (none stored)"):
+                "R=3, half frozen, frozen left out", "paper grid: ", "table6 R=160 H=30", "epochs: 450 (none stored)",
+                "coded ms b=1000"):
         assert row in out
 
 

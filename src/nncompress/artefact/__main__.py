@@ -23,8 +23,12 @@ from .latency import batch_of, median_ms
 BATCHES = (1, 1000)
 
 
-def parameters(tensors: dict[str, torch.Tensor]) -> int:
-    """Stored weight values and biases (the input standardization is not a parameter)."""
+def parameters(tensors: dict[str, torch.Tensor], config: dict) -> int:
+    """Stored weight values and biases (the input standardization is not a parameter); a coded file's as its plain
+    format stores them (the non-zero weights, or the buckets)."""
+    fmt = config["format"]
+    if fmt.startswith("coded-"):
+        return sum(config["buckets" if fmt == "coded-hashed-mlp" else "nonzero"]) + sum(config["architecture"]["sizes"][1:])
     return sum(t.numel() for name, t in tensors.items() if t.is_floating_point() and not name.startswith("input."))
 
 
@@ -41,7 +45,7 @@ def measure(path: Path, dataset: str | None, data_dir: str, cache_dir: str) -> d
     split = load_dataset(dataclasses.replace(tested_on, name=dataset) if dataset else tested_on, data_dir, cache_dir)
     return {
         "path": str(path), "format": config["format"], "dataset": split.name, "test_acc": accuracy(model, split.x_test, split.y_test),
-        "bytes": path.stat().st_size, "parameters": parameters(tensors),
+        "bytes": path.stat().st_size, "parameters": parameters(tensors, config),
         **{f"latency_ms_batch{b}": median_ms(model, batch_of(split.x_test, b)) for b in BATCHES},
         "threads": torch.get_num_threads(), "key": config["key"],
     }  # fmt: skip

@@ -22,13 +22,14 @@ from ..population import Population
 from ..resources import commit
 from ..results import foreign_target
 from ..typed import construct
-from . import file
+from . import file, formats
 
 @torch.no_grad()
 def export(path: Path, model, r: int, record: dict, standardization: tuple | None, dense: bool = False,
-           values: torch.dtype = torch.float32) -> int:  # fmt: skip
+           values: torch.dtype = torch.float32, coded: bool = True) -> int:  # fmt: skip
     """Write replica `r` of `model` (its result `record`) to `path`; returns the file's bytes. `standardization`:
-    the (mean, std) its inputs were standardized with, or None."""
+    the (mean, std) its inputs were standardized with, or None. An MLP or HashedNet goes in its coded format where
+    that is the smaller file, unless `dense` or not `coded` (the plain formats, as the benchmark compares them)."""
     cfg = record["config"]
     tensors, specific = model.artefact(r, dense, values)
     if standardization is not None:
@@ -37,6 +38,8 @@ def export(path: Path, model, r: int, record: dict, standardization: tuple | Non
               "ratio": record["ratio"], "seed": record["seed"], "dataset": {**cfg["dataset"], "name": record["dataset"]},
               "protocol": cfg["protocol"]["name"], "key": record["key"], "commit": commit(),
               "standardized": standardization is not None}  # fmt: skip
+    if coded and not dense and (smaller := formats.coded(tensors, config)) is not None:
+        tensors, config = file.smallest(path, [(tensors, config), smaller])
     return file.write(path, tensors, config)
 
 

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from ..atomic import atomic_path
 from ..errors import UserError
 from . import schema
 
 ENTRY, DIGEST = "nncompress", "sha256"  # the metadata entry, {"config": ..., DIGEST: ...}; files before it: two entries
-FLOATS = (torch.float32, torch.float16)  # what export writes; `*_indices` are integers, every other tensor a float
-INTEGERS = (torch.uint8, torch.int16, torch.int32, torch.int64)
+FLOATS = (torch.float32, torch.float16)  # what export writes; `*_indices` are integers, `*.coded` bytes, every
+INTEGERS = (torch.uint8, torch.int16, torch.int32, torch.int64)  # other tensor a float
+BYTES = (torch.uint8,)  # a coded layer's stream (`codec`)
 
 
 def canonical(value) -> str:
@@ -54,12 +55,24 @@ def hash_tensors(h, tensors: dict[str, torch.Tensor]):
 def write(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> int:
     """Write the artefact; returns its size in bytes. Refuses (one line) what `read` would refuse."""
     path = Path(path)
+    data = serialize(path, tensors, config)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return path.stat().st_size
+
+
+def smallest(path: Path, candidates: list[tuple[dict[str, torch.Tensor], dict]]) -> tuple[dict, dict]:
+    """The (tensors, config) among `candidates` (the same replica in several formats) whose file is the smallest;
+    the first of equals."""
+    return min(candidates, key=lambda candidate: len(serialize(Path(path), *candidate)))
+
+
+def serialize(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> bytes:
+    """The file's bytes, or a one-line UserError for what `read` would refuse."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     schema.check(path, config)
     check_values(path, tensors)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={ENTRY: canonical({"config": config, DIGEST: digest(tensors, config)})})
-    return path.stat().st_size
+    return save(tensors, metadata={ENTRY: canonical({"config": config, DIGEST: digest(tensors, config)})})
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -112,7 +125,7 @@ def check_values(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     for name, t in sorted(tensors.items()):
         if not re.fullmatch(r"[A-Za-z0-9_.]+", name):
             raise UserError(f"{path}: holds a tensor with a malformed name {name[:40]!r}")
-        allowed = INTEGERS if name.endswith("_indices") else FLOATS
+        allowed = INTEGERS if name.endswith("_indices") else BYTES if name.endswith(".coded") else FLOATS
         if t.dtype not in allowed:
             raise UserError(f"{path}: tensor {name} is {t.dtype}, expected {' or '.join(map(str, allowed))}")
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -120,8 +133,11 @@ def check_values(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def check_shapes(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, tuple]) -> None:
-    """One-line error unless the file holds exactly the tensors its config implies, with those shapes."""
+    """One-line error unless the file holds exactly the tensors its config implies, with those shapes (a length of
+    None: any, as a coded stream's)."""
     got = {k: tuple(v.shape) for k, v in tensors.items()}
+    got |= {k: expected[k] for k, shape in got.items() if k in expected and len(shape) == len(expected[k])
+            and all(n is None or n == m for n, m in zip(expected[k], shape))}  # fmt: skip
     if got != {k: tuple(v) for k, v in expected.items()}:
         wrong = sorted(k for k in got.keys() | expected.keys() if got.get(k) != tuple(expected.get(k, ())))
         raise UserError(f"{path}: tensors do not match its config ({', '.join(wrong)}: "

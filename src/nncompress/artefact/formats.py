@@ -3,10 +3,18 @@
 - `dense-mlp`: `layers.i.weight` (out, in) and `layers.i.bias` per layer (the MLP without pruning).
 - `csr-mlp`: a pruned MLP, per layer the CSR rows of its (out, in) matrix: `values` (float32, or float16),
   `col_indices` and `crow_indices` in the narrowest integer type that holds them, and `bias`.
+- `coded-mlp`: a pruned or quantized MLP, per layer one `codec` byte stream `coded` (uint8: the bias; the (out, in)
+  matrix's non-zero weights' positions as entropy-coded gaps, their values as entropy-coded codes into a codebook of
+  the distinct values or raw, in the config's `values` type). Loads as `csr-mlp` does (as `dense-mlp` when more
+  than half its weights are non-zero).
 - `hashed-mlp`: per layer the K bucket values and `bias`; the hash seed is in the config, and the virtual matrix
   is rebuilt from it on load (never stored).
+- `coded-hashed-mlp`: `hashed-mlp` with each layer's buckets and bias as one `codec` stream `coded`.
 - `convnet`: `conv.weight` (channels, 1, k, k), `conv.bias`, `head.weight` (10, features), `head.bias`.
 Replicas trained on standardized inputs also hold `input.mean` and `input.std` (0-d).
+
+A coded format is the same weights, bit for bit, as the plain one it comes from (`coded`): export writes whichever
+file is smaller.
 """
 from pathlib import Path
 
@@ -14,7 +22,7 @@ import torch
 
 from ..errors import UserError
 from ..models.convnet import conv_output_side
-from . import file, modules
+from . import codec, file, modules
 
 
 def expected_shapes(config: dict) -> dict[str, tuple]:
@@ -28,6 +36,9 @@ def expected_shapes(config: dict) -> dict[str, tuple]:
                          "head.bias": (classes,)}  # fmt: skip
     sizes = arch["sizes"]
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if fmt.startswith("coded-"):
+            shapes[f"layers.{i}.coded"] = (None,)
+            continue
         shapes[f"layers.{i}.bias"] = (n_out,)
         if fmt == "dense-mlp":
             shapes[f"layers.{i}.weight"] = (n_out, n_in)
@@ -48,6 +59,8 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
     if fmt == "convnet":
         return modules.ConvNet(t["conv.weight"], t["conv.bias"], t["head.weight"], t["head.bias"], arch["stride"],
                                arch["pool"], arch["side"], standardize)  # fmt: skip
+    if fmt.startswith("coded-"):
+        return coded_module(path, t, config, standardize)
     sizes, layers = arch["sizes"], range(len(arch["sizes"]) - 1)
     biases = [t[f"layers.{i}.bias"] for i in layers]
     if fmt == "csr-mlp":
@@ -64,3 +77,72 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
     else:
         weights = [t[f"layers.{i}.weight"] for i in layers]
     return modules.DenseMLP(weights, biases, arch["activation"], standardize)
+
+
+def coded(tensors: dict[str, torch.Tensor], config: dict) -> tuple[dict, dict] | None:
+    """The coded form of a `dense-mlp`, `csr-mlp` or `hashed-mlp` file's (tensors, config): the same weights, bit
+    for bit, each layer's as one `codec` stream; None for other formats."""
+    fmt = config["format"]
+    if fmt not in ("dense-mlp", "csr-mlp", "hashed-mlp"):
+        return None
+    sizes = config["architecture"]["sizes"]
+    out = {k: v for k, v in tensors.items() if not k.startswith("layers.")}
+    flats = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if fmt == "csr-mlp":
+            crow, col = (tensors[f"layers.{i}.{part}_indices"].long() for part in ("crow", "col"))
+            matrix = torch.sparse_csr_tensor(crow, col, tensors[f"layers.{i}.values"], (n_out, n_in), check_invariants=True)
+            flats.append(matrix.to_dense().view(-1))
+        else:
+            flats.append(tensors[f"layers.{i}.{'buckets' if fmt == 'hashed-mlp' else 'weight'}"].reshape(-1))
+    out |= {f"layers.{i}.coded": torch.from_numpy(codec.encode(flat, tensors[f"layers.{i}.bias"])) for i, flat in enumerate(flats)}
+    (values,) = {str(flat.dtype).removeprefix("torch.") for flat in flats}
+    nonzero = [int(torch.count_nonzero(flat)) for flat in flats]
+    specific = {"format": f"coded-{fmt.removeprefix('csr-').removeprefix('dense-')}", "nonzero": nonzero, "values": values}
+    return out, {k: v for k, v in config.items() if k != "format"} | specific
+
+
+def coded_module(path: Path, t: dict[str, torch.Tensor], config: dict, standardize: modules.Standardize) -> torch.nn.Module:
+    """A coded file's module, as its plain format's: CSR matrices built straight from the decoded positions (dense
+    ones when more than half the weights are non-zero), or a HashedNet's virtual matrices from its buckets."""
+    arch, sizes = config["architecture"], config["architecture"]["sizes"]
+    shapes = [(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
+    layers = [decoded(path, t, config, i) for i in range(len(shapes))]
+    biases = [bias for _, _, bias in layers]
+    if config["format"] == "coded-hashed-mlp":
+        weights = [modules.hashed_weight(scattered(positions, values, k), config["hash_seed"], i, shape)
+                   for i, ((positions, values, _), k, shape) in enumerate(zip(layers, config["buckets"], shapes))]  # fmt: skip
+    elif 2 * sum(config["nonzero"]) <= sum(n * m for n, m in shapes):
+        matrices = [csr(positions, values, shape) for (positions, values, _), shape in zip(layers, shapes)]
+        return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
+    else:
+        weights = [scattered(positions, values, n * m).view(n, m) for (positions, values, _), (n, m) in zip(layers, shapes)]
+    return modules.DenseMLP(weights, biases, arch["activation"], standardize)
+
+
+def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer i's non-zero weights (or buckets), as their flat positions (ascending) and float32 values, and its bias,
+    from its stream; a one-line UserError if it is not one."""
+    sizes = config["architecture"]["sizes"]
+    size = config["buckets"][i] if config["format"] == "coded-hashed-mlp" else sizes[i] * sizes[i + 1]
+    try:
+        positions, values, bias = codec.decode(t[f"layers.{i}.coded"].numpy(), sizes[i + 1], size, config["nonzero"][i],
+                                               getattr(torch, config["values"]))  # fmt: skip
+    except ValueError as e:
+        raise UserError(f"{path}: layer {i}'s coded stream is damaged ({e})") from None
+    if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(bias).all())):
+        raise UserError(f"{path}: layer {i}'s coded stream holds non-finite values (NaN or infinity)")
+    return torch.from_numpy(positions), values.float(), bias
+
+
+def csr(positions: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The CSR matrix of the non-zero values at these flat row-major positions (ascending: CSR's own order)."""
+    rows, n_in = shape
+    crow = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(positions // n_in, minlength=rows).cumsum(0)])
+    return torch.sparse_csr_tensor(crow, positions % n_in, values, shape, check_invariants=True)  # (and fast to_dense)
+
+
+def scattered(positions: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
+    flat = torch.zeros(size)
+    flat[positions] = values
+    return flat

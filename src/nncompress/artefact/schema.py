@@ -13,12 +13,14 @@ from ..errors import UserError
 from ..models.convnet import feature_side
 from ..models.functions import ACTIVATIONS
 
-FORMATS = ("dense-mlp", "csr-mlp", "hashed-mlp", "convnet")
+FORMATS = ("dense-mlp", "csr-mlp", "coded-mlp", "hashed-mlp", "coded-hashed-mlp", "convnet")
 MAX_WIDTH = 1 << 16  # units of a layer; a ConvNet's kernel, channels, stride, pool, side, classes
 MAX_LAYERS = 64
 MAX_MATRIX = 1 << 24  # elements of one weight matrix (64 MiB in float32): the hashed and CSR ones are built whole
 COMMON = {"format", "architecture", "method", "ratio", "seed", "dataset", "protocol", "key", "commit", "standardized"}
-SPECIFIC = {"dense-mlp": set(), "csr-mlp": {"nonzero"}, "hashed-mlp": {"hash_seed", "buckets"}, "convnet": set()}
+SPECIFIC = {"dense-mlp": set(), "csr-mlp": {"nonzero"}, "coded-mlp": {"nonzero", "values"}, "hashed-mlp": {"hash_seed", "buckets"},
+            "coded-hashed-mlp": {"hash_seed", "buckets", "nonzero", "values"}, "convnet": set()}  # fmt: skip
+VALUES = ("float32", "float16")  # a coded file's value type (its streams do not say it)
 CONVNET = ("kernel", "channels", "stride", "pool", "side", "classes")
 DATASET_FIELDS = {f.name for f in dataclasses.fields(Dataset)} | {"_target_"}  # _target_: as runs record it; unused
 
@@ -47,12 +49,15 @@ def metadata(config) -> None:
     if not re.fullmatch("[0-9a-f]{16}", kind(config["key"], str, "key")):
         raise UserError(f"key must be 16 lowercase hex digits, got {shown(config['key'])}")
     dataset(config["dataset"])
-    if fmt == "hashed-mlp":
+    if fmt.endswith("hashed-mlp"):
         if abs(kind(config["hash_seed"], int, "hash_seed")) >= 1 << 64:
             raise UserError(f"hash_seed must fit in 64 bits, got {shown(config['hash_seed'])}")
         per_layer(config["buckets"], layers, 1, "buckets")
-    if fmt == "csr-mlp":
+        layers = config["buckets"]  # what a coded one's streams hold: the buckets
+    if "nonzero" in SPECIFIC[fmt]:
         per_layer(config["nonzero"], layers, 0, "nonzero")
+    if "values" in SPECIFIC[fmt]:
+        choice(config["values"], VALUES, "values")
 
 
 def architecture(arch, fmt: str) -> list[int]:
