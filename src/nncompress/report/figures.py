@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from matplotlib.lines import Line2D
 
 from ..pareto import convnet_front, convnet_variants
@@ -192,9 +191,8 @@ def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles, ex
     Each artist is labelled by its curve. `extra(ax)` draws more and returns its legend entries."""
     fig, ax = canvas()
     for label, g in curves.items():
-        colour, marker = looks.marks[g.attrs["style"]]
-        if "combination" in g.attrs:
-            colour, marker = looks.combination_mark(g.attrs["combination"])
+        combination = g.attrs.get("combination")
+        colour, marker = looks.combination_mark(combination) if combination else looks.marks[g.attrs["style"]]
         if g.attrs["style"] == "convnet":
             ax.plot(g["p"], g["m"], color=colour, marker=marker, ms=4, ls=looks.fronts[g.attrs["variant"]], label=label)
         else:
