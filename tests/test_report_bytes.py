@@ -172,3 +172,13 @@ def test_the_figure_is_written_once_and_summary_and_page_hold_the_budgets_only_w
     page = write_html(without, tmp_path, reference, [], [tmp_path]).read_text()
     assert 'id="budgets"' not in page and "the best at each byte budget (no artefacts)" in page
     assert ondisk.markdown(without)[-1] == "Not drawn: no stored replica has an artefact (train with `export=true`)."
+
+
+def test_a_deeper_net_takes_the_line_style_after_the_one_layer_nets():
+    from nncompress.report.style import styles
+
+    runs = pd.DataFrame({"role": "pruned", "model": "mlp", "method": "magl1", "protocol": "fast",
+                         "hidden": pd.array([100, 50, None], dtype="Int64"), "net": ["h100", "h50", "h300-100"]})  # fmt: skip
+    looks = styles(runs)
+    assert looks.nets == {"h100": "-", "h50": "--", "h300-100": "-."}
+    assert [looks.nets[f"h{h}"] for h in (100, 50)] == [looks.lines[100], looks.lines[50]]  # as on Figures 2-5
