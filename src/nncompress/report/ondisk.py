@@ -88,6 +88,12 @@ def shown_bytes(value) -> str:
     return "—" if pd.isna(value) else f"{value:,.0f}"
 
 
+def aligned(cells: pd.DataFrame) -> Table:
+    """`cells` (all texts) as a `Table` whose numbers stand right-aligned on the page, names left."""
+    css = ["" if part in ("accuracy (%)", "bytes", "Δ") else "text" for _, part in cells.columns]
+    return Table(cells, pd.DataFrame([css] * len(cells), columns=cells.columns))
+
+
 def budget_table(best: pd.DataFrame) -> Table:
     """One dataset and protocol's rows of `best_at_budgets` laid out: per budget, the best cell and the runner-up,
     each with its accuracy (mean ± std, n seeds) and bytes."""
@@ -96,7 +102,7 @@ def budget_table(best: pd.DataFrame) -> Table:
                fmt(r[f"{side}_acc"], r[f"{side}_std"], r[f"{side}_n"]), shown_bytes(r[f"{side}_bytes"]))]
             for _, r in best.iterrows()]  # fmt: skip
     columns = [("", "budget")] + [(head, part) for head in SIDES.values() for part in ("cell", "accuracy (%)", "bytes")]
-    return Table(pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns)))
+    return aligned(pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns)))
 
 
 def anchor_table(anchors: pd.DataFrame) -> Table:
@@ -106,13 +112,13 @@ def anchor_table(anchors: pd.DataFrame) -> Table:
             for _, r in anchors.iterrows()]  # fmt: skip
     columns = [("anchor", "point"), ("anchor", "accuracy (%)"), ("anchor", "bytes"), ("ours", "protocol"),
                ("ours", "best within its bytes"), ("ours", "accuracy (%)"), ("ours", "bytes"), ("", "Δ")]  # fmt: skip
-    return Table(pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns)))
+    return aligned(pd.DataFrame(rows, columns=pd.MultiIndex.from_tuples(columns)))
 
 
 BUDGETS_NOTE = ("Per dataset and protocol variant, at each budget, the cell (method or combination, network, ratio) of "
                 "highest mean test accuracy over seeds among those whose mean artefact size on disk fits, and the "
                 "runner-up: the best cell of another method or combination. 1 KB = 1,000 bytes; the artefact is the "
-                "whole file (`export=true`). Compressed models and dense MLPs only (not the ConvNet fronts).")  # fmt: skip
+                "whole file (export=true). Compressed models and dense MLPs only (not the ConvNet fronts).")  # fmt: skip
 ANCHORS_NOTE = "Published points in bytes, beside our best cell within each one's bytes (Δ = ours − the anchor): " + (
     "; ".join(f"{a.name}: {a.source}" for a in ANCHORS.itertuples()) + ".")
 
