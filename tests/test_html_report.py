@@ -19,8 +19,9 @@ def filled_store(root):
     store = NamedStore(root)
     for seed in (0, 1, 2):
         for method, accs in {"magl1": (0.95, 0.96), "obd": (0.93, 0.94)}.items():
-            for ratio, acc in zip((0.01, 0.1), accs):
-                store.put(fake_record(method, 100, "mnist", ratio, seed, acc + 0.002 * seed))
+            for ratio, acc in zip((0.01, 0.1), accs):  # with artefacts: the figure against bytes, the budgets
+                record = fake_record(method, 100, "mnist", ratio, seed, acc + 0.002 * seed)
+                store.put(record | {"artefact_bytes": 6321 if ratio == 0.01 else 56_000})
         for dataset in ("mnist_rot", "mnist_back_rand", "mnist_back_image"):  # Table 3 four datasets wide
             store.put(fake_record("magl1", 100, dataset, 0.01, seed, 0.8 + 0.002 * seed))
         store.put(fake_record("none", 2, "mnist", 1.0, seed, 0.6 + 0.01 * seed))  # the dense control, 100 parameters
@@ -52,10 +53,12 @@ def test_html_report_opens_offline_in_a_real_browser(tmp_path):
     assert '<h2 id="fidelity">Fidelity</h2>' in html and "does our difference (paired by seed) go the same way?" in html
     cells = "".join(f'<td class="">{n}</td>' for n in (2, 1, 0, 1, 1))
     assert f'<td class="text">mnist</td>{cells}' in html
-    # the figures with runs of their own: Figure 2 (MagL1, OBD, the dense MLPs, the ConvNet front) and 3-5 (MagL1);
-    # none of HashedNets, no placeholder; each written once and inlined once
+    # the figures with runs of their own: Figure 2 (MagL1, OBD, the dense MLPs, the ConvNet front), 3-5 (MagL1) and
+    # accuracy vs bytes on MNIST; none of HashedNets, no placeholder; each written once and inlined once
     pngs = {p.name: sha(p.read_bytes()) for p in out.glob("*.png")}
-    assert sorted(pngs) == [f"fig{n}_fast.png" for n in (2, 3, 4, 5)] and len(set(pngs.values())) == len(pngs)
+    assert sorted(pngs) == ["bytes_mnist_fast.png", *(f"fig{n}_fast.png" for n in (2, 3, 4, 5))]
+    assert len(set(pngs.values())) == len(pngs)
+    assert '<a href="#budgets">Best at each byte budget</a>' in html  # reached in the browser below, as every entry
     inlined = [sha(base64.b64decode(data)) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
     assert sorted(inlined) == sorted(pngs.values())
     # the claims tested, one row each: magnitude >= OBD (MagL1 2 points over OBD at ratio 0.01, every seed) and

@@ -690,7 +690,7 @@ def test_the_page_leaves_out_what_has_nothing_to_show_and_says_so_in_one_line(tm
     runs = load_results(store.root)
     assert set(runs.loc[runs["role"] == "sized", "protocol"]) == {"hashednet"}
     page = write_html(runs, tmp_path, pd.read_csv(REFERENCE), [], [store.root]).read_text()
-    assert ("3 sections with nothing to show left out: the claims (none tested); tables, protocol hashednet; "
-            "figures.") in page  # fmt: skip
+    assert ("4 sections with nothing to show left out: the claims (none tested); tables, protocol hashednet; "
+            "the best at each byte budget (no artefacts); figures.") in page  # fmt: skip
     assert 'id="claims"' not in page and 'id="figures"' not in page and "Tables, protocol <code>hashednet</code>" not in page
     assert '>Tables, protocol <code>fast</code></h2>' in page and "12 claim rows not tested left out" in page

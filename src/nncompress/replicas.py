@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from .data.catalog import CONTENTS
 from .data.datasets import Dataset
 from .models.measures import MEASURES, measured
-from .models.spec import family
+from .models.spec import family, value_label
 from .resources import CONF_DIR, conf_options
 from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
 from .results.keys import KEY_SETTINGS, defaults_of
@@ -223,6 +223,34 @@ def architecture(model: dict) -> str:
     return family(model["name"]).architecture_label(model)
 
 
+# A quantizer's name in a combination's label (`magl1+k5`: k-means to 5 bits), by its `quantize.name`.
+QUANTIZERS = {"kmeans": "k"}
+
+
+def net(model: dict) -> str:
+    """A network's hidden sizes as the report in bytes names them, as in a run's name (`h100`, `h300-100`); empty for
+    a family without hidden units (ConvNets)."""
+    return "h" + value_label(model["hidden"]) if "hidden" in model else ""
+
+
+def combination(config: dict) -> str:
+    """What compressed a replica, as the report in bytes names its series: on an MLP its pruning method (`magl1`),
+    or `dense` unpruned; a family its ratio sizes by name (`hashednet`), with the pruning method applied to it after
+    (`hashednet+magl1`); any other family by name (`convnet`); then `+k<B>` when its weights were quantized by
+    k-means to B bits (`magl1+k5`: `quantize.name: kmeans`, `quantize.bits: 5`; no `quantize`, or its name `none`,
+    adds nothing)."""
+    model, method = config["model"]["name"], config["method"]["name"]
+    spec = family(model)
+    if spec.takes_ratio:
+        parts = [model] + ([method] if method != "none" else [])
+    else:
+        parts = [method if method != "none" else "dense"] if spec.prunable else [model]
+    quantize = config.get("quantize") or {}
+    if quantize.get("name", "none") != "none":
+        parts.append(f"{QUANTIZERS.get(quantize['name'], quantize['name'])}{quantize['bits']}")
+    return "+".join(parts)
+
+
 def read_records(*paths) -> tuple[list[dict], dict[str, str]]:
     """The replicas of results stores (folders of `<key>.json`) and of every `results.jsonl` under `paths`, each
     replica once, in today's config layout and key scheme (results.upgrade_record); and the entries left out
@@ -255,7 +283,7 @@ def with_measures(record: dict) -> dict:
 
 COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
            "at_chance", "parameters", *MEASURES, "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size",
-           "run_dir"]  # fmt: skip
+           "combination", "net", "run_dir"]  # fmt: skip
 
 
 def cells(records: list[dict]) -> pd.DataFrame:
@@ -275,6 +303,8 @@ def cells(records: list[dict]) -> pd.DataFrame:
         "at_chance": [r.get("learned") is False for r in records],
         "architecture": [architecture(r["config"]["model"]) for r in records],
         "size": [family(r["config"]["model"]["name"]).sized_label(r["config"]["model"]) for r in records],
+        "combination": [combination(r["config"]) for r in records],
+        "net": [net(r["config"]["model"]) for r in records],
     })  # fmt: skip
     return frame
 
@@ -295,8 +325,9 @@ def with_record_fields(frame: pd.DataFrame, records: list[dict]) -> pd.DataFrame
 
 def load_results(*paths) -> pd.DataFrame:
     """One row per replica stored under `paths` (results stores or run folders): its cell (method, model, hidden,
-    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), seed, `settings`
-    and `data` (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing
+    protocol variant, dataset, ratio), its model's `size` as in a run's name (`h100`, `k5c8s1p2`), its
+    `combination` and `net` (the report in bytes' series: `magl1+k5`, `h300-100`), seed, `settings` and `data`
+    (what its variant was trained on), test accuracy in percent (`acc`), whether it learned nothing
     (`at_chance`: stored with `learned: false`, its training accuracy within a point of always answering the
     commonest class; records older than that check count as learned), its artefact's size on disk (`bytes`, NaN
     without one), its FLOPs, speedup and compression (`with_measures`: computed for a record stored before they were

@@ -1,15 +1,18 @@
 """The paper's Figures 1-5 (test accuracy vs parameters, log x, one curve per hidden size, with the Pareto front of
 each ConvNet variant on the same data; on 2-5 the paper's cells beside ours), accuracy vs bytes on disk and vs FLOPs
-per dataset (`SIZES`), and Figure 6 (weight histograms), each as PNG and PDF. A figure is drawn only where its
-protocol variant has runs of its own to show (`write_figures` says why each other one is not), in the colours and
-markers of `style`."""
+per dataset (`SIZES`; against bytes every method and combination with the Pareto frontier over all of them and
+published anchors, see `ondisk`), and Figure 6 (weight histograms), each as PNG and PDF. A figure is drawn only where
+its protocol variant has runs of its own to show (`write_figures` says why each other one is not), in the colours
+and markers of `style`."""
 from itertools import cycle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from ..pareto import convnet_front, convnet_variants
+from . import ondisk
 from .paper import PRUNING, REFERENCE, mlp_parameters, other_methods
 from .stats import compressed_protocols, variant_data
 from .style import LINES, Styles, log_x, styles, title
@@ -77,13 +80,55 @@ def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, siz
     unpruned = mlps[(mlps["role"] == "pruned") & (mlps["method"] == "none")]
     if dense and len(unpruned):
         curves["dense MLP"] = points(unpruned, "hidden", size, style="dense")
+    return curves | convnet_curves(runs, dataset, mlps, size), "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
+
+
+def convnet_curves(runs: pd.DataFrame, dataset: str, mlps: pd.DataFrame, size: str) -> dict:
+    """The Pareto front in `size` of each ConvNet variant on `dataset` trained and tested on the data of `mlps`."""
+    curves = {}
     data_keys = set(mlps["data_key"]) if len(mlps) else None
     for label, conv in convnet_variants(runs, dataset, data_keys).items():
         front = convnet_front(conv, size).rename(columns={size: "p", "acc": "m"})
         if len(front):
             curves[f"ConvNet front ({label})"] = front.assign(s=float("nan"))
             curves[f"ConvNet front ({label})"].attrs.update(style="convnet", variant=label)
-    return curves, "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
+    return curves
+
+
+def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict, str]:
+    """Accuracy vs bytes on disk (`ondisk.byte_cells`): a curve per combination and network over its ratios
+    (`magl1+k5, h300-100`), the dense MLPs (and each of their quantizations) as one curve over their widths, the
+    ConvNet fronts in bytes; with the data they were computed on."""
+    cells = ondisk.byte_cells(runs)
+    cells = cells[(cells["protocol"] == protocol) & (cells["dataset"] == dataset)]
+    dense = cells["combination"].str.split("+").str[0] == "dense"
+    curves = {}
+    for label, g in cells.groupby(cells["combination"].where(dense, cells["combination"] + ", " + cells["net"])):
+        combination = g["combination"].iat[0]
+        curves[label] = g.sort_values("bytes").rename(columns={"bytes": "p", "acc": "m", "std": "s"})
+        curves[label].attrs.update(style=combination.split("+")[0], combination=combination,
+                                   **({"net": g["net"].iat[0]} if label != combination else {}))  # fmt: skip
+    mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset) & runs["bytes"].notna()]
+    return curves | convnet_curves(runs, dataset, mlps, "bytes"), "; ".join(sorted(set(mlps["data"])))
+
+
+def frontier_and_anchors(front: pd.DataFrame, anchors: pd.DataFrame):
+    """What draws the Pareto frontier of a figure against bytes (`ondisk.frontier`: black steps, the best accuracy
+    within each size) and the published `anchors` (black stars, each labelled); returns their legend entries."""
+
+    def draw(ax) -> list[Line2D]:
+        ax.plot(front["bytes"], front["acc"], color="black", lw=1, drawstyle="steps-post", zorder=1,
+                label="Pareto frontier")  # fmt: skip
+        for a in anchors.itertuples():
+            ax.plot(a.bytes, a.acc, color="black", marker="*", ms=11, ls="none", label=a.name)
+            ax.annotate(f"{a.name}\n{a.bytes:,} B, {a.acc:.2f} %", (a.bytes, a.acc), xytext=(-8, 0), fontsize=7,
+                        textcoords="offset points", ha="right", va="center")  # fmt: skip
+        handles = [Line2D([], [], color="black", lw=1, drawstyle="steps-post",
+                          label="Pareto frontier over every method and combination")]  # fmt: skip
+        return handles + ([Line2D([], [], color="black", marker="*", ls="none", label="published (labelled)")]
+                          if len(anchors) else [])  # fmt: skip
+
+    return draw
 
 
 def own(curves: dict) -> bool:
@@ -139,18 +184,21 @@ def size_curves(runs: pd.DataFrame, size: str, dataset: str, protocol: str) -> t
     return accuracy_curves(runs, dataset, models, protocol, size)
 
 
-def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles):
+def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles, extra=None):
     """A figure of `curves` and the `paper`'s cells (see `accuracy_curves`, `paper_curves`): ours as lines in the
-    colour and marker of their method or family and the line style of their hidden size, with error bars of one
-    std; the paper's as hollow markers in the same colour with theirs. Each artist is labelled by its curve."""
+    colour and marker of their method or family (or combination, `bytes_curves`) and the line style of their hidden
+    size (or network), with error bars of one std; the paper's as hollow markers in the same colour with theirs.
+    Each artist is labelled by its curve. `extra(ax)` draws more and returns its legend entries."""
     fig, ax = canvas()
     for label, g in curves.items():
-        colour, marker = looks.marks[g.attrs["style"]]
+        combination = g.attrs.get("combination")
+        colour, marker = looks.combination_mark(combination) if combination else looks.marks[g.attrs["style"]]
         if g.attrs["style"] == "convnet":
             ax.plot(g["p"], g["m"], color=colour, marker=marker, ms=4, ls=looks.fronts[g.attrs["variant"]], label=label)
         else:
-            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), color=colour, marker=marker, ms=4, capsize=2,
-                        ls=looks.lines.get(g.attrs.get("hidden"), "-"), label=label)  # fmt: skip
+            line = looks.nets.get(g.attrs["net"], "-") if "net" in g.attrs else looks.lines.get(g.attrs.get("hidden"), "-")
+            ax.errorbar(g["p"], g["m"], yerr=g["s"].fillna(0), color=colour, marker=marker, capsize=2, ls=line,
+                        ms=9 if marker.startswith("$") else 4, label=label)  # fmt: skip
     for label, g in paper.items():
         colour, marker = looks.marks[g.attrs["style"]]
         ax.errorbar(g["p"], g["m"], yerr=g["s"], color=colour, marker=marker, ms=6, mfc="white", ls="none",
@@ -158,8 +206,8 @@ def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     fig.suptitle(title(heading), fontsize=9)
-    fig.legend(handles=looks.legend([g.attrs for g in curves.values()], bool(paper)), loc="outside lower center",
-               ncols=4, fontsize=8)  # fmt: skip
+    handles = looks.legend([g.attrs for g in curves.values()], bool(paper)) + (extra(ax) if extra else [])
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     log_x(ax)
     return fig
@@ -192,13 +240,25 @@ def figure(runs: pd.DataFrame, number: int, protocol: str, out: Path, reference:
     return None if fig is None else save(fig, out / f"fig{number}_{protocol}")
 
 
+def size_plot(runs: pd.DataFrame, size: str, dataset: str, protocol: str, looks: Styles):
+    """Accuracy vs `size` on `dataset` (see `plot`): against bytes every method and combination, the Pareto frontier
+    over all of them and the published anchors on `dataset` (`ondisk`)."""
+    xlabel, name, _ = SIZES[size]
+    heading = f"Accuracy vs {name}: {dataset}, {protocol_title(runs, protocol)}"
+    if size != "bytes":
+        curves, data = size_curves(runs, size, dataset, protocol)
+        return plot(curves, {}, xlabel, f"{heading}\n{data}", looks)
+    curves, data = bytes_curves(runs, dataset, protocol)
+    front = ondisk.frontier(ondisk.byte_cells(runs))
+    front = front[(front["protocol"] == protocol) & (front["dataset"] == dataset)]
+    extra = frontier_and_anchors(front, ondisk.ANCHORS[ondisk.ANCHORS["dataset"] == dataset])
+    return plot(curves, {}, xlabel, f"{heading}\n{data}", looks, extra)
+
+
 def size_figure(runs: pd.DataFrame, size: str, dataset: str, protocol: str, out: Path,
                 looks: Styles | None = None) -> Path:  # fmt: skip
-    """Accuracy vs `size` on `dataset`, as `<size>_<dataset>_<protocol>.png` / `.pdf`."""
-    curves, data = size_curves(runs, size, dataset, protocol)
-    xlabel, name, _ = SIZES[size]
-    heading = f"Accuracy vs {name}: {dataset}, {protocol_title(runs, protocol)}\n{data}"
-    return save(plot(curves, {}, xlabel, heading, looks or styles(runs)), out / f"{size}_{dataset}_{protocol}")
+    """Accuracy vs `size` on `dataset` (`size_plot`), as `<size>_<dataset>_<protocol>.png` / `.pdf`."""
+    return save(size_plot(runs, size, dataset, protocol, looks or styles(runs)), out / f"{size}_{dataset}_{protocol}")
 
 
 def histogram_figure(runs: pd.DataFrame, out: Path, hidden: int = 50, ratio: float = 0.04) -> Path | None:

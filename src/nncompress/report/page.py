@@ -4,8 +4,8 @@ A table of contents; where the numbers come from (commit, protocol variants and 
 replicas); the claims tested, one row each with the cells behind it folded; how closely ours follow the paper's
 (cells within its tolerance, the order of methods); Tables 1-6 with the paper's numbers beside ours and the
 differences coloured (and ours alone for the pruning methods the paper did not test), each row with what its replicas
-cost (parameters, FLOPs, compression, speedup); the figures. Sections with nothing to show are left out and counted.
-The layout is the template `page.html`.
+cost (parameters, FLOPs, compression, speedup); the best at each byte budget with the published anchors (`ondisk`);
+the figures. Sections with nothing to show are left out and counted. The layout is the template `page.html`.
 """
 import base64
 import re
@@ -16,7 +16,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from ..resources import commit
-from . import claims
+from . import claims, ondisk
 from .fidelity import (ABLATION_NOTE, ORDER_NOTE, ablation, method_order, order_counts, tolerance_totals,
                        within_tolerance)
 from .markup import HTML
@@ -128,7 +128,8 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
         groups.setdefault(heading, []).append(image(png))
     hidden = ([] if rows else ["the claims (none tested)"]) + ([] if len(tolerance) or len(order) else ["fidelity"])
     hidden += [f"tables, protocol {p['name']}" for p in protocols if not (p["paper"] or p["others"])]
-    hidden += [] if groups else ["figures"]
+    budgets, anchors = ondisk.sections(runs)
+    hidden += ([] if budgets else ["the best at each byte budget (no artefacts)"]) + ([] if groups else ["figures"])
     protocols = [dict(p, id=anchor("tables", i, p["name"])) for i, p in enumerate(protocols) if p["paper"] or p["others"]]
     settings = {f"protocol {p}": variant_data(runs, p)["settings"] for p in compressed_protocols(runs)}
     groups = [{"title": heading, "id": anchor("figures", i, heading), "images": images, "settings": settings.get(heading)}
@@ -143,7 +144,8 @@ def write_html(runs: pd.DataFrame, out: Path, reference: pd.DataFrame, figures: 
         tolerance=None if tolerance.empty else Table(tolerance_totals(tolerance)),
         ablation=None if readings.empty else Table(readings.round(2)),
         order=None if order.empty else Table(order_counts(order)),
-        protocols=protocols, figures=groups, hidden=hidden,
+        protocols=protocols, budgets=budgets, anchors=anchors, budgets_note=ondisk.BUDGETS_NOTE,
+        anchors_note=ondisk.ANCHORS_NOTE, figures=groups, hidden=hidden,
     )  # fmt: skip
     path = out / "index.html"
     path.write_text(page)

@@ -1,19 +1,24 @@
 """How the report's figures draw: one colour and one marker per method and per model family, the same in every
 figure of a report; a line style per hidden size; log axes whose tick labels never collide; titles kept whole.
 
+On the figures against bytes, a combination (`replicas.combination`) keeps its base method's or family's colour: a
+HashedNet pruned by a method takes that method's marker, a quantized model its quantization as a marker (`k5`), and
+each network (`replicas.net`) its line style (a one-layer net the line of its hidden size, deeper nets the next).
+
 The paper's methods and the families have fixed colours. The other methods the package ships (conf/method/) take the
 next colours and markers of `OTHER_COLOURS` and `OTHER_MARKERS` by sorted name, so they too read the same whatever a
 store holds; then a method or family of one's own, by sorted name over the store (the same in every figure of a
 report).
 """
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
 
+from ..replicas import net
 from ..resources import CONF_DIR
 from .paper import other_methods
 
@@ -33,24 +38,41 @@ TITLE_WIDTH = 110  # characters per title line at the figures' 9 pt on their 8 i
 @dataclass(frozen=True)
 class Styles:
     """What each curve of a report is drawn with: `marks` per style key (a method, a family), `lines` per hidden
-    size and `fronts` per ConvNet variant."""
+    size, `fronts` per ConvNet variant and `nets` per network of the figures against bytes."""
 
     marks: dict
     lines: dict
     fronts: dict
+    nets: dict = field(default_factory=dict)
+
+    def combination_mark(self, combination: str) -> tuple:
+        """A combination's colour and marker: its base's colour (`magl1`, `hashednet`, `dense`); the marker of the
+        pruning method a HashedNet is pruned by, and of a quantization the quantization itself (`k5`, as text)."""
+        base, *more = combination.split("+")
+        colour, marker = self.marks[base]
+        for part in more:
+            marker = self.marks[part][1] if part in self.marks else f"${part}$"
+        return colour, marker
 
     def legend(self, drawn: list[dict], paper: bool) -> list[Line2D]:
         """The legend of a figure whose curves' attrs are `drawn`: a filled marker per method or family (its colour),
         a grey line per hidden size, a dashed line per ConvNet front, and the paper's hollow marker when it is drawn:
         a handful of entries however many curves cross them."""
-        keys = {c["style"] for c in drawn if c["style"] != "convnet"}
+        keys = {c["style"] for c in drawn if c["style"] != "convnet" and "combination" not in c}
         handles = [Line2D([], [], color=self.marks[k][0], marker=self.marks[k][1], ls="none", label=NAMES.get(k, k))
                    for k in self.marks if k in keys]  # fmt: skip
+        order = list(self.marks)  # a combination after its base, the bases in the order of their marks
+        combinations = sorted({c["combination"] for c in drawn if "combination" in c},
+                              key=lambda k: (order.index(k.split("+")[0]), k))  # fmt: skip
+        handles += [Line2D([], [], color=colour, marker=marker, ls="none", label=NAMES.get(k, k))
+                    for k in combinations for colour, marker in [self.combination_mark(k)]]  # fmt: skip
         handles += [Line2D([], [], color=self.marks["convnet"][0], marker=self.marks["convnet"][1], ms=4,
                            ls=self.fronts[c["variant"]], label=f"ConvNet front ({c['variant']})")
                     for c in drawn if c["style"] == "convnet"]  # fmt: skip
         hidden = sorted({c["hidden"] for c in drawn if "hidden" in c}, reverse=True)
         handles += [Line2D([], [], color=GREY, ls=self.lines[h], label=f"{h:g} hidden") for h in hidden]
+        handles += [Line2D([], [], color=GREY, ls=self.nets[n], label=n) for n in self.nets
+                    if n in {c.get("net") for c in drawn}]  # fmt: skip
         if paper:
             handles.append(Line2D([], [], color=GREY, marker="o", mfc="white", ls="none",
                                   label="paper: mean ± std of its 5 runs"))  # fmt: skip
@@ -72,8 +94,11 @@ def styles(runs: pd.DataFrame) -> Styles:
     per_width = (runs["role"] == "sized") | (runs["role"] == "pruned") & (runs["method"] != "none")  # dense: one curve
     hidden = sorted(set(runs.loc[per_width, "hidden"].dropna()), reverse=True)
     fronts = sorted(set(runs.loc[runs["role"] == "reference", "protocol"]))
+    single = [net({"hidden": h}) for h in hidden]
+    nets = single + sorted(set(runs.loc[per_width, "net"]) - set(single) - {""})  # a deeper net after the one-layer
     return Styles(marks, {h: LINES[i % len(LINES)] for i, h in enumerate(hidden)},
-                  {v: LINES[1:][i % (len(LINES) - 1)] for i, v in enumerate(fronts)})  # fmt: skip
+                  {v: LINES[1:][i % (len(LINES) - 1)] for i, v in enumerate(fronts)},
+                  {n: LINES[i % len(LINES)] for i, n in enumerate(nets)})  # fmt: skip
 
 
 def collide(labels, pad: float = 2.0) -> bool:

@@ -1,10 +1,11 @@
 """`summary.md`: the paper's conclusions re-tested on our runs (see `claims`), the runs read, the tables of the
-pruning methods the paper did not test, and the model claims again at equal bytes on disk."""
+pruning methods the paper did not test, the model claims again at equal bytes on disk, and the best at each byte
+budget (`ondisk`)."""
 from pathlib import Path
 
 import pandas as pd
 
-from . import claims
+from . import claims, ondisk
 from .stats import ALPHA, compressed_protocols, variant_data, variants
 from .tables import markdown, method_tables
 
@@ -87,7 +88,7 @@ def write_summary(runs: pd.DataFrame, out: Path, missing: list[str] | None = Non
     others = [markdown(t, None, protocol, variant_data(runs, protocol))
               for protocol in protocols for t in method_tables(runs, protocol).values()]  # fmt: skip
     lines += ["", *others] if others else []
-    lines += bytes_section(runs, protocols)
+    lines += bytes_section(runs, protocols) + ondisk.markdown(runs)
     lines += figures_section(missing) if missing is not None else []
     path = out / "summary.md"
     path.write_text("\n".join(lines) + "\n")
