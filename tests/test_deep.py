@@ -1,5 +1,6 @@
 """Deeper MLPs and HashedNets (`model.hidden=[300,100]`): the typed option and its refusals, run names and records,
 every method in populations, and OBD's Hessian diagonal on several layers against autograd's."""
+import itertools
 import re
 
 import pytest
@@ -125,10 +126,11 @@ def test_a_deep_replica_exports_and_loads_to_its_logits(tmp_path, family):
     x = torch.rand(40, 784)
     with torch.no_grad():
         expected = model((x - MEAN_STD[0]) / MEAN_STD[1])
-    for r in range(population.size):
-        path = tmp_path / f"{r}.safetensors"
-        export(path, model, r, record(population, r, spec["name"], "magl1" if family == "csr-mlp" else "none"), MEAN_STD)
-        assert file.read(path)[1]["format"] == family
+    for r, coded in itertools.product(range(population.size), (False, True)):
+        path = tmp_path / f"{r}-{coded}.safetensors"
+        export(path, model, r, record(population, r, spec["name"], "magl1" if family == "csr-mlp" else "none"), MEAN_STD,
+               coded=coded)  # fmt: skip
+        assert file.read(path)[1]["format"] == ("coded-" + family.removeprefix("dense-").removeprefix("csr-") if coded else family)
         loaded = artefact.load(path)
         for batch in (1, len(x)):  # either side of SparseMLP.SMALL_BATCH
             with torch.no_grad():
