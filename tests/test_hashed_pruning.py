@@ -8,12 +8,16 @@ import pytest
 import torch
 
 from nncompress.artefact import file
+from nncompress.compression.rewinding import LotteryTicket
 from nncompress.compression.saliency import OBD, SNIP, Magnitude
+from nncompress.compression.schedules import Timing
 from nncompress.data.module import EvalBatches
 from nncompress.models.functions import LOSSES
 from nncompress.models.hashednet import HashedPopulationMLP, bucket_count, bucket_index, edge_sign
 
 from conftest import run_train
+from test_lth import AfterPruning
+from test_pruning import tiny_fit
 
 SIZES = [6, 4, 3]  # tiny layers: 24 and 12 virtual weights, some buckets feeding none
 RATIOS, SEEDS = [0.5, 0.25], [11, 12]  # two replicas with different bucket counts: the padded layout
@@ -122,3 +126,25 @@ def test_pruned_buckets_stay_zero_in_every_virtual_weight_and_the_count_kept_is_
             assert not virtual[b[index] == 0].any()
             nonzero += int((virtual != 0).sum())
         assert record["nonzero_weights"] == nonzero  # the virtual weights of the buckets kept, and only those
+
+
+def test_lth_rewinds_the_kept_buckets_and_leaves_the_pruned_at_zero():
+    """After each step a replica's kept buckets are those stored at the start of epoch 1 bit for bit, its pruned
+    ones zero, in a population whose replicas have different bucket counts; each ends with KEEP of them."""
+    watch, criterion = AfterPruning(), LotteryTicket(rewind_epoch=1)
+    timing = Timing(first_epoch=2, every=1, threshold=None, final_epochs=2)
+    model, pruning, _ = tiny_fit([0.5, 0.2], timing, saliency=criterion, extra_callbacks=[watch], keep=KEEP)
+    stored = criterion.rewind_to
+    index = {r.name: r.index for r in pruning.population.replicas}
+    steps = [(e["epoch"], index[e["replica"]]) for e in pruning.history]
+    assert len(steps) == 6
+    for epoch, r in steps:
+        params, masks = watch.params[epoch], watch.masks[epoch]
+        for i, (layer, buckets) in enumerate(zip(model.layers, params[0::2])):
+            k, mask = layer.bucket_counts[r], masks[i][r, 0]
+            assert torch.equal(buckets[r, 0][mask], stored[2 * i][r, 0][mask])
+            assert not buckets[r, 0][~mask].any() and (~mask[:k]).any() and not mask[k:].any()
+    for r in range(2):
+        total = sum(layer.bucket_counts[r] for layer in model.layers)
+        kept = sum(int((layer.buckets.split(layer.bucket_counts)[r] != 0).sum()) for layer in model.layers)
+        assert kept == total - round((1 - KEEP) * total)

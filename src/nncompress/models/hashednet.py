@@ -64,6 +64,8 @@ class HashedPopulationLinear(PopulationLinear):
         # Recomputable from the seeds, so not saved with the model.
         self.register_buffer("index", self.from_replicas(torch.stack(index).view(-1, in_features, out_features)), persistent=False)
         self.register_buffer("sign", self.from_replicas(torch.stack(sign).view(-1, in_features, out_features)), persistent=False)
+        owner = torch.arange(len(ratios)).repeat_interleave(torch.tensor(self.bucket_counts))
+        self.register_buffer("owner", owner, persistent=False)  # each bucket's replica: a gather lays out (R,) values
 
     def effective_weight(self) -> torch.Tensor:
         # Autograd through the gather sums the virtual weights' gradients into each bucket, as Chen et al. train it.
@@ -101,7 +103,7 @@ class HashedPopulationLinear(PopulationLinear):
         t[positions[index][where]] = values if not torch.is_tensor(values) else values.squeeze(1)[where].to(t.dtype)
 
     def replicated(self, t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
-        return t.reshape(-1).repeat_interleave(self.units().to(t.device))
+        return t.reshape(-1)[self.owner]  # a gather: a CUDA graph records it (a learning rate per replica, `lth`)
 
     def replica_mask(self) -> torch.Tensor:
         """Per-replica kept buckets (R, 1, K_max), as `replica_units` lays them out: False in the padding."""
