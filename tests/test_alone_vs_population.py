@@ -20,6 +20,9 @@ FAMILIES = {
     "random MLP": (["method=random"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "SNIP MLP": (["method=snip"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
     "HashedNet": (["model=hashednet"], ["ratio=[0.1]"], ["seeds=[0,1]", "ratio=[0.1,0.05]"]),
+    # buckets pruned, in random order (its own draws): the population pads each replica's buckets to the most any has
+    "random HashedNet": (["model=hashednet", "method=random", "pruning.keep=0.5"], ["ratio=[0.05]"],
+                         ["seeds=[0,1]", "ratio=[0.1,0.05]"]),  # fmt: skip
     "ConvNet with dropout": (["model=convnet", "model.dropout=0.2"], ["seeds=[0]"], ["seeds=[0,1,2]"]),
 }
 # One pruning step after the first epoch, then one more epoch (methods that prune).

@@ -35,7 +35,9 @@ SMALL = ["dataset.train_size=600", "dataset.test_size=300", "model.hidden=20", "
 PRUNING = [*SMALL, "method=magl1", "seeds=[0,1]", "ratio=[0.05,0.3]", "schedule.steps=4", "pruning.timing.first_epoch=2",
            "pruning.timing.every=6", "pruning.timing.threshold=0.97", "pruning.timing.trigger_lag=1",
            "pruning.timing.final_epochs=12", "pruning.timing.final=train_peak"]  # fmt: skip
-HASHED = [*SMALL, "model=hashednet", "ratio=0.1", "protocol.epochs=20", "dataset.val_size=100"]
+# A HashedNet whose buckets are pruned in epochs 2 to 5 (20 epochs): stopped mid-way, its masks resume too.
+HASHED = [*SMALL, "model=hashednet", "ratio=0.1", "dataset.val_size=100", "method=magl1", "pruning.keep=0.5",
+          "schedule.steps=4", "pruning.timing.first_epoch=2", "pruning.timing.final_epochs=15"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,12 @@ from conftest import ROOT, DATA_DIR, TINY, run_python, run_train
         (["model.hidden=0"], "model.hidden must be at least 1, got 0"),
         (["data_dir=/nonexistent/dir"], "data_dir '/nonexistent/dir' does not exist"),
         (["dataset=mnist_rot", "dataset.source=original"], "mnist_rot: source=original needs mnist_rotation_new.zip"),
-        (["model=hashednet", "method=obd"], "model=hashednet trains as it is: use method=none"),
+        (["model=convnet", "method=obd"], "model=convnet trains as it is: use method=none"),
+        (["model=hashednet", "method=obd"], "method=obd on model=hashednet removes buckets (its ratio sizes them): "
+                                            "pruning.keep must be the fraction kept, in (0, 1), got 1"),
+        (["model=hashednet", "method=obs", "pruning.keep=0.5"], "method=obs reads each layer's inputs and rewrites"),
+        (["method=magl1", "pruning.keep=0.5"], "with method=magl1 model=mlp the ratio is what pruning keeps"),
+        (["model=hashednet", "pruning.keep=0.5"], "with method=none model=hashednet nothing is pruned"),
         (["model=convnet", "ratio=0.5"], "model=convnet has no ratio"),
         (["model=convnet", "model.kernel=26", "model.pool=4"], "kernel 26, stride 1 and pool 4 leave no feature map of a 28-pixel image"),
         (["protocol.lr_schedule=cos"], "unknown protocol.lr_schedule 'cos' (choose from: inv_sqrt, cosine, constant)"),

@@ -15,6 +15,7 @@ from nncompress.compression.schedules import CubicSchedule, PowerSchedule, Timin
 from nncompress.data.datasets import Splits
 from nncompress.data.module import EvalBatches, PopulationData
 from nncompress.errors import UserError
+from nncompress.models.hashednet import HashedPopulationMLP
 from nncompress.training.checkpoint import Checkpoints
 from nncompress.training.module import PopulationClassifier
 from nncompress.training.pruning import PruningCallback
@@ -245,16 +246,22 @@ class Snapshots(pl.Callback):
 
 
 def tiny_fit(ratios, timing, regularizer=None, saliency=None, crn=False, extra_callbacks=(), compact=True, seeds=(0,),
-             max_epochs=None, checkpoint=None, resume=False):  # fmt: skip
+             max_epochs=None, checkpoint=None, resume=False, keep=None):  # fmt: skip
     """`max_epochs`: stop before pruning's end; `checkpoint`: where the job's state is saved after every epoch
-    (training.checkpoint), and with `resume` resumed from."""
+    (training.checkpoint), and with `resume` resumed from; `keep`: a HashedNet instead, its ratios sizing its buckets,
+    pruned to `keep` of them."""
     torch.manual_seed(0)
     pop, model = make(list(seeds), ratios, crn, "relu", "kaiming", sizes=(20, 16, 3))
+    if keep is not None:
+        model = HashedPopulationMLP(pop.streams, pop.per_stream, [20, 16, 3], "relu", [r.ratio for r in pop.replicas],
+                                    [r.seed for r in pop.replicas])  # fmt: skip
+        model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], "kaiming")
     x = torch.randn(400, 20)
     y = (x[:, :3].argmax(1)).long()  # learnable
     empty = torch.empty(0, 20), torch.empty(0, dtype=torch.long)
     data = PopulationData(Splits("toy", "synthetic", x, y, *empty, *empty), 20, pop.seeds("data"))
-    pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop)
+    pruning = Pruning(saliency or Magnitude(), PowerSchedule(3, 2), timing, pop, keep=keep or 1.0,
+                      ratio_sizes_model=keep is not None)  # fmt: skip
     snaps = Snapshots()
     module = PopulationClassifier(model, pop, FAST, pruning.max_epochs, regularizer, compact=compact,
                                   restarts=pruning.saliency.restarts)  # fmt: skip

@@ -67,6 +67,8 @@ def test_a_run_alone_and_a_reference_model_name_only_what_they_train():
     labels = run_labels(composed("model=convnet"), [("model.kernel", "5")])
     assert labels.name == "adhoc/convnet/mnist/k5c8s1p2"  # the kernel is in its size; no ratio at 1.0
     assert not [t for t in labels.tags if t.startswith("ratio=")]
+    pruned = run_labels(composed("model=hashednet", "method=obd", "ratio=0.1", "pruning.keep=0.5"), [])
+    assert pruned.name == "adhoc/hashednet+obd/mnist/h100/r0.1"  # its buckets pruned: the method beside the model
 
 
 def test_only_a_parallel_launchers_jobs_say_their_number(job):

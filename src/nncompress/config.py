@@ -121,11 +121,26 @@ def check_family(cfg: DictConfig, family: type[ModelSpec], saliency=None) -> Non
         linear = " or ".join(f"model={name}" for name, f in families().items() if f.prunable and f.linear_layers)
         raise UserError(f"method={method} reads each layer's inputs and rewrites its weights, which model={model}'s "
                         f"layers do not allow (it applies to {linear})")
+    check_keep(cfg, family)
     if method == "none" and not family.takes_ratio and any(r < 1.0 for r in ratios(cfg)):
         if family.prunable:
             raise UserError("method=none keeps every weight, so ratio must be 1.0; pick a method to compress")
         sized = f": its size comes from {listed(family.sized_by)}" if family.sized_by else ""
         raise UserError(f"model={model} has no ratio{sized}")
+
+
+def check_keep(cfg: DictConfig, family: type[ModelSpec]) -> None:
+    """`pruning.keep`, the fraction of its stored values pruning keeps, says something only for a family whose ratio
+    sizes it (HashedNet) under a pruning method, and must then remove some; any other model keeps its ratio."""
+    keep = real((cfg.get("pruning") or {}).get("keep", 1.0), "pruning.keep", 0.0, 1.0)
+    pruned = cfg.method.get("saliency") is not None
+    if family.takes_ratio and pruned and not 0.0 < keep < 1.0:
+        raise UserError(f"method={cfg.method.name} on model={cfg.model.name} removes buckets (its ratio sizes them): "
+                        f"pruning.keep must be the fraction kept, in (0, 1), got {keep:g}")  # fmt: skip
+    if keep != 1.0 and not (family.takes_ratio and pruned):
+        what = "the ratio is what pruning keeps" if family.prunable and pruned else "nothing is pruned"
+        raise UserError(f"pruning.keep applies to a pruning method on a model whose ratio sizes it (model=hashednet); "
+                        f"with method={cfg.method.name} model={cfg.model.name} {what}: leave it at 1")  # fmt: skip
 
 
 def listed(words) -> str:

@@ -33,7 +33,8 @@ def run_labels(cfg, swept: list[tuple[str, str]]) -> RunLabels:
     `adhoc/magl1/mnist/h100/r0.003+0.01+0.1 protocol.lr=1.0` or `adhoc/convnet/mnist/k5c8s1p2`; the ratio left
     out at 1.0 (nothing compressed). Tags: experiment, method, model, datasets, protocol, each ratio and value."""
     model = construct(cfg.model)
-    what = cfg.method.name if model.prunable else cfg.model.name
+    what = cfg.method.name if model.prunable and not model.takes_ratio else cfg.model.name
+    what += f"+{cfg.method.name}" if model.takes_ratio and cfg.method.name != "none" else ""  # hashednet+magl1
     datasets, kept = dataset_names(cfg), [] if ratios(cfg) == [1.0] else ratios(cfg)
     parts = [cfg.experiment or "adhoc", what, "+".join(datasets), model.size_label()]
     parts += ["r" + "+".join(f"{r:g}" for r in kept)] if kept else []

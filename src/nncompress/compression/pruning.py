@@ -24,8 +24,12 @@ from .schedules import Timing
 
 class Pruning:
     def __init__(self, saliency: Criterion, schedule, timing: Timing, population: Population, scope: str = "global",
-                 run_dir: Path | None = None):  # fmt: skip
-        """Built from the `pruning` config node (schedule, timing, scope) and the method's `saliency`."""
+                 run_dir: Path | None = None, keep: float = 1.0, ratio_sizes_model: bool = False):  # fmt: skip
+        """Built from the `pruning` config node (schedule, timing, scope, keep) and the method's `saliency`.
+
+        A replica keeps its `ratio` of its weights, or, where the ratio sizes the model itself (`ratio_sizes_model`:
+        a HashedNet's buckets, `ModelSpec.takes_ratio`), `keep` of its stored values (config.check_family checks
+        `keep` before any work)."""
         if scope not in SCOPES:
             raise UserError(f"unknown pruning.scope '{scope}' (choose from: {', '.join(SCOPES)})")
         if not isinstance(saliency, Criterion):
@@ -35,7 +39,8 @@ class Pruning:
         saliency.start(population)
         self.population, self.run_dir = population, run_dir
         R = population.size
-        self.targets = torch.tensor([1.0 - r.ratio for r in population.replicas], dtype=torch.float64)
+        kept = [keep if ratio_sizes_model else r.ratio for r in population.replicas]
+        self.targets = torch.tensor([1.0 - k for k in kept], dtype=torch.float64)
         self.steps_done = torch.zeros(R, dtype=torch.long)
         self.first_step = torch.full((R,), -(10**9))
         self.last_step = torch.full((R,), -(10**9))
@@ -132,12 +137,17 @@ class Pruning:
         start = time.perf_counter()
         model, batches, replicas = host.model.subset(index), host.eval_batches("train", index), index.tolist()
         scores = self.saliency.scores(model, batches, host.loss_name, replicas)
+        tied = host.model.tied_weights(index)
+        if tied is not None:  # ranked by stored value (a HashedNet's buckets)
+            scores = self.saliency.tied(scores, tied, replicas)
         saliency_s = time.perf_counter() - start
         fractions = torch.tensor([self.schedule.fraction(int(self.steps_done[r]) + 1, float(self.targets[r]))
                                   for r in index])  # fmt: skip
         masks = host.masks()
         device_index = index.to(masks[0].device)
-        new = prune_masks(scores, [m[device_index] for m in masks], fractions.to(scores[0]), self.scope)
+        units = [layer.units().to(masks[0].device) for layer in host.model.layers]
+        new = prune_masks(scores, [m[device_index] for m in masks], fractions.to(scores[0]), self.scope,
+                          None if tied is None else [u[device_index] for u in units])  # fmt: skip
         for mask, kept in zip(masks, self.saliency.regrow(model, new, batches, host.loss_name, replicas)):
             mask[device_index] = kept
         start = time.perf_counter()
@@ -154,12 +164,12 @@ class Pruning:
         last = due & (self.steps_done == self.schedule.steps)
         self.end_epoch[last] = self.timing.final_end(self.last_step[last])
         kept = sum(m.sum((1, 2)) for m in masks).cpu()
-        total = sum(m[0].numel() for m in masks)
+        total = sum(units).cpu()  # stored values per replica
         for r in self.population.replicas:
             if due[r.index]:
                 self.record(host, {
                     "replica": r.name, "seed": r.seed, "ratio": r.ratio, "epoch": epoch,
-                    "step": int(self.steps_done[r.index]), "sparsity": 1.0 - float(kept[r.index]) / total,
+                    "step": int(self.steps_done[r.index]), "sparsity": 1.0 - float(kept[r.index]) / int(total[r.index]),
                     "train_acc_before": float(before[r.index]), "train_acc_after": float(after[r.index]),
                     "saliency_time_s": saliency_s,
                 })  # fmt: skip

@@ -39,6 +39,14 @@ class Criterion(ABC):
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         """Per layer, a score (R, in, out) per weight: the lowest are pruned first."""
 
+    def tied(self, scores: list[torch.Tensor], tied: list, replicas: list[int]) -> list[torch.Tensor]:
+        """Per layer, a score per stored value where several weights share one (a HashedNet's buckets: `tied`, per
+        layer a `models.hashednet.TiedWeights`), from `scores`, those of the weights (the virtual ones): by default
+        their sum over the weights each value feeds. A saliency estimates the loss's rise when its weight is removed,
+        and removing a bucket removes every virtual weight it feeds at once; OBD's diagonal approximation (and SNIP's
+        first-order one) drops the cross terms between weights, so under it their rises add up."""
+        return [t.sum(s) for t, s in zip(tied, scores)]
+
     def start(self, population: Population) -> None:
         """Once, before any step: the population it prunes (`replicas` index `population.replicas`), for a criterion
         that draws at random from each replica's own seed (`population.replica_seeds`)."""
@@ -77,6 +85,10 @@ class Magnitude(Typed, Criterion):
 
     def scores(self, model, batches, loss: str, replicas: list[int]) -> list[torch.Tensor]:
         return [layer.replica_weight().abs() for layer in model.layers]
+
+    def tied(self, scores: list[torch.Tensor], tied: list, replicas: list[int]) -> list[torch.Tensor]:
+        """A bucket's |value|: the magnitude of the weight it stores (a sum would rank by how many it feeds)."""
+        return [t.values.abs() for t in tied]
 
 
 @dataclass
@@ -181,6 +193,12 @@ class Random(Typed, Criterion):
         device = model.layers[0].bias.device
         return [torch.stack([torch.rand(layer.in_features, layer.out_features, generator=g) for g in draws]).to(device)
                 for layer in model.layers]  # fmt: skip
+
+    def tied(self, scores: list[torch.Tensor], tied: list, replicas: list[int]) -> list[torch.Tensor]:
+        """A random order of the buckets themselves, drawn as `scores` draws, one per bucket: summed draws would
+        keep the buckets feeding the most virtual weights (a criterion, not the control)."""
+        draws = [torch.Generator().manual_seed(self.seeds[r]) for r in replicas]
+        return [t.padded([torch.rand(int(k), generator=g) for k, g in zip(t.counts, draws)]) for t in tied]
 
 
 @dataclass

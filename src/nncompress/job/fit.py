@@ -38,7 +38,8 @@ def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tupl
     data = PopulationData([plan.splits[d] for d in names], protocol.batch_size, population.seeds("data"),
                           run.eval_batch_size, run.precision, [names.index(d) for d in population.stream_datasets])  # fmt: skip
     model = parts.model.build(population, data.features, protocol)
-    pruning = parts.pruning and parts.pruning(saliency=parts.saliency, population=population, run_dir=plan.run_dir)
+    pruning = parts.pruning and parts.pruning(saliency=parts.saliency, population=population, run_dir=plan.run_dir,
+                                              ratio_sizes_model=type(parts.model).takes_ratio)  # fmt: skip
     epochs = pruning.max_epochs if pruning else protocol.epochs
     # The authors' update w <- w - lambda * eta * R'(w) / n, n the training-set size.
     regularizer = None

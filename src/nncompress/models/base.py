@@ -35,6 +35,11 @@ class PopulationModel(nn.Module, ABC):
         where `compactable`."""
         raise NotImplementedError(f"{type(self).__name__} has no subset of replicas")
 
+    def tied_weights(self, index: torch.Tensor) -> list | None:
+        """Per layer, how replicas `index` tie several weights to one stored value (`hashednet.TiedWeights`: pruning
+        then ranks the stored values), or None where every weight is stored on its own."""
+        return None
+
     @abstractmethod
     def init_(self, generators: list[torch.Generator], scheme: str) -> None:
         """Draw the initial weights by `scheme`, one generator per stream: a stream's replicas start alike."""

@@ -58,9 +58,9 @@ class MLP(ModelSpec):
 @dataclass
 class HashedNet(MLP):
     """HashedNet (Chen et al. 2015): the MLP with each layer's weights hashed into ceil(ratio * m) buckets;
-    `shared_hash`: every replica uses the hashes of `hash_seed` (else each its own, from its seed)."""
+    `shared_hash`: every replica uses the hashes of `hash_seed` (else each its own, from its seed). A pruning method
+    removes buckets (`pruning.keep` of them kept)."""
 
-    prunable = False
     linear_layers = False  # its layers multiply by hashed virtual weights
     takes_ratio = True
     name: str = "hashednet"

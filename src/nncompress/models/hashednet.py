@@ -5,6 +5,7 @@ The hashes are computed, not stored: a compact model is its buckets plus its has
 gives the same buckets on every machine (64-bit integer mixing, no platform RNG).
 """
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -63,14 +64,70 @@ class HashedPopulationLinear(PopulationLinear):
         # Recomputable from the seeds, so not saved with the model.
         self.register_buffer("index", self.from_replicas(torch.stack(index).view(-1, in_features, out_features)), persistent=False)
         self.register_buffer("sign", self.from_replicas(torch.stack(sign).view(-1, in_features, out_features)), persistent=False)
+        owner = torch.arange(len(ratios)).repeat_interleave(torch.tensor(self.bucket_counts))
+        self.register_buffer("owner", owner, persistent=False)  # each bucket's replica: a gather lays out (R,) values
 
     def effective_weight(self) -> torch.Tensor:
         # Autograd through the gather sums the virtual weights' gradients into each bucket, as Chen et al. train it.
         return self.buckets[self.index] * self.sign
 
-    def real_weights(self) -> torch.Tensor:
-        """Buckets per replica (R,): the real weights behind the virtual ones."""
+    @property
+    def stored(self) -> nn.Parameter:
+        return self.buckets
+
+    def units(self) -> torch.Tensor:
+        """Buckets per replica (R,): pruning removes buckets, never single virtual weights."""
         return torch.tensor(self.bucket_counts)
+
+    def present(self) -> torch.Tensor:
+        """(R, K_max) bool: which slots of the padded per-replica layout (`replica_units`) hold one of its buckets."""
+        counts = self.units().to(self.bias.device)
+        return torch.arange(int(counts.max()), device=counts.device) < counts.unsqueeze(1)
+
+    def replica_units(self, t: torch.Tensor | None = None) -> torch.Tensor:
+        """`t` (default the buckets), in the buckets' layout (replica after replica), per replica: (R, 1, K_max),
+        replica r's K_r buckets first, then zeros (the replicas of a population may have as many buckets each as
+        their ratios say)."""
+        t = self.buckets if t is None else t
+        present = self.present()
+        out = t.new_zeros(present.shape)
+        out[present] = t
+        return out.unsqueeze(1)
+
+    def put_units_(self, t: torch.Tensor, index: torch.Tensor, values) -> None:
+        present = self.present()
+        starts = torch.cumsum(self.units(), 0).to(present.device) - self.units().to(present.device)
+        positions = starts.unsqueeze(1) + torch.arange(present.shape[1], device=present.device)
+        index = index.to(present.device)
+        where = present[index]
+        t[positions[index][where]] = values if not torch.is_tensor(values) else values.squeeze(1)[where].to(t.dtype)
+
+    def replicated(self, t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        return t.reshape(-1)[self.owner]  # a gather: a CUDA graph records it (a learning rate per replica, `lth`)
+
+    def replica_mask(self) -> torch.Tensor:
+        """Per-replica kept buckets (R, 1, K_max), as `replica_units` lays them out: False in the padding."""
+        return self.present().unsqueeze(1) if self.mask is None else self.replica_units(self.mask)
+
+    @torch.no_grad()
+    def set_replica_mask_(self, mask: torch.Tensor) -> None:
+        """Store the kept buckets (R, 1, K_max, as `replica_mask`) in the buckets' layout and zero those it removes:
+        a pruned bucket is zero in every virtual weight it feeds."""
+        self.mask = mask.squeeze(1)[self.present()]
+        self.buckets.mul_(self.mask)
+
+    def real_weights(self) -> torch.Tensor:
+        """Buckets per replica (R,): the real weights behind the virtual ones; once pruned, the non-zero ones."""
+        if self.mask is None:
+            return torch.tensor(self.bucket_counts)
+        return (self.replica_units() != 0).sum((1, 2)).cpu()
+
+    def tied(self, index: torch.Tensor) -> "TiedWeights":
+        """How replicas `index` tie their virtual weights to their buckets."""
+        index = index.to(self.bias.device)
+        starts = torch.cumsum(self.units(), 0) - self.units()
+        local = self.per_replica(self.index)[index] - starts.to(index.device)[index].view(-1, 1, 1)
+        return TiedWeights(local, self.replica_units()[index], self.units()[index.cpu()])
 
     def multiplies(self) -> torch.Tensor:
         """Every virtual weight, per replica (R,): hashing saves storage, not compute."""
@@ -87,6 +144,30 @@ class HashedPopulationLinear(PopulationLinear):
         self.bias.view(self.replicas, o).copy_(b.repeat_interleave(per_generator, 0))
 
 
+@dataclass
+class TiedWeights:
+    """One hashed layer's buckets for some replicas, as pruning ranks them: `values` (R', 1, K_max) padded as
+    `HashedPopulationLinear.replica_units`, `index` (R', in, out) the bucket of each virtual weight, `counts` (R',)
+    the buckets of each replica."""
+
+    index: torch.Tensor
+    values: torch.Tensor
+    counts: torch.Tensor
+
+    def sum(self, scores: torch.Tensor) -> torch.Tensor:
+        """Per bucket (R', 1, K_max), the sum of the `scores` (R', in, out) of the virtual weights it feeds (0 for a
+        bucket that feeds none)."""
+        out = torch.zeros(self.values.shape[0], self.values.shape[2], dtype=scores.dtype, device=scores.device)
+        return out.scatter_add_(1, self.index.flatten(1), scores.flatten(1)).unsqueeze(1)
+
+    def padded(self, rows: list[torch.Tensor]) -> torch.Tensor:
+        """One score per bucket, a row (K_r,) per replica, in the padded layout (R', 1, K_max)."""
+        out = self.values.new_zeros(self.values.shape)
+        for r, row in enumerate(rows):
+            out[r, 0, : len(row)] = row
+        return out
+
+
 class HashedPopulationMLP(PopulationMLP):
     """The MLP with hashed layers: replica r has ratio `ratios[r]` and hash seed `hash_seeds[r]`."""
 
@@ -95,6 +176,14 @@ class HashedPopulationMLP(PopulationMLP):
     def __init__(self, streams: int, per_stream: int, sizes: list[int], activation: str, ratios: list[float],
                  hash_seeds: list[int]):  # fmt: skip
         super().__init__(streams, per_stream, sizes, activation, partial(HashedPopulationLinear, ratios=ratios, hash_seeds=hash_seeds))
+
+    def subset(self, index: torch.Tensor) -> PopulationMLP:
+        """Replicas `index` as a dense MLP of their virtual weights, always a copy: what pruning's criteria score
+        (their saliencies of virtual weights, summed per bucket: `TiedWeights`) and its trigger measures."""
+        return self.dense(index)
+
+    def tied_weights(self, index: torch.Tensor) -> list[TiedWeights]:
+        return [layer.tied(index) for layer in self.layers]
 
     @torch.no_grad()
     def artefact(self, r: int, dense: bool = False, values: torch.dtype = torch.float32) -> tuple[dict, dict]:

@@ -70,6 +70,29 @@ class PopulationLinear(nn.Module):
         """The weight the forward pass uses, in weight layout (G, in, P * out)."""
         return self.weight
 
+    @property
+    def stored(self) -> nn.Parameter:
+        """The parameter holding the weights' stored values (HashedNet: its buckets): what pruning's masks, the
+        regularizers and the optimizer act on. Its per-replica view is `replica_units`: one unit per stored value,
+        what pruning ranks and counts."""
+        return self.weight
+
+    def units(self) -> torch.Tensor:
+        """Stored values per replica (R,): the units pruning may remove (here every weight)."""
+        return torch.full((self.replicas,), self.in_features * self.out_features)
+
+    def replica_units(self, t: torch.Tensor | None = None) -> torch.Tensor:
+        """`t` (default `stored`), in `stored`'s layout, per replica: (R, in, out) here."""
+        return self.per_replica(self.weight if t is None else t)
+
+    def put_units_(self, t: torch.Tensor, index: torch.Tensor, values) -> None:
+        """Write `values` (as `replica_units` gives them, or a number) into replicas `index` of `t`, in place."""
+        self.put_(t, index, values)
+
+    def replicated(self, t: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """A per-replica value (R,) laid out against `stored` (`rows`: as `from_replicas`)."""
+        return self.from_replicas(t.view(-1, 1, 1), rows)
+
     def replica_weight(self) -> torch.Tensor:
         """Per-replica weights (R, in, out), a copy when P > 1."""
         return self.per_replica(self.effective_weight())

@@ -38,8 +38,11 @@ class PopulationMLP(PopulationModel):
         """Replicas `index` (R',) as a population of their own, one stream each, their (masked) weights copied:
         work done for a few replicas between epochs (saliencies, trigger accuracies) then costs what they cost,
         not what the whole population does. Replica k of it reads input stream `input_streams(index)[k]`."""
-        if len(index) == self.replicas:
-            return self
+        return self if len(index) == self.replicas else self.dense(index)
+
+    @torch.no_grad()
+    def dense(self, index: torch.Tensor) -> "PopulationMLP":
+        """A copy of replicas `index` as a dense population of their own, one stream each (`subset`)."""
         sub = PopulationMLP(len(index), 1, self.sizes(), self.activation_name).to(self.layers[0].bias.device)
         index = index.to(self.layers[0].bias.device)
         for mine, theirs in zip(sub.layers, self.layers):

@@ -27,8 +27,8 @@ class ModelSpec(Typed, ABC):
     """
 
     node: ClassVar[str] = "model"
-    prunable: ClassVar[bool] = False  # the pruning methods apply (a replica's ratio is what they keep)
-    takes_ratio: ClassVar[bool] = False  # without a method, the ratio sizes the model itself (HashedNet's buckets)
+    prunable: ClassVar[bool] = False  # the pruning methods apply (a replica's ratio is what they keep, unless...)
+    takes_ratio: ClassVar[bool] = False  # ...the ratio sizes the model itself (HashedNet's buckets; pruning.keep)
     # Each of its `layers` computes x @ W + b of the input it is called with, W its weights as stored: a layer-wise
     # criterion (OBS) reads those inputs through forward hooks and rewrites W.
     linear_layers: ClassVar[bool] = False
@@ -42,11 +42,11 @@ class ModelSpec(Typed, ABC):
     @classmethod
     def role(cls) -> str:
         """How reports read the family's rows: `pruned` (the pruning methods compress it), `sized` (its ratio sizes
-        it: compressed by construction), `reference` (uncompressed architectures, compared as a Pareto front), or
+        it: compressed by construction, pruned further where its record names a method), `reference` (uncompressed architectures, compared as a Pareto front), or
         `other` (a family the package does not ship: listed, never compared)."""
-        if cls.prunable:
-            return "pruned"
-        return "sized" if cls.takes_ratio else "reference" if cls.architecture_options else "other"
+        if cls.takes_ratio:
+            return "sized"
+        return "pruned" if cls.prunable else "reference" if cls.architecture_options else "other"
 
     def size_label(self) -> str:
         return self.sized_label({option: getattr(self, option) for option in self.sized_by})

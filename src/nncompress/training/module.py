@@ -59,7 +59,7 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
     def on_train_start(self) -> None:
         data, p = self.trainer.datamodule, self.protocol
         self.chance = chance(data.data["train"][1], data.stream_datasets, self.population.per_stream)
-        regularized = [layer.weight for layer in self.model.layers] if self.regularizer else []
+        regularized = [layer.stored for layer in self.model.layers] if self.regularizer else []
         autocast = torch.bfloat16 if str(self.trainer.precision).startswith("bf16") else None
         self.stepper = PopulationStep(
             self.model, self.loss_fn, self.optimizers().optimizer, data.train_x, data.train_y, data.batch_size,

@@ -107,7 +107,7 @@ class PopulationStep:
 
     def replica_layers(self) -> list:
         """The layer holding each parameter, whose layout places each replica's learning rate (`restarts`)."""
-        owner = {id(t): layer for layer in self.model.layers for t in (layer.weight, layer.bias)}
+        owner = {id(t): layer for layer in self.model.layers for t in (layer.stored, layer.bias)}
         if any(id(p) not in owner for p in self.params):
             raise ValueError("a learning rate per replica needs a model whose parameters are all its layers'")
         return [owner[id(p)] for p in self.params]
@@ -129,7 +129,8 @@ class PopulationStep:
                 state.mul_(self.update_masks[i])
 
     def masks(self) -> list[torch.Tensor]:
-        """Each layer's kept weights per replica (R, in, out), a copy the caller may change; all True while dense."""
+        """Each layer's kept weights per replica (R, in, out), a copy the caller may change; all True while dense (a
+        HashedNet's: its kept buckets, as its layers' `replica_units` lay them out)."""
         return [layer.replica_mask().clone() for layer in self.model.layers]
 
     @torch.no_grad()
@@ -146,7 +147,7 @@ class PopulationStep:
         prune; in place, so a captured step reads them."""
         for layer, w in zip(self.model.layers, weights):
             where = index.to(w.device)
-            layer.put_(layer.weight, where, w.to(layer.weight.dtype) * layer.replica_mask()[where])
+            layer.put_units_(layer.stored, where, w.to(layer.stored.dtype) * layer.replica_mask()[where])
 
     @torch.no_grad()
     def train_only(self, active: torch.Tensor) -> None:
@@ -163,8 +164,8 @@ class PopulationStep:
         """Each parameter's update mask from the layers' kept weights and the replicas `active` (bool, R)."""
         self.active = active = active.to(self.x.device)
         for layer in self.model.layers:
-            mask = layer.from_replicas(active.view(-1, 1, 1))
-            self.set_update_mask(layer.weight, mask if layer.mask is None else mask & layer.mask)
+            mask = layer.replicated(active)
+            self.set_update_mask(layer.stored, mask if layer.mask is None else mask & layer.mask)
             self.set_update_mask(layer.bias, layer.from_replicas(active.view(-1, 1, 1), rows=1))
 
     def replica_lr(self) -> torch.Tensor:
@@ -177,7 +178,7 @@ class PopulationStep:
         """Copies of replicas `index`' parameters: per layer its weights (len(index), in, out), then its biases
         (len(index), out)."""
         index = index.to(self.x.device)
-        return [t[index].clone() for layer in self.model.layers for t in (layer.replica_weight(), layer.replica_bias())]
+        return [t[index].clone() for layer in self.model.layers for t in (layer.replica_units(), layer.replica_bias())]
 
     @torch.no_grad()
     def rewind(self, index: torch.Tensor, parameters: list[torch.Tensor]) -> None:
@@ -199,7 +200,8 @@ class PopulationStep:
         self.offset[index] = self.step - epoch * self.steps_per_epoch
         for layer, p in zip(self.lr_layers, self.params):
             if "momentum_buffer" in self.optimizer.state[p]:
-                layer.put_(self.optimizer.state[p]["momentum_buffer"], index, 0.0)
+                put = layer.put_units_ if p is layer.stored else layer.put_
+                put(self.optimizer.state[p]["momentum_buffer"], index, 0.0)
 
     def state_dict(self) -> dict:
         """What the step keeps between epochs besides the model and its optimizer (a checkpoint's part): the step
@@ -229,7 +231,7 @@ class PopulationStep:
         """A step training replicas `index` of the model as a population of their own (model.subset)."""
         sub = self.model.subset(index)
         optimizer = type(self.optimizer)(sub.parameters(), **{**self.optimizer.defaults, "lr": self.base_lr})
-        regularized = [mine.weight for mine, theirs in zip(sub.layers, self.model.layers) if id(theirs.weight) in self.regularized]
+        regularized = [mine.stored for mine, theirs in zip(sub.layers, self.model.layers) if id(theirs.stored) in self.regularized]
         return PopulationStep(sub, self.loss_fn, optimizer, self.x, self.y, self.batch_size, self.steps_per_epoch,
                               self.schedule, self.epochs, self.regularizer, regularized, self.weight_decay,
                               self.autocast_dtype, self.use_graph, compact=False, restarts=self.restarts)  # fmt: skip
@@ -237,7 +239,7 @@ class PopulationStep:
     def pairs(self, other: "PopulationStep"):
         """(layer, parameter of this model, parameter of `other`'s model, which holds replicas of this one)."""
         for mine, theirs in zip(self.model.layers, other.model.layers):
-            yield from ((mine, mine.weight, theirs.weight), (mine, mine.bias, theirs.bias))
+            yield from ((mine, mine.stored, theirs.stored), (mine, mine.bias, theirs.bias))
 
     @torch.no_grad()
     def exchange(self, index: torch.Tensor, part: "PopulationStep", pull: bool) -> None:
@@ -357,11 +359,12 @@ class PopulationStep:
                     g.mul_(self.update_masks[i])
                 p.grad = g
             if self.restarts:
-                lr = self.replica_lr().view(-1, 1, 1)
+                lr = self.replica_lr()
                 group = self.optimizer.param_groups[0]
+                lrs = [layer.replicated(lr, rows=1) if p is layer.stored else layer.from_replicas(lr.view(-1, 1, 1), rows=1)
+                       for layer, p in zip(self.lr_layers, self.params)]  # fmt: skip
                 replica_sgd_(self.params, grads, [self.optimizer.state[p].get("momentum_buffer") for p in self.params],
-                             [layer.from_replicas(lr, rows=1) for layer in self.lr_layers], group["momentum"],
-                             group["nesterov"])  # fmt: skip
+                             lrs, group["momentum"], group["nesterov"])  # fmt: skip
             else:
                 factor = lr_factor(self.schedule, self.step, self.steps_per_epoch, self.total_steps)
                 self.lr.copy_(self.base_lr * factor)
