@@ -22,6 +22,7 @@ class MLP(ModelSpec):
 
     prunable = True
     linear_layers = True
+    quantizable = True
     sized_by = ("hidden",)
     name: str = "mlp"
     hidden: int = bounded(100, low=1, high=100_000, why="a population's weights must fit in memory")  # paper: 30-100
@@ -48,6 +49,7 @@ class HashedNet(MLP):
 
     prunable = False
     linear_layers = False  # its layers multiply by hashed virtual weights
+    quantizable = False  # its weights are its buckets
     takes_ratio = True
     name: str = "hashednet"
     hash_seed: int = 0
