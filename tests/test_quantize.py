@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from nncompress import config
+from nncompress import config, load_results
 from nncompress.compression.quantization import centroid_gradients, kmeans
 from nncompress.errors import UserError
 from nncompress.models.functions import cross_entropy_loss
@@ -194,3 +194,10 @@ def test_a_job_stopped_during_the_stage_resumes_from_its_last_epoch(tmp_path):
     assert resumed.returncode == 0 and "resuming from epoch 3 of 3" in resumed.stderr + resumed.stdout
     stored = [comparable(read_jsonl(tmp_path / run / "results.jsonl")) for run in ("b", "whole_run")]
     assert stored[0] == stored[1]
+
+
+def test_quantized_replicas_are_a_variant_of_their_own(runs):
+    rows = load_results(runs["none"][1], runs["kmeans"][1])
+    labels = rows.groupby("protocol")["seed"].count()
+    assert len(rows) == 8 and len(labels) == 2 and set(labels) == {4}, labels
+    assert any("bits=3" in label and "quantize.name=kmeans" in label for label in labels.index)

@@ -28,7 +28,7 @@ from .data.datasets import Dataset
 from .models.measures import MEASURES, measured
 from .models.spec import family
 from .resources import CONF_DIR, conf_options
-from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
+from .results import ResultStore, applied, describe, jsonl_records, prunes, quantizes, upgraded, without_defaults
 from .results.keys import KEY_SETTINGS, defaults_of
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,12 @@ def word(key: str, value) -> str:
 
 def variant_settings(record: dict) -> dict:
     """What sets a replica's variant apart, from the record alone: the protocol and pruning options changed from what
-    its protocol name gives, method and model options changed from their option files', data settings and run
-    settings changed from their defaults (full names -> values)."""
+    its protocol name gives, method and model options changed from their option files', every quantize option of a
+    quantized replica, data settings and run settings changed from their defaults (full names -> values)."""
     config = applied(record["config"])
     data = config.get("dataset") or {}
-    return (training_changes(config) | own_settings(config)
+    quantized = {f"quantize.{k}": v for k, v in config["quantize"].items() if k != "_target_"} if quantizes(config) else {}
+    return (training_changes(config) | own_settings(config) | quantized
             | {f"dataset.{k}": data[k] for k in DATA_SETTINGS if k in data and data[k] != DATA_DEFAULTS[k]}
             | {k: config[k] for k in RUN_SETTINGS if k in config and config[k] != KEY_SETTINGS[k]})  # fmt: skip
 
