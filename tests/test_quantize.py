@@ -200,4 +200,4 @@ def test_quantized_replicas_are_a_variant_of_their_own(runs):
     rows = load_results(runs["none"][1], runs["kmeans"][1])
     labels = rows.groupby("protocol")["seed"].count()
     assert len(rows) == 8 and len(labels) == 2 and set(labels) == {4}, labels
-    assert any("bits=3" in label and "quantize.name=kmeans" in label for label in labels.index)
+    assert sum("quantize.bits=3" in s and "quantize.name=kmeans" in s for s in set(rows["settings"])) == 1
