@@ -30,7 +30,7 @@ class KMeans(Typed):
     name: str = "kmeans"
     bits: int = bounded(5, low=1, high=8, why="a shared value is stored as a code of at most one byte")
     epochs: int = bounded(3, low=0, high=MAX_EPOCHS, why=LONG_RUN)
-    lr: float = bounded(0.0005, low=0.0)
+    lr: float = bounded(0.02, low=0.0)
 
     @property
     def clusters(self) -> int:
