@@ -25,7 +25,7 @@ SMALL = ["dataset.train_size=600", "dataset.test_size=300", "model.hidden=20", "
 # Replicas end at different epochs (steps fire on their own training accuracy, training ends at its own peak).
 PRUNED = [*SMALL, "method=magl1", "schedule.steps=3", "pruning.timing.first_epoch=1", "pruning.timing.every=4",
           "pruning.timing.threshold=0.95", "pruning.timing.final_epochs=6", "pruning.timing.final=train_peak"]  # fmt: skip
-KMEANS = ["quantize=kmeans", "quantize.bits=3", "quantize.epochs=2", "quantize.lr=0.002"]
+KMEANS = ["quantize=kmeans", "quantize.bits=3", "quantize.epochs=2", "quantize.tune_lr=0.002"]
 
 
 def plain_lloyd(values: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +119,7 @@ def test_a_quantized_layer_has_its_shared_values_and_its_zeros(runs):
     assert max(distinct) > 2**3  # there was something to share
     for p, q in zip(plain, quantized):
         assert q["config"]["quantize"] == {"_target_": "nncompress.compression.quantization.KMeans", "name": "kmeans",
-                                           "bits": 3, "epochs": 2, "lr": 0.002}  # fmt: skip
+                                           "bits": 3, "epochs": 2, "tune_lr": 0.002}  # fmt: skip
         assert p["config"]["quantize"]["name"] == "none" and p["key"] != q["key"]
         assert (p["nonzero_weights"], p["epochs"]) == (q["nonzero_weights"], q["epochs"])
         assert abs(p["test_acc"] - q["test_acc"]) < 0.1  # trained weights shared, not lost
@@ -152,7 +152,7 @@ def test_quantize_none_changes_no_key_and_kmeans_is_its_own_experiment():
     assert plain != quantized == key("method=magl1", "quantize=kmeans", "quantize.bits=5", ratio=0.1)  # the default
     assert len({quantized, key("method=magl1", "quantize=kmeans", "quantize.bits=4", ratio=0.1),
                 key("method=magl1", "quantize=kmeans", "quantize.epochs=0", ratio=0.1),
-                key("method=magl1", "quantize=kmeans", "quantize.lr=0.01", ratio=0.1)}) == 4  # fmt: skip
+                key("method=magl1", "quantize=kmeans", "quantize.tune_lr=0.01", ratio=0.1)}) == 4  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_quantize_none_changes_no_key_and_kmeans_is_its_own_experiment():
         (["quantize.bits=9"], "quantize.bits must be at most 8 (a shared value is stored as a code of at most one"),
         (["quantize.bits=five"], "quantize.bits must be an integer, got 'five'"),
         (["quantize.epochs=-1"], "quantize.epochs must be at least 0, got -1"),
-        (["quantize.lr=-0.1"], "quantize.lr must be a finite number in [0, inf], got -0.1"),
+        (["quantize.tune_lr=-0.1"], "quantize.tune_lr must be a finite number in [0, inf], got -0.1"),
         (["model=hashednet"], "quantize=kmeans shares the values of weight matrices that hold all of a model's weights, "
                               "which model=hashednet's do not (it applies to model=mlp)"),
         (["model=convnet"], "which model=convnet's do not (it applies to model=mlp)"),

@@ -22,15 +22,16 @@ MAX_ITERATIONS = 10_000
 @dataclass(frozen=True)
 class KMeans(Typed):
     """The `quantize=kmeans` node: `bits` per shared value (2^bits of them per layer), `epochs` of fine-tuning the
-    shared values once a replica has finished training, by plain SGD at learning rate `lr` (Deep Compression's
-    update: the centroid minus lr times the sum of its weights' gradients). A new option gets the default every
+    shared values once a replica has finished training, by plain SGD at learning rate `tune_lr` (Deep Compression's
+    update: the centroid minus tune_lr times the sum of its weights' gradients). A new option gets the default every
     earlier run had, so stored results keep their keys."""
 
     node: ClassVar[str] = "quantize"
     name: str = "kmeans"
     bits: int = bounded(5, low=1, high=8, why="a shared value is stored as a code of at most one byte")
     epochs: int = bounded(3, low=0, high=MAX_EPOCHS, why=LONG_RUN)
-    lr: float = bounded(0.02, low=0.0)
+    # not `lr`: an option's short name in report labels is the shortest tail no other has (protocol.lr's `lr`)
+    tune_lr: float = bounded(0.02, low=0.0)
 
     @property
     def clusters(self) -> int:

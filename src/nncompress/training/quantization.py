@@ -75,7 +75,7 @@ def quantize(model, data: PopulationData, seeds: list[int], quantizer: KMeans, l
                 logits = model(xb)
             loss = loss_fn(logits, replica_targets(yb, logits.shape[0]))
             for book, grad in zip(books, torch.autograd.grad(loss.sum(), weights)):
-                book.descend(grad, quantizer.lr)
+                book.descend(grad, quantizer.tune_lr)
             losses.append(loss.detach())
         mean = torch.stack(losses).mean(0)
         log.info(f"quantization epoch {epoch + 1}/{quantizer.epochs}  train/loss {float(mean.nanmean()):.4f}")
