@@ -29,12 +29,15 @@ NAMES = {("magl1", "mlp", 5): "magl1+k5", ("magl1", "hashednet", None): "hashedn
          ("none", "hashednet", None): "hashednet", ("obd", "mlp", None): "obd", ("magl1", "mlp", 6): "magl1+k6"}  # fmt: skip
 
 
+KMEANS = "nncompress.compression.quantization.KMeans"
+
+
 def record(method, model, bits, ratio, seed, acc, nbytes=None, dataset="mnist"):
     r = fake_record(method, 100, dataset, ratio, seed, acc)
     r["key"] += f"-{model}-{bits}"
     r["config"]["model"]["name"] = model
     if bits is not None:
-        r["config"]["quantize"] = {"name": "kmeans", "bits": bits, "epochs": 2}
+        r["config"]["quantize"] = {"_target_": KMEANS, "name": "kmeans", "bits": bits, "epochs": 2}
     return r | ({} if nbytes is None else {"artefact_bytes": nbytes})
 
 
@@ -57,13 +60,13 @@ def config(method, model="mlp", quantize=None):
 
 def test_each_method_and_combination_has_one_label():
     assert combination(config("magl1")) == "magl1"
-    assert combination(config("magl1", quantize={"name": "kmeans", "bits": 5})) == "magl1+k5"
-    assert combination(config("magl1", quantize={"name": "none", "bits": 5})) == "magl1"  # `none`: unquantized
+    assert combination(config("magl1", quantize={"_target_": KMEANS, "name": "kmeans", "bits": 5})) == "magl1+k5"
+    assert combination(config("magl1", quantize={"_target_": None, "name": "none"})) == "magl1"  # `none`: unquantized
     assert combination(config("magl1", quantize=None)) == combination(config("magl1")) == "magl1"
     assert combination(config("none", "hashednet")) == "hashednet"
     assert combination(config("magl1", "hashednet")) == "hashednet+magl1"
-    assert combination(config("obd", "hashednet", {"name": "kmeans", "bits": 4})) == "hashednet+obd+k4"
-    assert combination(config("none")) == "dense" and combination(config("none", quantize={"name": "kmeans", "bits": 6})) == "dense+k6"
+    assert combination(config("obd", "hashednet", {"_target_": KMEANS, "name": "kmeans", "bits": 4})) == "hashednet+obd+k4"
+    assert combination(config("none")) == "dense" and combination(config("none", quantize={"_target_": KMEANS, "name": "kmeans", "bits": 6})) == "dense+k6"
     assert combination(config("none", "convnet")) == "convnet"
     assert [net({"hidden": [300, 100]}), net({"hidden": 100}), net({"hidden": [50]}), net({"kernel": 5})] == [
         "h300-100", "h100", "h50", ""]  # fmt: skip
@@ -79,6 +82,10 @@ def test_load_results_labels_every_replica(runs):
         rows = mnist[(mnist["method"] == key[0]) & (mnist["model"] == key[1])
                      & (bits.isna() if key[2] is None else bits.eq(key[2]))]  # fmt: skip
         assert set(rows["combination"]) == {name} and set(rows["net"]) == {"h100"}
+    # a quantized replica is a variant of its own everywhere else, but meets its unquantized twin in the bytes views
+    quantized = mnist["combination"].str.contains(r"\+k")
+    assert set(mnist.loc[quantized, "protocol"]).isdisjoint(mnist.loc[~quantized, "protocol"])
+    assert set(mnist["base"]) == {"fast"} and set(ondisk.byte_cells(mnist)["protocol"]) == {"fast"}
 
 
 def test_the_frontier_over_every_method_and_combination_is_the_hand_list(runs):

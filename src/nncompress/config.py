@@ -72,7 +72,7 @@ class RunSettings(Typed):
 @dataclass
 class Parts:
     """The run's objects, built from its config nodes. `saliency`, `regularizer` and `pruning` are None for a
-    method that does not prune or regularize; `regularizer(strength)`, `pruning(saliency, population, run_dir)`,
+    method that does not prune or regularize, `quantize` without quantization (`quantize=none`); `regularizer(strength)`, `pruning(saliency, population, run_dir)`,
     `trainer(...)` and the `callbacks` finish building at run time (job.fit)."""
 
     model: object
@@ -81,6 +81,7 @@ class Parts:
     saliency: object
     regularizer: object
     pruning: object
+    quantize: object
     logger: object
     trainer: object
     callbacks: dict
@@ -99,12 +100,17 @@ def build(cfg: DictConfig) -> Parts:
         saliency=None if method.get("saliency") is None else construct(method.saliency),
         regularizer=None if method.get("regularizer") is None else construct(method.regularizer),
         pruning=None if method.get("saliency") is None else construct(cfg.pruning),
+        quantize=construct(cfg.quantize) if (cfg.get("quantize") or {}).get("_target_") else None,
         logger=construct(cfg.logger) if cfg.logger.get("_target_") else None,
         trainer=construct(cfg.trainer),
         callbacks={name: construct(node) for name, node in cfg.callbacks.items()},
         run=run,
     )
     check_family(cfg, type(parts.model), parts.saliency)
+    if parts.quantize and not type(parts.model).quantizable:
+        shared = " or ".join(f"model={name}" for name, f in families().items() if f.quantizable)
+        raise UserError(f"quantize={cfg.quantize.name} shares the values of weight matrices that hold all of a model's "
+                        f"weights, which model={cfg.model.name}'s do not (it applies to {shared})")
     check_built(parts)
     return parts
 

@@ -28,7 +28,7 @@ from .data.datasets import Dataset
 from .models.measures import MEASURES, measured
 from .models.spec import family, value_label
 from .resources import CONF_DIR, conf_options
-from .results import ResultStore, applied, describe, jsonl_records, prunes, upgraded, without_defaults
+from .results import ResultStore, applied, describe, jsonl_records, prunes, quantizes, upgraded, without_defaults
 from .results.keys import KEY_SETTINGS, defaults_of
 
 log = logging.getLogger(__name__)
@@ -164,11 +164,12 @@ def word(key: str, value) -> str:
 
 def variant_settings(record: dict) -> dict:
     """What sets a replica's variant apart, from the record alone: the protocol and pruning options changed from what
-    its protocol name gives, method and model options changed from their option files', data settings and run
-    settings changed from their defaults (full names -> values)."""
+    its protocol name gives, method and model options changed from their option files', every quantize option of a
+    quantized replica, data settings and run settings changed from their defaults (full names -> values)."""
     config = applied(record["config"])
     data = config.get("dataset") or {}
-    return (training_changes(config) | own_settings(config)
+    quantized = {f"quantize.{k}": v for k, v in config["quantize"].items() if k != "_target_"} if quantizes(config) else {}
+    return (training_changes(config) | own_settings(config) | quantized
             | {f"dataset.{k}": data[k] for k in DATA_SETTINGS if k in data and data[k] != DATA_DEFAULTS[k]}
             | {k: config[k] for k in RUN_SETTINGS if k in config and config[k] != KEY_SETTINGS[k]})  # fmt: skip
 
@@ -184,8 +185,14 @@ def variant_label(name: str, settings: dict) -> str:
     return f"{label[:LONGEST_LABEL - 7]}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"
 
 
-def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
-    """Per record: its variant's label (`variant_label`) and what sets it apart as `key=value` text (`settings`)."""
+# Settings that say how a replica was compressed, not how it was trained: the report in bytes sets replicas that differ
+# only in these side by side (`magl1` beside `magl1+k5`, `hashednet` beside `hashednet+magl1`), in their `base` variant.
+COMPRESSION_SETTINGS = ("quantize.", "pruning.keep")
+
+
+def variant_labels(records: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """Per record: its variant's label (`variant_label`), what sets it apart as `key=value` text (`settings`), and its
+    `base` variant's label (without `COMPRESSION_SETTINGS`)."""
     settings = [variant_settings(r) for r in records]
     names = [str(r["config"]["protocol"]["name"]) for r in records]
     sources = pd.DataFrame({"label": [variant_label(n, s) for n, s in zip(names, settings)],
@@ -196,7 +203,9 @@ def variant_labels(records: list[dict]) -> tuple[list[str], list[str]]:
         if mixed[i] and record.get("source") != "original":  # both images under one name: the regenerated apart
             settings[i] = settings[i] | {"dataset.source": record.get("source")}
     labels = [variant_label(n, s) for n, s in zip(names, settings)]
-    return labels, [", ".join(f"{k}={shown(v)}" for k, v in sorted(s.items())) for s in settings]
+    base = [variant_label(n, {k: v for k, v in s.items() if not k.startswith(COMPRESSION_SETTINGS)})
+            for n, s in zip(names, settings)]  # fmt: skip
+    return labels, [", ".join(f"{k}={shown(v)}" for k, v in sorted(s.items())) for s in settings], base
 
 
 def data_description(record: dict) -> str:
@@ -237,16 +246,16 @@ def combination(config: dict) -> str:
     """What compressed a replica, as the report in bytes names its series: on an MLP its pruning method (`magl1`),
     or `dense` unpruned; a family its ratio sizes by name (`hashednet`), with the pruning method applied to it after
     (`hashednet+magl1`); any other family by name (`convnet`); then `+k<B>` when its weights were quantized by
-    k-means to B bits (`magl1+k5`: `quantize.name: kmeans`, `quantize.bits: 5`; no `quantize`, or its name `none`,
-    adds nothing)."""
+    k-means to B bits (`magl1+k5`: `quantize.name: kmeans`, `quantize.bits: 5`; a `quantize` node that builds no
+    quantizer, `results.quantizes`, adds nothing)."""
     model, method = config["model"]["name"], config["method"]["name"]
     spec = family(model)
     if spec.takes_ratio:
         parts = [model] + ([method] if method != "none" else [])
     else:
         parts = [method if method != "none" else "dense"] if spec.prunable else [model]
-    quantize = config.get("quantize") or {}
-    if quantize.get("name", "none") != "none":
+    if quantizes(config):
+        quantize = config["quantize"]
         parts.append(f"{QUANTIZERS.get(quantize['name'], quantize['name'])}{quantize['bits']}")
     return "+".join(parts)
 
@@ -281,14 +290,14 @@ def with_measures(record: dict) -> dict:
     return measured(**counts, parameters=record.get("parameters", math.nan)) | record
 
 
-COLUMNS = ["method", "model", "hidden", "protocol", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
+COLUMNS = ["method", "model", "hidden", "protocol", "base", "settings", "dataset", "source", "data", "ratio", "seed", "acc",
            "at_chance", "parameters", *MEASURES, "bytes", "test_acc", "val_acc", "train_acc", "architecture", "size",
            "combination", "net", "run_dir"]  # fmt: skip
 
 
 def cells(records: list[dict]) -> pd.DataFrame:
     """What `load_results` says of each record beyond its own fields: its cell, variant, data and labels."""
-    labels, settings = variant_labels(records)
+    labels, settings, base = variant_labels(records)
     shared = [data_settings(r) for r in records]
     frame = pd.DataFrame({
         "method": [r["config"]["method"]["name"] for r in records],
@@ -296,6 +305,7 @@ def cells(records: list[dict]) -> pd.DataFrame:
         "role": [family(r["config"]["model"]["name"]).role() for r in records],  # models.spec.ModelSpec.role
         "hidden": pd.array([one_layer(r["config"]["model"].get("hidden")) for r in records], dtype="Int64"),
         "protocol": labels,
+        "base": base,
         "settings": settings,
         "data": [data_description(r) for r in records],
         "data_key": [json.dumps({k: s[k] for k in COMPARABLE_DATA}, sort_keys=True, default=str) for s in shared],

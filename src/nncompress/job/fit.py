@@ -4,15 +4,19 @@ import logging
 import time
 from dataclasses import dataclass
 
+import torch
+
 from ..compression.pruning import Pruning
 from ..config import Parts
 from ..data.module import PopulationData
 from ..models.base import PopulationModel
 from ..population import Population
 from ..training.checkpoint import Checkpoints
+from ..training.metrics import replica_accuracy
 from ..training.module import PopulationClassifier
 from ..training.progress import quiet_lightning
 from ..training.pruning import PruningCallback
+from ..training.quantization import quantize
 from .plan import Plan
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,8 @@ def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tupl
     module = PopulationClassifier(model, population, protocol, epochs, regularizer, run.cuda_graph, run.compact,
                                   restarts)  # fmt: skip
     keys = [plan.key(r) for r in population.replicas]
-    checkpoints = Checkpoints(plan.store.checkpoint_path(keys), keys, run.checkpoint_every_s)
+    # quantizing, the last epoch is checkpointed too: a job stopped during the stage resumes there
+    checkpoints = Checkpoints(plan.store.checkpoint_path(keys), keys, run.checkpoint_every_s, at_end=bool(parts.quantize))
     made = callbacks(parts, plan, population, model, pruning, parallel) + [checkpoints]
     trainer = parts.trainer(max_epochs=epochs, logger=logger, callbacks=made, default_root_dir=plan.run_dir,
                             limit_val_batches=1.0 if data.has("val") else 0)  # fmt: skip
@@ -58,8 +63,23 @@ def fit(parts: Parts, plan: Plan, population: Population, logger, parallel: tupl
         log.info(f"resuming from epoch {checkpoints.epochs} of {epochs}: the checkpoint {resume}")
     start = time.time()
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    if parts.quantize:
+        quantized(module, data, population, parts.quantize, trainer, checkpoints)
     trainer.test(module, datamodule=data, verbose=False)
     return Fitted(population, model, module, trainer, pruning, checkpoints, time.time() - start)
+
+
+def quantized(module: PopulationClassifier, data: PopulationData, population: Population, quantizer, trainer,
+              checkpoints: Checkpoints) -> None:  # fmt: skip
+    """The trained population quantized (training/quantization.py), its validation accuracy measured again."""
+    autocast = torch.bfloat16 if str(trainer.precision).startswith("bf16") else None
+    try:
+        quantize(module.model, data, population.seeds("quantize"), quantizer, module.loss_fn, autocast)
+    except BaseException as err:  # stopped (SIGTERM) or failed: say where it resumes from
+        checkpoints.on_exception(trainer, module, err)
+        raise
+    if data.has("val"):
+        module.accuracy["val"] = replica_accuracy(module.model, data.eval_batches("val")).cpu()
 
 
 def callbacks(parts: Parts, plan: Plan, population: Population, model: PopulationModel, pruning: Pruning | None,

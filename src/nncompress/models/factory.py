@@ -29,6 +29,7 @@ class MLP(ModelSpec):
 
     prunable = True
     linear_layers = True
+    quantizable = True
     sized_by = ("hidden",)
     name: str = "mlp"
     # paper: 30-100
@@ -62,6 +63,7 @@ class HashedNet(MLP):
     removes buckets (`pruning.keep` of them kept)."""
 
     linear_layers = False  # its layers multiply by hashed virtual weights
+    quantizable = False  # its weights are its buckets
     takes_ratio = True
     name: str = "hashednet"
     hash_seed: int = 0

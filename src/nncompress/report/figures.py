@@ -108,7 +108,7 @@ def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict,
         curves[label] = g.sort_values("bytes").rename(columns={"bytes": "p", "acc": "m", "std": "s"})
         curves[label].attrs.update(style=combination.split("+")[0], combination=combination,
                                    **({"net": g["net"].iat[0]} if label != combination else {}))  # fmt: skip
-    mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset) & runs["bytes"].notna()]
+    mlps = runs[(runs["base"] == protocol) & (runs["dataset"] == dataset) & runs["bytes"].notna()]
     return curves | convnet_curves(runs, dataset, mlps, "bytes"), "; ".join(sorted(set(mlps["data"])))
 
 
@@ -170,9 +170,10 @@ def paper_curves(reference: pd.DataFrame, number: int, curves: dict) -> dict:
 
 def size_panels(runs: pd.DataFrame, size: str) -> list[tuple[str, str]]:
     """(protocol, dataset) of each figure of accuracy vs `size` (`SIZES`): where compressed models (pruned or sized)
-    have it."""
+    have it; for bytes, the base variant (`replicas.COMPRESSION_SETTINGS` aside)."""
     sel = runs[runs["role"].isin(["pruned", "sized"]) & runs[size].notna()]
-    return sorted(set(zip(sel["protocol"], sel["dataset"])))
+    variant = "base" if size == "bytes" else "protocol"  # every combination in one figure of bytes (ondisk.CELL)
+    return sorted(set(zip(sel[variant], sel["dataset"])))
 
 
 def size_curves(runs: pd.DataFrame, size: str, dataset: str, protocol: str) -> tuple[dict, str]:

@@ -20,17 +20,19 @@ ANCHORS = pd.DataFrame(
       "Han et al., NeurIPS 2015: LeNet-300-100 pruned 12x, its 1,070 KB / 12 (weights only, no index counted)")],
     columns=["name", "dataset", "bytes", "acc", "source"],
 )  # fmt: skip
-CELL = ["protocol", "dataset", "combination", "net", "ratio"]  # replicas differing only in their seed
+CELL = ["base", "dataset", "combination", "net", "ratio"]  # replicas differing only in their seed; `base`: the protocol
+# variant without what compresses (replicas.COMPRESSION_SETTINGS), so that combinations meet in one view
 SIDES = {"best": "best", "runner_up": "runner-up"}  # a budget row's two cells (column prefix: page head)
 FIELDS = ("combination", "net", "ratio", "acc", "std", "n", "bytes")
 
 
 def byte_cells(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell of the compressed models and dense MLPs with artefacts (`CELL`): mean test accuracy (%),
-    its sample std, seeds `n`, mean artefact `bytes`."""
+    its sample std, seeds `n`, mean artefact `bytes`; `protocol` is the cell's base variant."""
     sel = runs[runs["role"].isin(["pruned", "sized"]) & runs["bytes"].notna()]
     grouped = sel.groupby(CELL)
-    return grouped.agg(acc=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), bytes=("bytes", "mean")).reset_index()
+    cells = grouped.agg(acc=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), bytes=("bytes", "mean"))
+    return cells.reset_index().rename(columns={"base": "protocol"})  # the views below read it as their variant
 
 
 def frontier(cells: pd.DataFrame) -> pd.DataFrame:

@@ -65,6 +65,12 @@ def prunes(config: dict) -> bool:
     return bool((config.get("method") or {}).get("saliency"))
 
 
+def quantizes(config: dict) -> bool:
+    """Whether the replica's weights were quantized: its `quantize` node builds a quantizer (a record without that
+    node, from before it existed, or with `quantize=none` was not)."""
+    return bool((config.get("quantize") or {}).get("_target_"))
+
+
 def applied(config: dict) -> dict:
     """`config` with an option that cannot change its result set to what its conf file gives: under a method that
     prunes, `protocol.epochs` (pruning's timing ends the run) is its protocol file's, so setting it splits neither
@@ -77,10 +83,13 @@ def applied(config: dict) -> dict:
 
 def experiment(config: dict, dataset: str, seed: int, ratio: float, source: str) -> dict:
     """What a replica's result depends on, non-defaults only: its nodes (the pruning node only for a method that
-    prunes; names left out, the `_target_`s say what was built; options that do not apply as `applied` sets them),
-    the data source it used, seed and ratio."""
+    prunes, the quantize node only where it quantizes, so `quantize=none` changes no key; names left out, the
+    `_target_`s say what was built; options that do not apply as `applied` sets them), the data source it used, seed
+    and ratio."""
     c = applied(replica_config(config, dataset, seed, ratio))
     tree = {k: c[k] for k in KEY_NODES if k != "pruning" or prunes(c)}
+    if quantizes(c):
+        tree["quantize"] = {k: v for k, v in c["quantize"].items() if k != "name"}
     tree["method"] = {k: v for k, v in tree["method"].items() if k != "name"}
     tree["protocol"] = {k: v for k, v in tree["protocol"].items() if k != "name"}
     tree["dataset"] = {**tree["dataset"], "source": source}

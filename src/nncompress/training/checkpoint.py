@@ -32,10 +32,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
 class Checkpoints(Checkpoint):
     """The checkpoint of the job training the replicas `keys`, at `path` (results.ResultStore.checkpoint_path);
-    `every_s`: the most seconds of training between two (0: only at a stop signal)."""
+    `every_s`: the most seconds of training between two (0: only at a stop signal); `at_end`: the last epoch's too
+    (work after training, the quantization stage, then resumes from there)."""
 
-    def __init__(self, path: Path, keys: list[str], every_s: float):
-        self.path, self.keys, self.every_s = Path(path), list(keys), every_s
+    def __init__(self, path: Path, keys: list[str], every_s: float, at_end: bool = False):
+        self.path, self.keys, self.every_s, self.at_end = Path(path), list(keys), every_s, at_end
         self.epochs: int | None = None  # the epochs trained that the checkpoint at `path` holds, once there is one
         self.resumed: dict | None = None  # this callback's part of the checkpoint resumed from (on_load_checkpoint)
         self.held: int | None = None  # a stop signal received during the epoch
@@ -89,7 +90,9 @@ class Checkpoints(Checkpoint):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """A checkpoint callback, so Lightning calls this after every other part's epoch end (pruning's included)."""
-        if self.held is not None or (self.every_s and time.monotonic() - self.saved_at >= self.every_s):
+        due = self.every_s and time.monotonic() - self.saved_at >= self.every_s
+        ending = self.at_end and (trainer.should_stop or trainer.current_epoch + 1 >= trainer.max_epochs)
+        if self.held is not None or due or ending:
             self.save(trainer)
         if self.held is not None:
             self.deliver(self.held)

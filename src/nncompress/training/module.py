@@ -56,9 +56,14 @@ class PopulationClassifier(pl.LightningModule, PruningHost):
         # fused: one kernel over all replicas' weights; the optimizer step is memory-bound at these sizes
         return torch.optim.SGD(self.model.parameters(), lr=lr, momentum=p.momentum, nesterov=p.nesterov, fused=True)
 
+    def on_fit_start(self) -> None:
+        """Here, not when training starts: a job resumed from its last epoch's checkpoint trains no epoch (Lightning
+        then skips on_train_start), yet is recorded."""
+        data = self.trainer.datamodule
+        self.chance = chance(data.data["train"][1], data.stream_datasets, self.population.per_stream)
+
     def on_train_start(self) -> None:
         data, p = self.trainer.datamodule, self.protocol
-        self.chance = chance(data.data["train"][1], data.stream_datasets, self.population.per_stream)
         regularized = [layer.stored for layer in self.model.layers] if self.regularizer else []
         autocast = torch.bfloat16 if str(self.trainer.precision).startswith("bf16") else None
         self.stepper = PopulationStep(
