@@ -200,4 +200,9 @@ def test_quantized_replicas_are_a_variant_of_their_own(runs):
     rows = load_results(runs["none"][1], runs["kmeans"][1])
     labels = rows.groupby("protocol")["seed"].count()
     assert len(rows) == 8 and len(labels) == 2 and set(labels) == {4}, labels
-    assert sum("quantize.bits=3" in s and "quantize.name=kmeans" in s for s in set(rows["settings"])) == 1
+    assert sum("quantize=kmeans" in s and "quantize.bits=3" in s and "quantize.tune_lr=0.002" in s
+               for s in set(rows["settings"])) == 1  # fmt: skip
+    quantized = rows[rows["protocol"] != rows["base"]]
+    assert len(quantized) == 4 and len(set(quantized["protocol"])) == 1
+    assert "_quantize=kmeans_bits=3_quantize.epochs=2_t" in quantized["protocol"].iat[0]  # the long label ends hashed
+    assert set(rows["base"]) == set(rows.loc[rows["protocol"] == rows["base"], "protocol"])  # the bytes views: side by side

@@ -164,11 +164,14 @@ def word(key: str, value) -> str:
 
 def variant_settings(record: dict) -> dict:
     """What sets a replica's variant apart, from the record alone: the protocol and pruning options changed from what
-    its protocol name gives, method and model options changed from their option files', every quantize option of a
-    quantized replica, data settings and run settings changed from their defaults (full names -> values)."""
+    its protocol name gives, method and model options changed from their option files', a quantized replica's quantizer
+    and bits (and its options changed from its option file's), data settings and run settings changed from their defaults (full names -> values)."""
     config = applied(record["config"])
     data = config.get("dataset") or {}
-    quantized = {f"quantize.{k}": v for k, v in config["quantize"].items() if k != "_target_"} if quantizes(config) else {}
+    quantized = {}
+    if quantizes(config):  # `fast_quantize=kmeans_bits=5`: the quantizer and its bits, then what else it changed
+        quantized = {"quantize": config["quantize"]["name"], "quantize.bits": config["quantize"]["bits"]}
+        quantized |= {k: v for k, v in changed_options(config, "quantize").items() if k != "quantize._target_"}
     return (training_changes(config) | own_settings(config) | quantized
             | {f"dataset.{k}": data[k] for k in DATA_SETTINGS if k in data and data[k] != DATA_DEFAULTS[k]}
             | {k: config[k] for k in RUN_SETTINGS if k in config and config[k] != KEY_SETTINGS[k]})  # fmt: skip
@@ -187,7 +190,7 @@ def variant_label(name: str, settings: dict) -> str:
 
 # Settings that say how a replica was compressed, not how it was trained: the report in bytes sets replicas that differ
 # only in these side by side (`magl1` beside `magl1+k5`, `hashednet` beside `hashednet+magl1`), in their `base` variant.
-COMPRESSION_SETTINGS = ("quantize.", "pruning.keep")
+COMPRESSION_SETTINGS = ("quantize", "pruning.keep")
 
 
 def variant_labels(records: list[dict]) -> tuple[list[str], list[str], list[str]]:
