@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from nncompress.results import read_jsonl
 
@@ -32,8 +33,10 @@ def installed(tmp_path_factory) -> Path:
     """A fresh virtual environment with the wheel built from this checkout, its core dependencies linked in."""
     tmp = tmp_path_factory.mktemp("install")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp / "wheel", ROOT], check=True,
-                   capture_output=True)  # fmt: skip
+    # one build at a time: two pytest workers building from one checkout would share its build/ folder
+    with FileLock(tmp_path_factory.getbasetemp().parent / "wheel.lock"):
+        subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp / "wheel", ROOT], check=True,
+                       capture_output=True)  # fmt: skip
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
