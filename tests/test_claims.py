@@ -3,6 +3,7 @@ tell "holds" (a supporting cell) from "not contradicted" (nothing significant ei
 import math
 
 import numpy as np
+import pandas as pd
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from scipy.stats import ttest_ind, ttest_rel
@@ -10,6 +11,8 @@ from scipy.stats import ttest_ind, ttest_rel
 from nncompress import load_results
 from nncompress.report import claims
 from nncompress.report.claims import PRUNING_VS_DENSE, PRUNING_VS_HASHEDNET, comparisons, verdicts
+from nncompress.report.paper import REFERENCE
+from nncompress.report.tables import write_tables
 
 from conftest import ROOT, NamedStore
 from test_report import fake_record
@@ -110,3 +113,29 @@ def test_dense_control_preset_has_the_width_nearest_every_pruned_size_of_the_tab
     widths = {int(w) for w in str(cfg.hydra.sweeper.params["model.hidden"]).split(",")}
     assert widths == needed and cfg.method.name == "none" and cfg.ratio == 1.0
     assert list(cfg.seeds) == [0, 1, 2, 3, 4] and list(cfg.dataset.name) == ["mnist", "mnist_rot", "mnist_back_rand", "mnist_back_image"]
+
+
+def test_a_deep_net_has_cells_and_tables_of_its_own(tmp_path):
+    """LeNet-300-100's replicas are re-tested like the paper's one-layer nets, in cells of their own (`net`), never
+    pooled with a one-layer net at the same ratio; its pruning is set against the dense MLP nearest its size."""
+    store = NamedStore(tmp_path / "store")
+    deep, one = {"name": "mlp", "hidden": [300, 100]}, {"name": "mlp", "hidden": 100}
+    l1, l2, single = [0.981, 0.982, 0.980], [0.975, 0.974, 0.976], [0.90, 0.91, 0.905]
+    for seed in range(3):
+        store.put(model_record(deep, 0.01, seed, l1[seed], 2664, method="magl1"))
+        store.put(model_record(deep, 0.01, seed, l2[seed], 2664, method="magl2"))
+        store.put(model_record(deep, 0.01, seed, 0.95, 2664, method="obd"))
+        store.put(model_record(one, 0.01, seed, single[seed], 904, method="magl1"))  # would drag magl1's mean down
+        store.put(model_record({"name": "mlp", "hidden": 3}, 1.0, seed, 0.7, 2395))
+        snip = model_record(deep, 0.01, seed, 0.96 + seed / 1000, 2664, method="snip")
+        store.put(snip)
+    table = comparisons(load_results(store.root)).set_index(["net", "comparison"])
+    row = table.loc[("h300-100", "magl1 vs magl2")]
+    a, b = 100 * np.array(l1), 100 * np.array(l2)
+    assert row["claim"] == claims.L1_VS_L2 and np.isclose(row["p"], ttest_rel(a, b).pvalue)
+    assert np.isclose(row["A - B"], (a - b).mean())  # the one-layer magl1 (90 %) is not in it
+    assert table.loc[("h300-100", "magl1 vs dense h3"), "verdict"] == "supports"
+    assert ("h300-100", "snip vs magl1") in table.index and ("h100", "magl1 vs magl2") not in table.index
+    tables = write_tables(load_results(store.root), tmp_path, pd.read_csv(REFERENCE))
+    deep_table = tmp_path / "table_snip_300-100_fast.md"
+    assert deep_table in tables and "snip, 300-100 hidden units" in deep_table.read_text()

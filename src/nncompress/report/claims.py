@@ -41,18 +41,18 @@ def controls(runs: pd.DataFrame) -> set[str]:
 
 
 def settings(rows: pd.DataFrame, size: str) -> pd.DataFrame:
-    """One row per (hidden, ratio) setting of `rows`: its mean `size`."""
-    return rows.groupby(["hidden", "ratio"])[size].mean().reset_index()
+    """One row per (net, ratio) setting of `rows` (`replicas.net`: its hidden sizes): its mean `size`."""
+    return rows.groupby(["net", "ratio"])[size].mean().reset_index()
 
 
 def smallest_at_least(rows: pd.DataFrame, limit: float, size: str) -> pd.DataFrame:
     """The replicas of the smallest setting of `rows` with a mean `size` of at least `limit`; none if all are smaller."""
     options = settings(rows, size)
-    options = options[options[size] >= limit].sort_values([size, "hidden"])
+    options = options[options[size] >= limit].sort_values([size, "net"])
     if options.empty:
         return rows.iloc[:0]
-    hidden, ratio = options.iloc[0][["hidden", "ratio"]]
-    return rows[(rows["hidden"] == hidden) & (rows["ratio"] == ratio)]
+    net, ratio = options.iloc[0][["net", "ratio"]]
+    return rows[(rows["net"] == net) & (rows["ratio"] == ratio)]
 
 
 def nearest_in_size(rows: pd.DataFrame, target: float, size: str) -> pd.DataFrame:
@@ -61,8 +61,8 @@ def nearest_in_size(rows: pd.DataFrame, target: float, size: str) -> pd.DataFram
     options = settings(rows, size)
     if options.empty or target <= 0:
         return rows.iloc[:0]
-    hidden = options.loc[np.abs(np.log(options[size] / target)).idxmin(), "hidden"]
-    return rows[rows["hidden"] == hidden]
+    net = options.loc[np.abs(np.log(options[size] / target)).idxmin(), "net"]
+    return rows[rows["net"] == net]
 
 
 def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.DataFrame:
@@ -91,9 +91,9 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
 
     mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
     hashed, dense, baselines = runs[runs["role"] == "sized"], mlp[mlp["method"] == "none"], controls(runs)
-    for (protocol, hidden, dataset, ratio), cell in mlp.groupby(["protocol", "hidden", "dataset", "ratio"]):
+    for (protocol, net, dataset, ratio), cell in mlp.groupby(["protocol", "net", "dataset", "ratio"]):
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
-        where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
+        where = {"protocol": protocol, "dataset": dataset, "net": net, "ratio": ratio}
         data = set(cell["data_key"])
         for m, pruned in acc.items():
             if not len(pruned) or m in baselines:  # random pruning is the baseline, not "pruning" the claims judge
@@ -101,14 +101,14 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
             for variant, h in hashed[(hashed["dataset"] == dataset) & hashed["data_key"].isin(data)].groupby("protocol"):
                 best = smallest_at_least(h, pruned[size].mean(), size)
                 if len(best):
-                    h_hidden, h_ratio = best.iloc[0][["hidden", "ratio"]]
+                    h_net, h_ratio = best.iloc[0][["net", "ratio"]]
                     paired = variant == protocol and h_ratio == ratio
-                    add(PRUNING_VS_HASHEDNET, f"{m} vs hashednet h{h_hidden:g} r{h_ratio:g} ({variant})", pruned, best,
+                    add(PRUNING_VS_HASHEDNET, f"{m} vs hashednet {h_net} r{h_ratio:g} ({variant})", pruned, best,
                         paired, where)  # fmt: skip
             same = dense[(dense["protocol"] == protocol) & (dense["dataset"] == dataset) & dense["data_key"].isin(data)]
             control = nearest_in_size(same, pruned[size].mean(), size)
             if len(control):
-                add(PRUNING_VS_DENSE, f"{m} vs dense h{control.iloc[0]['hidden']:g}", pruned, control, False, where)
+                add(PRUNING_VS_DENSE, f"{m} vs dense {control.iloc[0]['net']}", pruned, control, False, where)
         if ratio <= HIGH_COMPRESSION:
             for mag in ("magl1", "magl2"):
                 add(MAGNITUDE_VS_OBD, f"{mag} vs obd", acc[mag], acc["obd"], True, where)
@@ -122,8 +122,8 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                     best = best_convnet_within(conv, cell[cell["method"] == m][size].mean(), size)
                     add(PRUNING_VS_CONVNET, f"{m} vs ConvNet {label}", acc[m], best, False, where)
     hashed = runs[runs["role"] == "sized"]
-    for (protocol, hidden, dataset, ratio), cell in hashed.groupby(["protocol", "hidden", "dataset", "ratio"]):
-        where = {"protocol": protocol, "dataset": dataset, "hidden": hidden, "ratio": ratio}
+    for (protocol, net, dataset, ratio), cell in hashed.groupby(["protocol", "net", "dataset", "ratio"]):
+        where = {"protocol": protocol, "dataset": dataset, "net": net, "ratio": ratio}
         for label, conv in convnet_variants(runs, dataset, set(cell["data_key"])).items():
             best = best_convnet_within(conv, cell[size].mean(), size)
             add(CONVNET_VS_HASHEDNET, f"ConvNet {label} vs hashednet", best, cell, False, where)

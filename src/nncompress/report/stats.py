@@ -1,7 +1,7 @@
 """Statistics of the stored runs: per cell, mean, sample std, seeds and replicas that learned nothing; per protocol
 variant, its data, settings and replicas read; and the test of a difference between two cells.
 
-Two methods' replicas in one cell (protocol, dataset, hidden units, ratio) with one seed start from the same weights
+Two methods' replicas in one cell (protocol, dataset, hidden sizes, ratio) with one seed start from the same weights
 and read the same data order (their random streams hash (seed, ratio), or (seed,) with common random numbers, never
 the method), so method comparisons are paired by seed: a paired t-test over seeds. Not Wilcoxon's signed-rank test:
 with the paper's 5 seeds its smallest two-sided p-value is 2 / 2^5 = 0.0625, so it could never reject at 5 %. Model
@@ -18,11 +18,12 @@ SIZES = ("parameters", "flops", "compression", "speedup")  # what a cell's repli
 
 
 def cell_stats(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std and count of the accuracy per (method, hidden, protocol, dataset, ratio), how many of the
+    """Mean, sample std and count of the accuracy per (method, net, protocol, dataset, ratio), how many of the
     cell's replicas learned nothing (`at_chance`: kept in the mean, since leaving them out would flatter a method),
-    and the means of their `SIZES` (NaN where none of them has one)."""
-    keys = ["method", "hidden", "protocol", "dataset", "ratio"]
-    grouped = runs[runs["role"] == "pruned"].groupby(keys)
+    and the means of their `SIZES` (NaN where none of them has one). `net` names the hidden sizes (`h300-100`);
+    `hidden` is beside it, NA for a deep net."""
+    keys = ["method", "net", "hidden", "protocol", "dataset", "ratio"]
+    grouped = runs[runs["role"] == "pruned"].groupby(keys, dropna=False)
     stats = grouped.agg(mean=("acc", "mean"), std=("acc", "std"), n=("acc", "count"), at_chance=("at_chance", "sum"),
                         **{size: (size, "mean") for size in SIZES})  # fmt: skip
     return stats.reset_index()

@@ -78,8 +78,8 @@ def write_summary(runs: pd.DataFrame, out: Path, missing: list[str] | None = Non
         disagree = table[(table["verdict"] == "CONTRADICTS") & table["claim"].isin(claims.CLAIMS)]
         lines += ["", "## Where we disagree with the paper (significant after Holm)", ""]
         for _, r in disagree.iterrows():
-            lines.append(f"- {r['claim']} ({r['comparison']}): {r['dataset']}, ratio {r['ratio']:g}, {r['hidden']} "
-                         f"hidden, protocol {r['protocol']}: A - B = {r['A - B']:.2f} points "
+            lines.append(f"- {r['claim']} ({r['comparison']}): {r['dataset']}, ratio {r['ratio']:g}, "
+                         f"{r['net'].removeprefix('h')} hidden, protocol {r['protocol']}: A - B = {r['A - B']:.2f} points "
                          f"[{r['ci low']:.2f}, {r['ci high']:.2f}], p (Holm) = {r['p (Holm)']:.3g}"
                          + (f"; {r['at chance']} of its replicas at chance" if r["at chance"] else ""))  # fmt: skip
         if disagree.empty:

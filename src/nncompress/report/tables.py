@@ -71,30 +71,32 @@ class Table:
 def table(reference: pd.DataFrame, stats: pd.DataFrame, number: int, protocol: str) -> pd.DataFrame:
     """Long form of one paper table for one protocol: the paper's cells joined with ours."""
     ref = reference[reference["table"] == number]
-    ours = stats[stats["protocol"] == protocol].drop(columns="protocol")
+    ours = stats[stats["protocol"] == protocol].drop(columns=["protocol", "net"])  # the paper's nets: one layer
     out = ref.merge(ours, how="left", on=["method", "hidden", "dataset", "ratio"])
     out["diff"] = out["mean"] - out["mean_pct"]
     return out.rename(columns={"mean_pct": "paper_mean", "std_pct": "paper_std", "mean": "ours_mean", "std": "ours_std"})
 
 
 def method_tables(runs: pd.DataFrame, protocol: str) -> dict[tuple, pd.DataFrame]:
-    """Per pruning method the paper did not test and hidden size with runs under `protocol`: the long form of a table
-    shaped like the paper's (see `table`), our cells only, "—" where a dataset has no run at a ratio."""
+    """Per pruning method the paper did not test and net (`replicas.net`) with runs under `protocol`, keyed by
+    (method, net): the long form of a table shaped like the paper's (see `table`), our cells only, "—" where a
+    dataset has no run at a ratio."""
     stats = cell_stats(runs)
     stats = stats[(stats["protocol"] == protocol) & stats["method"].isin(other_methods(runs))]
     tables = {}
-    for (method, hidden), ours in stats.groupby(["method", "hidden"]):
+    for (method, net), ours in stats.groupby(["method", "net"]):
         grid = pd.MultiIndex.from_product([sorted(set(ours["ratio"])), sorted(set(ours["dataset"]))],
                                           names=["ratio", "dataset"])  # fmt: skip
-        t = ours.drop(columns=["method", "hidden", "protocol"]).set_index(grid.names).reindex(grid).reset_index()
-        t = t.rename(columns={"mean": "ours_mean", "std": "ours_std"}).assign(method=method, hidden=hidden)
-        tables[method, hidden] = t.assign(edges_removed_pct=(100 * (1 - t["ratio"])).round(6))
+        t = ours.drop(columns=["method", "net", "hidden", "protocol"]).set_index(grid.names).reindex(grid).reset_index()
+        t = t.rename(columns={"mean": "ours_mean", "std": "ours_std"}).assign(method=method, net=net)
+        tables[method, net] = t.assign(edges_removed_pct=(100 * (1 - t["ratio"])).round(6))
     return tables
 
 
 def title(t: pd.DataFrame, number: int | None = None) -> str:
     """A table's title: the paper's number (None: a method the paper did not test), method and hidden units."""
-    name = f"{t['method'].iloc[0]}, {t['hidden'].iloc[0]:g} hidden units"
+    units = f"{t['hidden'].iloc[0]:g}" if "hidden" in t else t["net"].iloc[0].removeprefix("h")  # 300-100: deep
+    name = f"{t['method'].iloc[0]}, {units} hidden units"
     return f"Table {number}: {name}" if number is not None else f"{name} (not in the paper)"
 
 
@@ -174,7 +176,7 @@ def write_tables(runs: pd.DataFrame, out: Path, reference: pd.DataFrame) -> list
     for protocol in sorted(set(stats["protocol"])) or ["none"]:
         variant = variant_data(runs, protocol)
         tables = [(n, f"table{n}", table(reference, stats, n, protocol)) for n in sorted(set(reference["table"]))]
-        tables += [(None, f"table_{m}_{h:g}", t) for (m, h), t in method_tables(runs, protocol).items()]
+        tables += [(None, f"table_{m}_{net.removeprefix('h')}", t) for (m, net), t in method_tables(runs, protocol).items()]
         for number, name, t in tables:
             stem = f"{name}_{protocol}"  # a label may hold dots (`paper_lr=1.0`): no Path.with_suffix
             t.to_csv(out / f"{stem}.csv", index=False)
