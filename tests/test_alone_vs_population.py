@@ -34,7 +34,7 @@ def weights(path) -> dict[str, torch.Tensor]:
     tensors, config = file.read(path)
     if not config["format"].startswith("coded-"):
         return tensors
-    decoded = [formats.decoded(path, tensors, config, i) for i in range(len(config["architecture"]["sizes"]) - 1)]
+    decoded = formats.decoded_layers(path, tensors, config)
     return {f"layers.{i}.{part}": t for i, layer in enumerate(decoded) for part, t in zip(("positions", "values", "bias"), layer)}
 
 

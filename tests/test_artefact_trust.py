@@ -44,18 +44,24 @@ def metadata(path: Path) -> dict:
         return f.metadata()
 
 
+def entry(path: Path) -> dict:
+    """The file's metadata entry, packed (a coded file's) or not."""
+    found = metadata(path)
+    return json.loads(found["nncompress"] if "nncompress" in found else file.unpack(path, found[file.PACKED]))
+
+
 def forge(path: Path, tensors: dict, config) -> Path:
     """Write `config` as anyone can: a digest recomputed over it, nothing checked."""
-    entry = file.canonical({"config": config, "sha256": file.digest(tensors, config)})
-    save_file(tensors, str(path), metadata={"nncompress": entry})
+    text = file.canonical({"config": config, "sha256": file.digest(tensors, config)})
+    save_file(tensors, str(path), metadata={"nncompress": text})
     return path
 
 
 def edited(path: Path, out: Path, edit) -> Path:
     """`path` with its config changed by `edit(config)` in the file, as a hand edit leaves it: the digest kept."""
-    entry = json.loads(metadata(path)["nncompress"])
-    edit(entry["config"])
-    save_file(load_file(str(path)), str(out), metadata={"nncompress": json.dumps(entry)})
+    written = entry(path)
+    edit(written["config"])
+    save_file(load_file(str(path)), str(out), metadata={"nncompress": json.dumps(written)})
     return out
 
 
@@ -100,7 +106,7 @@ def test_a_hand_edited_config_fails_its_digest(tmp_path, good, case):
     """Each field a wrong model (or a wrong record) would follow from, edited in the file: refused, not loaded."""
     family, field, value = TAMPERED[case]
     bad = edited(good[family], tmp_path / "edited.safetensors", setter(field, value))
-    assert json.loads(metadata(bad)["nncompress"])["config"] != json.loads(metadata(good[family])["nncompress"])["config"]
+    assert entry(bad)["config"] != entry(good[family])["config"]
     refused(bad, "checksum mismatch")
 
 

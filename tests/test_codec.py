@@ -3,7 +3,7 @@ file runs the same logits as the plain one, a damaged one is a one-line error, a
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from nncompress import artefact
 from nncompress.artefact import codec, file, formats, huffman
@@ -175,7 +175,7 @@ def test_export_writes_the_smallest_candidate(tmp_path):
         size = export(tmp_path / f"{name}.safetensors", model, 0, rec, MEAN_STD)
         plain = export(tmp_path / f"{name}-plain.safetensors", model, 0, rec, MEAN_STD, coded=False)
         tensors, config = file.read(tmp_path / f"{name}-plain.safetensors")
-        other = file.write(tmp_path / f"{name}-coded.safetensors", *formats.coded(tensors, config))
+        other = file.write(tmp_path / f"{name}-coded.safetensors", *formats.coded(tensors, config), packed=True)
         assert size == min(plain, other) == (tmp_path / f"{name}.safetensors").stat().st_size, name
         chosen[name] = file.read(tmp_path / f"{name}.safetensors")[1]["format"]
         x = torch.rand(40, 784)
@@ -189,26 +189,38 @@ def damaged_coded(tmp_path) -> dict:
     model, population = quantized_mlp(0.05, 16)
     good = tmp_path / "good.safetensors"
     export(good, model, 0, record(population, 0, "mlp", "magl1"), MEAN_STD)
-    data, tensors = good.read_bytes(), load_file(good)
+    data, stream = good.read_bytes(), load_file(good)["coded"]
     config = file.read(good)[1]
-    stream = tensors["layers.0.coded"]
-    assert config["format"] == "coded-mlp"
+    assert config["format"] == "coded-mlp" and config["standardized"]
+    (first, second), head = config["streams"], 8  # the stream: mean and std, layer 0's stream, layer 1's
     out = {"flipped": (tmp_path / "flipped.safetensors", "checksum mismatch"),
            "truncated": (tmp_path / "truncated.safetensors", "truncated or foreign"),
            "forged stream": (tmp_path / "forged.safetensors", "layer 0's coded stream is damaged"),
            "forged length": (tmp_path / "short.safetensors", "layer 0's coded stream is damaged"),
+           "forged lengths": (tmp_path / "lengths.safetensors", f"its coded stream is {len(stream)} bytes, its config says"),
            "forged count": (tmp_path / "count.safetensors", "layer 1's coded stream is damaged"),
-           "forged value type": (tmp_path / "type.safetensors", "values must be one of float32, float16")}  # fmt: skip
+           "forged standardization": (tmp_path / "nan.safetensors", "input standardization is not finite"),
+           "forged value type": (tmp_path / "type.safetensors", "values must be one of float32, float16"),
+           "packed entry not base85": (tmp_path / "b85.safetensors", "metadata is not a packed entry"),
+           "packed entry too large": (tmp_path / "bomb.safetensors", "does not unpack to at most")}  # fmt: skip
     flipped = bytearray(data)
-    flipped[len(data) - len(tensors["layers.1.coded"]) - 10] ^= 0x40  # inside layer 0's stream, the last tensor but one
+    flipped[len(data) - second - 10] ^= 0x40  # inside layer 0's stream (the file's last bytes are the stream's)
     out["flipped"][0].write_bytes(bytes(flipped))
     out["truncated"][0].write_bytes(data[:-7])
     bad = stream.clone()
-    bad[400] = 0xFF  # the codebook's size, right after the bias: 255 values for a layer
-    forge(out["forged stream"][0], {**tensors, "layers.0.coded": bad}, config)
-    forge(out["forged length"][0], {**tensors, "layers.0.coded": stream[:-20].clone()}, config)
-    forge(out["forged count"][0], tensors, {**config, "nonzero": [config["nonzero"][0], config["nonzero"][1] + 1]})
-    forge(out["forged value type"][0], tensors, {**config, "values": "int8"})
+    bad[head + 400] = 0xFF  # the codebook's size, right after layer 0's bias: 255 values for a layer
+    forge(out["forged stream"][0], {"coded": bad}, config)
+    short = torch.cat([stream[: head + first - 20], stream[head + first :]])
+    forge(out["forged length"][0], {"coded": short}, {**config, "streams": [first - 20, second]})
+    forge(out["forged lengths"][0], {"coded": stream}, {**config, "streams": [first + 1, second]})
+    forge(out["forged count"][0], {"coded": stream}, {**config, "nonzero": [config["nonzero"][0], config["nonzero"][1] + 1]})
+    nan = stream.clone()
+    nan[:4] = torch.from_numpy(np.array([np.nan], "<f4").view(np.uint8))
+    forge(out["forged standardization"][0], {"coded": nan}, config)
+    forge(out["forged value type"][0], {"coded": stream}, {**config, "values": "int8"})
+    save_file({"coded": stream}, str(out["packed entry not base85"][0]), metadata={file.PACKED: "{not: base85}"})
+    bomb = file.pack(" " * (file.MAX_ENTRY + 1))  # a few KB that would unpack past the limit
+    save_file({"coded": stream}, str(out["packed entry too large"][0]), metadata={file.PACKED: bomb})
     return out
 
 

@@ -114,7 +114,7 @@ def test_pruned_buckets_stay_zero_in_every_virtual_weight_and_the_count_kept_is_
         counts = [bucket_count(record["ratio"], a * b) for a, b in zip(sizes, sizes[1:])]
         assert config["buckets"] == counts  # the ratio still sizes the buckets
         assert config["format"] == "coded-hashed-mlp"  # its zero buckets cost only their gaps
-        buckets = [formats.scattered(*formats.decoded(path, tensors, config, i)[:2], k) for i, k in enumerate(counts)]
+        buckets = [formats.scattered(*layer[:2], k) for layer, k in zip(formats.decoded_layers(path, tensors, config), counts)]
         kept = [int((b != 0).sum()) for b in buckets]
         if scope == "global":  # every layer's buckets ranked together: the replica's count is exact
             assert sum(kept) == sum(counts) - round((1 - KEEP) * sum(counts)), record["ratio"]

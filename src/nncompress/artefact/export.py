@@ -9,6 +9,7 @@ store is only read, unless `--update-store` asks that each replica's artefact go
 from the package's own classes, and `model.pt` is read as tensors only.
 """
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -35,12 +36,19 @@ def export(path: Path, model, r: int, record: dict, standardization: tuple | Non
     if standardization is not None:
         tensors |= {"input.mean": standardization[0].reshape(()), "input.std": standardization[1].reshape(())}
     config = {**specific, "architecture": {"model": cfg["model"]["name"], **model.architecture()}, "method": cfg["method"]["name"],
-              "ratio": record["ratio"], "seed": record["seed"], "dataset": {**cfg["dataset"], "name": record["dataset"]},
+              "ratio": record["ratio"], "seed": record["seed"], "dataset": dataset_node(cfg["dataset"], record["dataset"]),
               "protocol": cfg["protocol"]["name"], "key": record["key"], "commit": commit(),
               "standardized": standardization is not None}  # fmt: skip
+    candidates = [(tensors, config, False)]
     if coded and not dense and (smaller := formats.coded(tensors, config)) is not None:
-        tensors, config = file.smallest(path, [(tensors, config), smaller])
-    return file.write(path, tensors, config)
+        candidates.append((*smaller, True))  # a coded file packs its metadata too (file.pack)
+    return file.write(path, *file.smallest(path, candidates))
+
+
+def dataset_node(node: dict, name: str) -> dict:
+    """The dataset a replica was tested on, as `schema.dataset` reads it: the fields that are not their default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Dataset)}
+    return {k: v for k, v in {**node, "name": name}.items() if k in defaults and (k == "name" or v != defaults[k])}
 
 
 def load_population(run_dir: Path, records: list[dict], standardization: dict | None = None):

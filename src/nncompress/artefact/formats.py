@@ -3,21 +3,23 @@
 - `dense-mlp`: `layers.i.weight` (out, in) and `layers.i.bias` per layer (the MLP without pruning).
 - `csr-mlp`: a pruned MLP, per layer the CSR rows of its (out, in) matrix: `values` (float32, or float16),
   `col_indices` and `crow_indices` in the narrowest integer type that holds them, and `bias`.
-- `coded-mlp`: a pruned or quantized MLP, per layer one `codec` byte stream `coded` (uint8: the bias; the (out, in)
-  matrix's non-zero weights' positions as entropy-coded gaps, their values as entropy-coded codes into a codebook of
-  the distinct values or raw, in the config's `values` type). Loads as `csr-mlp` does (as `dense-mlp` when more
-  than half its weights are non-zero).
+- `coded-mlp`: a pruned or quantized MLP as one byte stream `coded` (uint8): the input standardization (mean, std,
+  float32) when the replica has one, then per layer its `codec` stream (the bias; the (out, in) matrix's non-zero
+  weights' positions as entropy-coded gaps, their values as entropy-coded codes into a codebook of the distinct
+  values or raw, in the config's `values` type), each as long as the config's `streams` says. One tensor, so one
+  header entry. Loads as `csr-mlp` does (as `dense-mlp` when more than half its weights are non-zero).
 - `hashed-mlp`: per layer the K bucket values and `bias`; the hash seed is in the config, and the virtual matrix
   is rebuilt from it on load (never stored).
-- `coded-hashed-mlp`: `hashed-mlp` with each layer's buckets and bias as one `codec` stream `coded`.
+- `coded-hashed-mlp`: `hashed-mlp` stored as `coded-mlp` is, each layer's stream coding its buckets and bias.
 - `convnet`: `conv.weight` (channels, 1, k, k), `conv.bias`, `head.weight` (10, features), `head.bias`.
-Replicas trained on standardized inputs also hold `input.mean` and `input.std` (0-d).
+Replicas trained on standardized inputs also hold `input.mean` and `input.std` (0-d; a coded file in its stream).
 
 A coded format is the same weights, bit for bit, as the plain one it comes from (`coded`): export writes whichever
 file is smaller.
 """
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import UserError
@@ -28,6 +30,8 @@ from . import codec, file, modules
 def expected_shapes(config: dict) -> dict[str, tuple]:
     """The tensors (name: shape) a file with this config must hold."""
     fmt, arch = config["format"], config["architecture"]
+    if fmt.startswith("coded-"):
+        return {"coded": (None,)}
     shapes = {"input.mean": (), "input.std": ()} if config["standardized"] else {}
     if fmt == "convnet":
         k, c, classes = arch["kernel"], arch["channels"], arch["classes"]
@@ -36,9 +40,6 @@ def expected_shapes(config: dict) -> dict[str, tuple]:
                          "head.bias": (classes,)}  # fmt: skip
     sizes = arch["sizes"]
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        if fmt.startswith("coded-"):
-            shapes[f"layers.{i}.coded"] = (None,)
-            continue
         shapes[f"layers.{i}.bias"] = (n_out,)
         if fmt == "dense-mlp":
             shapes[f"layers.{i}.weight"] = (n_out, n_in)
@@ -54,13 +55,13 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
     """The inference module of a verified file (see `file.read`: its config follows `schema`)."""
     file.check_shapes(path, tensors, expected_shapes(config))
     t = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}  # float16 values compute in float32
-    standardize = modules.Standardize(t.get("input.mean"), t.get("input.std"))
     fmt, arch = config["format"], config["architecture"]
+    if fmt.startswith("coded-"):
+        return coded_module(path, unpacked(path, t["coded"].numpy(), config), config)
+    standardize = modules.Standardize(t.get("input.mean"), t.get("input.std"))
     if fmt == "convnet":
         return modules.ConvNet(t["conv.weight"], t["conv.bias"], t["head.weight"], t["head.bias"], arch["stride"],
                                arch["pool"], arch["side"], standardize)  # fmt: skip
-    if fmt.startswith("coded-"):
-        return coded_module(path, t, config, standardize)
     sizes, layers = arch["sizes"], range(len(arch["sizes"]) - 1)
     biases = [t[f"layers.{i}.bias"] for i in layers]
     if fmt == "csr-mlp":
@@ -81,12 +82,11 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
 
 def coded(tensors: dict[str, torch.Tensor], config: dict) -> tuple[dict, dict] | None:
     """The coded form of a `dense-mlp`, `csr-mlp` or `hashed-mlp` file's (tensors, config): the same weights, bit
-    for bit, each layer's as one `codec` stream; None for other formats."""
+    for bit, in one stream (the standardization, then each layer's `codec` stream); None for other formats."""
     fmt = config["format"]
     if fmt not in ("dense-mlp", "csr-mlp", "hashed-mlp"):
         return None
     sizes = config["architecture"]["sizes"]
-    out = {k: v for k, v in tensors.items() if not k.startswith("layers.")}
     flats = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if fmt == "csr-mlp":
@@ -95,19 +95,39 @@ def coded(tensors: dict[str, torch.Tensor], config: dict) -> tuple[dict, dict] |
             flats.append(matrix.to_dense().view(-1))
         else:
             flats.append(tensors[f"layers.{i}.{'buckets' if fmt == 'hashed-mlp' else 'weight'}"].reshape(-1))
-    out |= {f"layers.{i}.coded": torch.from_numpy(codec.encode(flat, tensors[f"layers.{i}.bias"])) for i, flat in enumerate(flats)}
+    streams = [codec.encode(flat, tensors[f"layers.{i}.bias"]) for i, flat in enumerate(flats)]
+    head = [tensors[k].float().numpy().astype("<f4").reshape(1).view(np.uint8) for k in STANDARDIZATION if k in tensors]
     (values,) = {str(flat.dtype).removeprefix("torch.") for flat in flats}
     nonzero = [int(torch.count_nonzero(flat)) for flat in flats]
-    specific = {"format": f"coded-{fmt.removeprefix('csr-').removeprefix('dense-')}", "nonzero": nonzero, "values": values}
-    return out, {k: v for k, v in config.items() if k != "format"} | specific
+    specific = {"format": f"coded-{fmt.removeprefix('csr-').removeprefix('dense-')}", "nonzero": nonzero, "values": values,
+                "streams": [len(stream) for stream in streams]}  # fmt: skip
+    return {"coded": torch.from_numpy(np.concatenate(head + streams))}, {k: v for k, v in config.items() if k != "format"} | specific
 
 
-def coded_module(path: Path, t: dict[str, torch.Tensor], config: dict, standardize: modules.Standardize) -> torch.nn.Module:
-    """A coded file's module, as its plain format's: CSR matrices built straight from the decoded positions (dense
-    ones when more than half the weights are non-zero), or a HashedNet's virtual matrices from its buckets."""
+STANDARDIZATION = ("input.mean", "input.std")  # a coded stream's head, float32 each, when the replica has them
+
+
+def unpacked(path: Path, data: np.ndarray, config: dict) -> dict:
+    """A coded file's stream cut into its parts: `input.mean` and `input.std` (0-d float32) when it is standardized,
+    and `streams`, each layer's; a one-line UserError unless the lengths are the config's."""
+    head = 4 * len(STANDARDIZATION) if config["standardized"] else 0
+    if len(data) != head + sum(config["streams"]):
+        raise UserError(f"{path}: its coded stream is {len(data)} bytes, its config says {head + sum(config['streams'])}")
+    parts = {k: torch.from_numpy(data[4 * i : 4 * i + 4].view("<f4").astype(np.float32)).reshape(())
+             for i, k in enumerate(STANDARDIZATION[: head // 4])}  # fmt: skip
+    if not all(bool(torch.isfinite(v)) for v in parts.values()):
+        raise UserError(f"{path}: its input standardization is not finite (NaN or infinity)")
+    return parts | {"streams": np.split(data[head:], np.cumsum(config["streams"])[:-1])}
+
+
+def coded_module(path: Path, parts: dict, config: dict) -> torch.nn.Module:
+    """A coded file's module (from its `unpacked` parts), as its plain format's: CSR matrices built straight from
+    the decoded positions (dense ones when more than half the weights are non-zero), or a HashedNet's virtual
+    matrices from its buckets."""
     arch, sizes = config["architecture"], config["architecture"]["sizes"]
+    standardize = modules.Standardize(parts.get("input.mean"), parts.get("input.std"))
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
-    layers = [decoded(path, t, config, i) for i in range(len(shapes))]
+    layers = [decoded(path, stream, config, i) for i, stream in enumerate(parts["streams"])]
     biases = [bias for _, _, bias in layers]
     if config["format"] == "coded-hashed-mlp":
         weights = [modules.hashed_weight(scattered(positions, values, k), config["hash_seed"], i, shape)
@@ -120,13 +140,19 @@ def coded_module(path: Path, t: dict[str, torch.Tensor], config: dict, standardi
     return modules.DenseMLP(weights, biases, arch["activation"], standardize)
 
 
-def decoded(path: Path, t: dict[str, torch.Tensor], config: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def decoded_layers(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> list[tuple]:
+    """Each layer's `decoded` (positions, values, bias) of a verified coded file."""
+    streams = unpacked(path, tensors["coded"].numpy(), config)["streams"]
+    return [decoded(path, stream, config, i) for i, stream in enumerate(streams)]
+
+
+def decoded(path: Path, stream: np.ndarray, config: dict, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Layer i's non-zero weights (or buckets), as their flat positions (ascending) and float32 values, and its bias,
-    from its stream; a one-line UserError if it is not one."""
+    from its `stream`; a one-line UserError if it is not one."""
     sizes = config["architecture"]["sizes"]
     size = config["buckets"][i] if config["format"] == "coded-hashed-mlp" else sizes[i] * sizes[i + 1]
     try:
-        positions, values, bias = codec.decode(t[f"layers.{i}.coded"].numpy(), sizes[i + 1], size, config["nonzero"][i],
+        positions, values, bias = codec.decode(stream, sizes[i + 1], size, config["nonzero"][i],
                                                getattr(torch, config["values"]))  # fmt: skip
     except ValueError as e:
         raise UserError(f"{path}: layer {i}'s coded stream is damaged ({e})") from None

@@ -17,9 +17,11 @@ FORMATS = ("dense-mlp", "csr-mlp", "coded-mlp", "hashed-mlp", "coded-hashed-mlp"
 MAX_WIDTH = 1 << 16  # units of a layer; a ConvNet's kernel, channels, stride, pool, side, classes
 MAX_LAYERS = 64
 MAX_MATRIX = 1 << 24  # elements of one weight matrix (64 MiB in float32): the hashed and CSR ones are built whole
+MAX_STREAM = 1 << 28  # bytes of one coded layer's stream: its raw values, positions and bias fit in far fewer
 COMMON = {"format", "architecture", "method", "ratio", "seed", "dataset", "protocol", "key", "commit", "standardized"}
-SPECIFIC = {"dense-mlp": set(), "csr-mlp": {"nonzero"}, "coded-mlp": {"nonzero", "values"}, "hashed-mlp": {"hash_seed", "buckets"},
-            "coded-hashed-mlp": {"hash_seed", "buckets", "nonzero", "values"}, "convnet": set()}  # fmt: skip
+SPECIFIC = {"dense-mlp": set(), "csr-mlp": {"nonzero"}, "coded-mlp": {"nonzero", "values", "streams"},
+            "hashed-mlp": {"hash_seed", "buckets"}, "coded-hashed-mlp": {"hash_seed", "buckets", "nonzero", "values", "streams"},
+            "convnet": set()}  # fmt: skip
 VALUES = ("float32", "float16")  # a coded file's value type (its streams do not say it)
 CONVNET = ("kernel", "channels", "stride", "pool", "side", "classes")
 DATASET_FIELDS = {f.name for f in dataclasses.fields(Dataset)} | {"_target_"}  # _target_: as runs record it; unused
@@ -58,6 +60,10 @@ def metadata(config) -> None:
         per_layer(config["nonzero"], layers, 0, "nonzero")
     if "values" in SPECIFIC[fmt]:
         choice(config["values"], VALUES, "values")
+    if "streams" in SPECIFIC[fmt]:  # bytes of each layer's stream: the file's one tensor holds them (formats.unpacked)
+        streams = kind(config["streams"], list, "streams")
+        if len(streams) != len(layers) or not all(0 <= kind(n, int, "streams") <= MAX_STREAM for n in streams):
+            raise UserError(f"streams must list one byte count per layer ({len(layers)}), each at most {MAX_STREAM}")
 
 
 def architecture(arch, fmt: str) -> list[int]:
