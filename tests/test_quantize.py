@@ -1,6 +1,7 @@
 """The quantization stage (`quantize=kmeans`): k-means against a plain Lloyd, the shared values' gradients against
 autograd, a quantized run's weights (few values, the same zeros), a replica alone and in a population, keys, bad
 options, and a job stopped during the stage."""
+import itertools
 import subprocess
 import sys
 
@@ -13,11 +14,13 @@ from nncompress import config, load_results
 from nncompress.compression.quantization import centroid_gradients, kmeans
 from nncompress.errors import UserError
 from nncompress.models.functions import cross_entropy_loss
+from nncompress.models.layers import replica_targets
 from nncompress.results import experiment_key, read_jsonl
 from nncompress.training.quantization import Codebook
 
 from conftest import ROOT, run_train
 from test_checkpoints import comparable
+from test_artefact import population_model
 from test_faults import composed
 from test_population_model import make
 
@@ -81,6 +84,37 @@ def test_shared_values_move_by_the_sum_of_their_weights_gradients():
         got = centroid_gradients(book.layer.per_replica(grad).flatten(1), book.codes, book.kept, 4)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
         assert expected.abs().sum() > 0
+
+
+def test_a_hashednet_shares_its_buckets_values_and_each_moves_by_its_buckets_gradients():
+    """HashedNet (pruned buckets among them): each replica's kept buckets take at most 2^B values, the zero ones stay
+    zero, and a step moves each shared value by the sum of its buckets' gradients (autograd through the hashing),
+    added up here bucket by bucket."""
+    model, population = population_model({"name": "hashednet", "hash_seed": 3, "shared_hash": False}, [0.1, 0.3], seeds=(0, 1))
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.buckets[::4] = 0  # as pruning leaves them
+    before = [layer.replica_units().flatten(1).clone() for layer in model.layers]
+    books = [Codebook.of(layer, 4) for layer in model.layers]
+    for layer, book, old in zip(model.layers, books, before):
+        after = layer.replica_units().flatten(1)
+        assert torch.equal(after == 0, old == 0)
+        for r in range(len(after)):
+            assert 1 < len(after[r][after[r] != 0].unique()) <= 4
+    x, y = torch.randn(population.streams, 9, 784, generator=torch.Generator().manual_seed(2)), torch.randint(0, 10, (population.streams, 9), generator=torch.Generator().manual_seed(3))
+    grads = torch.autograd.grad(cross_entropy_loss(model(x), replica_targets(y, population.size)).sum(), [layer.stored for layer in model.layers])
+    for layer, book, grad in zip(model.layers, books, grads):
+        per_bucket = layer.replica_units(grad).flatten(1)
+        want = torch.zeros_like(book.centroids)
+        for r, k in itertools.product(range(len(want)), range(4)):
+            want[r, k] = per_bucket[r][book.kept[r] & (book.codes[r] == k)].sum()
+        start = book.centroids.clone()
+        book.descend(grad, 0.5)
+        scale = float(per_bucket.abs().sum(1).max())  # float32 sums in another order: equal to their rounding
+        torch.testing.assert_close(book.centroids, start - 0.5 * want, rtol=1e-5, atol=1e-6 * scale)
+        stored = layer.replica_units().flatten(1)
+        assert torch.equal(stored, torch.where(book.kept, book.centroids.gather(1, book.codes), 0))
+        assert want.abs().sum() > 0
 
 
 def stored_model(run_dir) -> dict:
@@ -163,9 +197,8 @@ def test_quantize_none_changes_no_key_and_kmeans_is_its_own_experiment():
         (["quantize.bits=five"], "quantize.bits must be an integer, got 'five'"),
         (["quantize.epochs=-1"], "quantize.epochs must be at least 0, got -1"),
         (["quantize.tune_lr=-0.1"], "quantize.tune_lr must be a finite number in [0, inf], got -0.1"),
-        (["model=hashednet"], "quantize=kmeans shares the values of weight matrices that hold all of a model's weights, "
-                              "which model=hashednet's do not (it applies to model=mlp)"),
-        (["model=convnet"], "which model=convnet's do not (it applies to model=mlp)"),
+        (["model=convnet"], "quantize=kmeans shares the values of weight matrices that hold all of a model's weights, "
+                            "which model=convnet's do not (it applies to model=hashednet or model=mlp)"),
     ],
 )
 def test_bad_quantize_options_are_refused_before_training(overrides, message):

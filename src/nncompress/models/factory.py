@@ -63,7 +63,6 @@ class HashedNet(MLP):
     removes buckets (`pruning.keep` of them kept)."""
 
     linear_layers = False  # its layers multiply by hashed virtual weights
-    quantizable = False  # its weights are its buckets
     takes_ratio = True
     name: str = "hashednet"
     hash_seed: int = 0

@@ -32,7 +32,8 @@ class ModelSpec(Typed, ABC):
     # Each of its `layers` computes x @ W + b of the input it is called with, W its weights as stored: a layer-wise
     # criterion (OBS) reads those inputs through forward hooks and rewrites W.
     linear_layers: ClassVar[bool] = False
-    # Its `layers` hold all its weights, as plain matrices: the quantization stage shares their values.
+    # Its `layers` hold all its weights, each layer's in its `stored` parameter (an MLP's weights, a HashedNet's
+    # buckets): the quantization stage shares their values.
     quantizable: ClassVar[bool] = False
     sized_by: ClassVar[tuple[str, ...]] = ()  # the options giving its size, as in a run's name (`h100`, `k5c8s1p2`)
     architecture_options: ClassVar[tuple[str, ...]] = ()  # a report row's `architecture` (`k5-c8-s1-p2-d0.0`)

@@ -1,6 +1,7 @@
 """The quantization stage (`quantize=kmeans`), run once every replica has finished its training (pruning's final
-phase included) and before the population is tested: every layer of every replica shares its non-zero weights'
-values by k-means (compression/quantization.py), then `epochs` epochs fine-tune the shared values alone.
+phase included) and before the population is tested: every layer of every replica shares its non-zero stored
+values (an MLP's weights, a HashedNet's buckets) by k-means (compression/quantization.py), then `epochs` epochs
+fine-tune the shared values alone.
 
 After training, not within it: a replica's stage then depends on its trained weights and seed only, not on the
 epoch the population's slowest replica ends in, since each stream shuffles the data with a generator of its own
@@ -21,8 +22,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Codebook:
-    """One layer's shared values per replica: `centroids` (R, K), each kept weight's index into them (`codes`, R, N),
-    and which weights are kept (`kept`, R, N: the non-zero ones when quantized)."""
+    """One layer's shared values per replica: `centroids` (R, K), each kept stored value's index into them (`codes`,
+    R, N), and which are kept (`kept`, R, N: the non-zero ones when quantized). The stored values are the layer's
+    `stored` parameter as `replica_units` lays it out: an MLP's weights, a HashedNet's buckets."""
 
     layer: PopulationLinear
     centroids: torch.Tensor
@@ -32,23 +34,24 @@ class Codebook:
     @classmethod
     @torch.no_grad()
     def of(cls, layer: PopulationLinear, clusters: int) -> "Codebook":
-        weight = layer.replica_weight().flatten(1)
-        kept = weight != 0
-        centroids, codes = kmeans(weight, kept, clusters)
-        book = cls(layer, centroids.to(weight.dtype), codes, kept)
+        stored = layer.replica_units().flatten(1)  # (a HashedNet's padding past a replica's buckets is zero: not kept)
+        kept = stored != 0
+        centroids, codes = kmeans(stored, kept, clusters)
+        book = cls(layer, centroids.to(stored.dtype), codes, kept)
         book.write()
         return book
 
     @torch.no_grad()
     def write(self) -> None:
-        """Every kept weight set to its shared value, the others left at zero."""
+        """Every kept value set to its shared value, the others left at zero."""
         values = torch.where(self.kept, self.centroids.gather(1, self.codes), 0)
-        self.layer.weight.copy_(self.layer.from_replicas(values.view(-1, self.layer.in_features, self.layer.out_features)))
+        everyone = torch.arange(len(values), device=values.device)
+        self.layer.put_units_(self.layer.stored, everyone, values.view(self.layer.replica_units().shape))
 
     @torch.no_grad()
     def descend(self, grad: torch.Tensor, lr: float) -> None:
-        """One SGD step of the shared values on the gradient `grad` of the layer's weight (weight layout)."""
-        summed = centroid_gradients(self.layer.per_replica(grad).flatten(1), self.codes, self.kept, self.centroids.shape[1])
+        """One SGD step of the shared values on the gradient `grad` of the layer's `stored` parameter."""
+        summed = centroid_gradients(self.layer.replica_units(grad).flatten(1), self.codes, self.kept, self.centroids.shape[1])
         self.centroids.sub_(summed, alpha=lr)
         self.write()
 
@@ -64,7 +67,7 @@ def quantize(model, data: PopulationData, seeds: list[int], quantizer: KMeans, l
              f"{quantizer.epochs} epoch(s) fine-tuning them")  # fmt: skip
     books = [Codebook.of(layer, quantizer.clusters) for layer in model.layers]
     orders = EpochOrders(data.n_train, (data.stream_datasets.cpu() * data.n_train).tolist(), seeds)
-    weights = [book.layer.weight for book in books]
+    weights = [book.layer.stored for book in books]
     for epoch in range(quantizer.epochs):
         order, losses = next(iter(orders)).to(x.device), []
         for start in range(0, data.n_train, B):
