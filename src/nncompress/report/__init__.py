@@ -6,7 +6,8 @@ and what its runs set away from it, `paper_lr=1.0`, see `nncompress.replicas`): 
 removed, columns = datasets, our mean ± std over n seeds (sample std, as the paper; "k at chance" where replicas
 learned nothing), the paper's value and the difference, in percent; cells without runs show as "—"; each row ends
 with its replicas' mean parameters, FLOPs, compression and speedup. A pruning method
-the paper did not test gets a table of the same shape per hidden size, ours only (`table_<method>_<hidden>_<protocol>`),
+the paper did not test, and any method on a deep net, gets a table of the same shape per net, ours only
+(`table_<method>_<hidden>_<protocol>`, `<hidden>` as `300-100` for a deep net),
 its curves in Figures 2-5 after the paper's and claims of its own. Figures 1-5 (`figN_<protocol>.png` / `.pdf`): test
 accuracy vs parameters, log x, one curve per method and hidden size, with the Pareto front of each ConvNet variant on
 the same data (selected on validation accuracy when the ConvNets have a validation split) as a line, and on 2-5 the

@@ -78,11 +78,12 @@ def table(reference: pd.DataFrame, stats: pd.DataFrame, number: int, protocol: s
 
 
 def method_tables(runs: pd.DataFrame, protocol: str) -> dict[tuple, pd.DataFrame]:
-    """Per pruning method the paper did not test and net (`replicas.net`) with runs under `protocol`, keyed by
-    (method, net): the long form of a table shaped like the paper's (see `table`), our cells only, "—" where a
-    dataset has no run at a ratio."""
+    """Per pruning method and net (`replicas.net`) with runs under `protocol` that no table of the paper holds (a
+    method it did not test, or a net of several hidden layers), keyed by (method, net): the long form of a table
+    shaped like the paper's (see `table`), our cells only, "—" where a dataset has no run at a ratio."""
     stats = cell_stats(runs)
-    stats = stats[(stats["protocol"] == protocol) & stats["method"].isin(other_methods(runs))]
+    unseen = stats["method"].isin(other_methods(runs)) | (stats["hidden"].isna() & (stats["method"] != "none"))
+    stats = stats[(stats["protocol"] == protocol) & unseen]
     tables = {}
     for (method, net), ours in stats.groupby(["method", "net"]):
         grid = pd.MultiIndex.from_product([sorted(set(ours["ratio"])), sorted(set(ours["dataset"]))],
