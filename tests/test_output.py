@@ -80,6 +80,13 @@ def test_the_sweep_table_has_a_row_per_replica_group_with_its_own_mean_and_std(t
     assert rows[0][8:] == ["94.00", f"{statistics.stdev([91, 95, 96]):.2f}", "8,050"]  # never pooled across ratios
 
 
+def test_a_sweep_with_everything_already_stored_ends_with_one_line_not_an_error(tmp_path):
+    """Its jobs train nothing and write no results.jsonl: the summary says so (not a store it cannot read)."""
+    (tmp_path / "sweep" / "0").mkdir(parents=True)
+    assert sweep_table(tmp_path / "sweep") == (f"no results.jsonl under {tmp_path / 'sweep'} (jobs with everything "
+                                               "already stored write none)")  # fmt: skip
+
+
 def test_sweep_is_quiet_shows_eta_and_ends_with_one_row_per_method_and_ratio(sweep):
     proc, sweep_dir = sweep
     out = proc.stdout + proc.stderr

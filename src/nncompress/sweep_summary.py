@@ -21,9 +21,9 @@ def sweep_table(sweep_dir) -> str:
     (std `—` for a single replica) and mean parameters; in the order the jobs ran."""
     from . import load_results
 
-    runs = load_results(sweep_dir)
-    if runs.empty:
+    if not any(Path(sweep_dir).rglob("results.jsonl")):  # (load_results refuses a folder with neither runs nor a store)
         return f"no results.jsonl under {sweep_dir} (jobs with everything already stored write none)"
+    runs = load_results(sweep_dir)
     runs["job"] = runs["run_dir"].map(lambda d: Path(d).name)
     runs = runs.sort_values("job", key=job_order, kind="stable")
     groups = runs.groupby(GROUP, sort=False, dropna=False).agg(
