@@ -38,6 +38,7 @@ th { background: #f2f2f2; } td.text { text-align: left; }
 .claims .row, .claims summary { display: grid; grid-template-columns: 24em 15em 9.5em repeat(5, minmax(5.5em, 1fr)); gap: 0 0.6em;
   padding: 3px 6px; border-bottom: 1px solid #ddd; align-items: center; }
 .claims .row { background: #f2f2f2; font-weight: 600; } .claims .n { text-align: right; }
+.claims .row > span, .claims summary > span { min-width: 0; overflow-wrap: anywhere; }  /* long variant labels wrap */
 .claims summary { cursor: pointer; list-style: none; } .claims summary::-webkit-details-marker { display: none; }
 .claims summary > :first-child::before { content: "\\25B8  "; } .claims [open] > summary > :first-child::before { content: "\\25BE  "; }
 .claims details > .scroll { margin: 0.3em 0 0.8em 1.5em; }
