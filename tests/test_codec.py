@@ -1,12 +1,14 @@
 """Coded artefacts (`coded-mlp`, `coded-hashed-mlp`): each layer's stream decodes to exactly what was encoded, the
 file runs the same logits as the plain one, a damaged one is a one-line error, and export writes the smallest."""
+import zlib
+
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from nncompress import artefact
-from nncompress.artefact import codec, file, formats, huffman
+from nncompress.artefact import codec, file, formats
 from nncompress.artefact.export import export
 from nncompress.artefact.modules import SparseMLP
 from nncompress.errors import UserError
@@ -91,34 +93,73 @@ def test_streams_decode_bit_exact(case, dtype):
 
 
 def test_hand_counted_stream_and_file():
-    """A 2 x 4 layer [[0, .5, 0, .5], [0, 0, 0, -1]]: the stream, byte by byte, and the file's size from its parts."""
+    """A 2 x 4 layer [[0, .5, 0, .5], [0, 0, 0, -1]]: the stream, part by part."""
     w = torch.tensor([[0, 0.5, 0, 0.5], [0, 0, 0, -1]])
     bias = torch.tensor([1.0, 2.0])
     stream = codec.encode(w, bias)
     # gaps 1, 1, 3 -> classes 1, 1, 2 (bit lengths), extra bits: none, none, "1" (3 = 0b11 less its leading one);
-    # the classes' code: class 1 and class 2 one bit each (canonical: "0", "1"), class 0 unused; codebook [-1, .5],
-    # codes 1, 1, 0, one bit each. Bits: classes 0 0 1, extra 1, codes 1 1 0, a zero to fill the byte: 0011 1100.
-    expected = (bias.numpy().astype("<f4").tobytes() + bytes([2]) + np.array([-1, 0.5], "<f4").tobytes()
-                + bytes([3, 0x01, 0x10]) + bytes([0x11]) + bytes([0b0011_1100]))  # fmt: skip
-    assert bytes(stream) == expected and len(stream) == 8 + 1 + 8 + 3 + 1 + 1
+    # codebook [-1, .5], codes 1, 1, 0. After the bias, K and the codebook: a raw DEFLATE stream (read here by
+    # zlib's one-shot inflate) of the bytes 1 1 2 1 1 0, then the extra bit and seven zeros to fill the byte.
+    head = bias.numpy().astype("<f4").tobytes() + bytes([2]) + np.array([-1, 0.5], "<f4").tobytes()
+    assert bytes(stream[: len(head)]) == head and bytes(stream[-1:]) == bytes([0b1000_0000])
+    assert zlib.decompress(bytes(stream[len(head) : -1]), -15) == bytes([1, 1, 2, 1, 1, 0])
     raw = codec.stream(bias.numpy().astype("<f4").tobytes(), np.array([0.5, 0.5, -1], np.float32), np.array([1, 1, 3]), None)
-    assert len(raw) == 8 + 1 + 12 + 3 + 1  # raw values cost more here: the codebook's stream is the one written
+    assert bytes(raw[: 8 + 1 + 12]) == head[:8] + bytes([0]) + np.array([0.5, 0.5, -1], "<f4").tobytes()  # K = 0: raw
+    assert zlib.decompress(bytes(raw[21:-1]), -15) == bytes([1, 1, 2])
     round_trip(stream, w, bias)
 
 
-def test_huffman_lengths_are_optimal_and_limited():
-    # CLRS's example (Introduction to Algorithms, 16.3): frequencies 45 13 12 16 9 5 -> lengths 1 3 3 3 4 4, 224 bits.
-    counts = np.array([45, 13, 12, 16, 9, 5])
-    lengths = huffman.code_lengths(counts)
-    assert lengths.tolist() == [1, 3, 3, 3, 4, 4] and int((lengths * counts).sum()) == 224
-    codes = huffman.canonical_codes(lengths)
-    assert codes.tolist() == [0b0, 0b100, 0b101, 0b110, 0b1110, 0b1111]
-    fibonacci = np.array([1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181, 6765])
-    limited = huffman.code_lengths(fibonacci)  # unlimited: a 19-bit code
-    assert limited.max() <= huffman.LIMIT and huffman.is_complete(limited)
-    symbols = np.repeat(np.arange(len(fibonacci)), fibonacci)
-    decoded, end = huffman.decode(huffman.encode(symbols, limited), 0, len(symbols), limited)
-    assert np.array_equal(decoded, symbols) and end == int(limited[symbols].sum())
+def test_extra_bits_round_trip_at_every_width():
+    """Values of widths 0 to 25 (a 2^26-weight layer's gaps), packed one after another across byte boundaries,
+    read back; one byte too many, or a set padding bit, is refused."""
+    rng = np.random.default_rng(0)
+    widths = rng.integers(0, 26, size=5000)
+    values = rng.integers(0, 1 << 26, size=5000) & ((1 << widths) - 1)
+    packed = np.packbits(codec.bits(values, widths))
+    assert len(packed) == (int(widths.sum()) + 7) // 8
+    assert np.array_equal(codec.read_bits(packed, widths), values)
+    expected = "".join(format(int(v), f"0{w}b") if w else "" for v, w in zip(values[:40], widths[:40]))
+    assert "".join(map(str, codec.bits(values[:40], widths[:40]))) == expected  # the bits, as Python formats them
+    with pytest.raises(ValueError, match="bytes of extra bits"):
+        codec.read_bits(np.append(packed, 0).astype(np.uint8), widths)
+    if widths.sum() % 8:
+        with pytest.raises(ValueError, match="bits after"):
+            codec.read_bits(np.append(packed[:-1], packed[-1] | 1).astype(np.uint8), widths)
+
+
+def test_symbols_inflate_to_their_count_and_no_further():
+    """A DEFLATE stream of more symbols than the config says stops at one more (no allocation past it); fewer,
+    one that does not end, or bytes that are not DEFLATE are each refused."""
+    symbols = np.random.default_rng(0).integers(0, 16, size=10_000).astype(np.uint8)
+    data = np.frombuffer(codec.deflated([symbols]) + b"\x80", dtype=np.uint8)
+    out, rest = codec.inflated(data, len(symbols))
+    assert np.array_equal(out, symbols) and rest.tobytes() == b"\x80"
+    for count in (len(symbols) - 1, len(symbols) + 1):
+        with pytest.raises(ValueError, match="does not hold exactly"):
+            codec.inflated(data, count)
+    with pytest.raises(ValueError, match="does not hold exactly"):
+        codec.inflated(data[:-20], len(symbols))
+    with pytest.raises(ValueError, match="not a DEFLATE stream"):
+        codec.inflated(np.full(50, 0xFF, dtype=np.uint8), 10)
+    bomb = np.frombuffer(zlib.compress(bytes(10_000_000), 9)[2:-4], dtype=np.uint8)  # 10 MB in ~10 KB
+    with pytest.raises(ValueError, match="does not hold exactly"):
+        codec.inflated(bomb, 100)
+
+
+def test_each_part_gets_its_own_code_where_shorter():
+    """Two parts of different statistics: a block each (two Huffman codes) is shorter than one block; for a few
+    symbols, one block (one code table) is; a long run of one symbol is coded as repeats."""
+    rng = np.random.default_rng(1)
+    classes, codes = rng.integers(0, 4, size=3000), rng.integers(40, 56, size=3000)
+    def one_block(parts):
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_HUFFMAN_ONLY)
+        return deflate.compress(np.concatenate(parts).astype(np.uint8).tobytes()) + deflate.flush()
+    two = codec.deflated([classes, codes])
+    assert len(two) < len(one_block([classes, codes]))
+    assert zlib.decompress(two, -15) == np.concatenate([classes, codes]).astype(np.uint8).tobytes()
+    few = [np.array([1, 1, 2]), np.array([0, 1, 1])]
+    assert codec.deflated(few) == one_block(few)
+    assert len(codec.deflated([np.zeros(10_000)])) < 30  # a dense layer's gaps: runs (Huffman alone: 1,250 bytes)
 
 
 def quantized_mlp(ratio: float, levels: int, seed=0):
@@ -196,6 +237,7 @@ def damaged_coded(tmp_path) -> dict:
     out = {"flipped": (tmp_path / "flipped.safetensors", "checksum mismatch"),
            "truncated": (tmp_path / "truncated.safetensors", "truncated or foreign"),
            "forged stream": (tmp_path / "forged.safetensors", "layer 0's coded stream is damaged"),
+           "forged codes": (tmp_path / "codes.safetensors", "layer 0's coded stream is damaged"),
            "forged length": (tmp_path / "short.safetensors", "layer 0's coded stream is damaged"),
            "forged lengths": (tmp_path / "lengths.safetensors", f"its coded stream is {len(stream)} bytes, its config says"),
            "forged count": (tmp_path / "count.safetensors", "layer 1's coded stream is damaged"),
@@ -210,6 +252,11 @@ def damaged_coded(tmp_path) -> dict:
     bad = stream.clone()
     bad[head + 400] = 0xFF  # the codebook's size, right after layer 0's bias: 255 values for a layer
     forge(out["forged stream"][0], {"coded": bad}, config)
+    codes = stream.clone()
+    assert int(stream[head + 400]) == 16
+    at = head + 400 + 1 + 16 * 4 + 20  # inside layer 0's DEFLATE stream (after its bias, K = 16 and its codebook)
+    codes[at : at + 8] = torch.tensor([0xAA, 0x55] * 4, dtype=torch.uint8)
+    forge(out["forged codes"][0], {"coded": codes}, config)
     short = torch.cat([stream[: head + first - 20], stream[head + first :]])
     forge(out["forged length"][0], {"coded": short}, {**config, "streams": [first - 20, second]})
     forge(out["forged lengths"][0], {"coded": stream}, {**config, "streams": [first + 1, second]})
@@ -234,17 +281,3 @@ def test_a_damaged_coded_file_is_one_line(tmp_path):
     proc = run_python("-m", "nncompress.artefact", path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-
-
-def test_huffman_decodes_across_blocks_and_refuses_a_short_stream():
-    """A stream of several decoding blocks (followed by other bits) decodes whole; one bit short, it is refused."""
-    rng = np.random.default_rng(0)
-    counts = np.array([1000, 300, 200, 50, 7, 1, 1, 2])
-    symbols = rng.choice(len(counts), size=100_000, p=counts / counts.sum())
-    lengths = huffman.code_lengths(np.bincount(symbols, minlength=len(counts)))
-    stream = huffman.encode(symbols, lengths)
-    assert len(stream) > 2 * huffman.BLOCK
-    decoded, end = huffman.decode(np.concatenate([stream, np.ones(20, np.uint8)]), 0, len(symbols), lengths)
-    assert np.array_equal(decoded, symbols) and end == len(stream)
-    with pytest.raises(ValueError, match="the stream ends"):
-        huffman.decode(stream[:-1], 0, len(symbols), lengths)

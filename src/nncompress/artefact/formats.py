@@ -65,14 +65,15 @@ def module(path: Path, tensors: dict[str, torch.Tensor], config: dict) -> torch.
     sizes, layers = arch["sizes"], range(len(arch["sizes"]) - 1)
     biases = [t[f"layers.{i}.bias"] for i in layers]
     if fmt == "csr-mlp":
-        matrices = []
+        weights = []
         try:
             for i in layers:
                 crow, col = (t[f"layers.{i}.{part}_indices"].long() for part in ("crow", "col"))
-                matrices.append(torch.sparse_csr_tensor(crow, col, t[f"layers.{i}.values"], (sizes[i + 1], sizes[i]), check_invariants=True))
+                matrix = torch.sparse_csr_tensor(crow, col, t[f"layers.{i}.values"], (sizes[i + 1], sizes[i]), check_invariants=True)
+                weights.append(matrix.to_dense())
         except RuntimeError as e:
             raise UserError(f"{path}: invalid CSR indices ({str(e).splitlines()[0]})")
-        return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
+        return modules.SparseMLP(weights, biases, arch["activation"], standardize)
     if fmt == "hashed-mlp":
         weights = [modules.hashed_weight(t[f"layers.{i}.buckets"], config["hash_seed"], i, (sizes[i + 1], sizes[i])) for i in layers]
     else:
@@ -121,9 +122,9 @@ def unpacked(path: Path, data: np.ndarray, config: dict) -> dict:
 
 
 def coded_module(path: Path, parts: dict, config: dict) -> torch.nn.Module:
-    """A coded file's module (from its `unpacked` parts), as its plain format's: CSR matrices built straight from
-    the decoded positions (dense ones when more than half the weights are non-zero), or a HashedNet's virtual
-    matrices from its buckets."""
+    """A coded file's module (from its `unpacked` parts), as its plain format's: its matrices scattered from the
+    decoded positions (run as CSR when at most half the weights are non-zero), or a HashedNet's virtual matrices
+    from its buckets."""
     arch, sizes = config["architecture"], config["architecture"]["sizes"]
     standardize = modules.Standardize(parts.get("input.mean"), parts.get("input.std"))
     shapes = [(n_out, n_in) for n_in, n_out in zip(sizes, sizes[1:])]
@@ -132,11 +133,10 @@ def coded_module(path: Path, parts: dict, config: dict) -> torch.nn.Module:
     if config["format"] == "coded-hashed-mlp":
         weights = [modules.hashed_weight(scattered(positions, values, k), config["hash_seed"], i, shape)
                    for i, ((positions, values, _), k, shape) in enumerate(zip(layers, config["buckets"], shapes))]  # fmt: skip
-    elif 2 * sum(config["nonzero"]) <= sum(n * m for n, m in shapes):
-        matrices = [csr(positions, values, shape) for (positions, values, _), shape in zip(layers, shapes)]
-        return modules.SparseMLP(matrices, biases, arch["activation"], standardize)
     else:
         weights = [scattered(positions, values, n * m).view(n, m) for (positions, values, _), (n, m) in zip(layers, shapes)]
+        if 2 * sum(config["nonzero"]) <= sum(n * m for n, m in shapes):
+            return modules.SparseMLP(weights, biases, arch["activation"], standardize)
     return modules.DenseMLP(weights, biases, arch["activation"], standardize)
 
 
@@ -159,13 +159,6 @@ def decoded(path: Path, stream: np.ndarray, config: dict, i: int) -> tuple[torch
     if not (bool(torch.isfinite(values).all()) and bool(torch.isfinite(bias).all())):
         raise UserError(f"{path}: layer {i}'s coded stream holds non-finite values (NaN or infinity)")
     return torch.from_numpy(positions), values.float(), bias
-
-
-def csr(positions: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """The CSR matrix of the non-zero values at these flat row-major positions (ascending: CSR's own order)."""
-    rows, n_in = shape
-    crow = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(positions // n_in, minlength=rows).cumsum(0)])
-    return torch.sparse_csr_tensor(crow, positions % n_in, values, shape, check_invariants=True)  # (and fast to_dense)
 
 
 def scattered(positions: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:

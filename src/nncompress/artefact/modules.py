@@ -56,11 +56,10 @@ class SparseMLP(nn.Module):
     # proportion to the non-zeros, wins from 32-48 rows at ratios 0.1 and 0.01 (one CPU thread; later when sparser).
     SMALL_BATCH = 32
 
-    def __init__(self, matrices: list[torch.Tensor], biases: list[torch.Tensor], activation: str, standardize: Standardize):
-        """matrices[i]: layer i's (out, in) CSR matrix."""
+    def __init__(self, dense: list[torch.Tensor], biases: list[torch.Tensor], activation: str, standardize: Standardize):
+        """dense[i]: layer i's (out, in) weights, its pruned ones zero."""
         super().__init__()
         self.activation = ACTIVATIONS[activation].forward
-        dense = [m.to_dense() for m in matrices]
         reads = [w.any(0).nonzero().squeeze(1) for w in dense]  # the inputs of each layer that some weight reads
         kept = reads[1:] + [torch.arange(len(dense[-1]))]  # each layer's outputs read by the next (the last: all)
         weights = [w[rows][:, cols] for w, rows, cols in zip(dense, kept, reads)]
