@@ -68,11 +68,44 @@ def test_pruning_meets_the_dense_mlp_nearest_its_size(tmp_path):
     table = comparisons(runs)
     (row,) = table[table["claim"] == PRUNING_VS_DENSE].to_dict("records")
     # 904 parameters: 805 is log(904/805) = 0.12 away, 1600 is 0.57 away
-    assert row["comparison"] == "magl1 vs dense h1" and row["test"] == "Welch t"
+    assert row["comparison"] == "magl1 vs dense h1 (none)" and row["test"] == "Welch t"
     a, b = 100 * np.array(pruned), 100 * np.array(dense[1])
     assert np.isclose(row["p"], ttest_ind(a, b, equal_var=False).pvalue) and row["verdict"] == "supports"
     apart = store_of(tmp_path / "apart", pruned, {}, dense, dense_protocol="paper")  # trained otherwise: no control
     assert comparisons(apart).empty  # the only comparison there would be the dense control's
+
+
+def test_the_dense_control_trains_as_the_pruning_method_trains(tmp_path):
+    """Each pruned cell meets the unpruned MLP nearest its size with its own regularizer: MagL1's own dense run for
+    MagL1, an L2 method's for OBD (it has none of its own at that width), method=none for a method without one; a
+    ratio-1 cell is no pruning and meets no control."""
+    store = NamedStore(tmp_path / "store")
+    l1, l2 = "nncompress.compression.regularizers.L1", "nncompress.compression.regularizers.L2"
+    def put(method, hidden, ratio, accs, parameters, regularizer=None):
+        for seed, acc in enumerate(accs):
+            record = model_record({"name": "mlp", "hidden": hidden}, ratio, seed, acc, parameters, method=method)
+            if regularizer:
+                record["config"]["method"]["regularizer"] = {"_target_": regularizer, "_partial_": True}
+            store.put(record)
+    pruned = {"magl1": [0.95, 0.96, 0.955], "obd": [0.94, 0.945, 0.95], "lth": [0.93, 0.935, 0.94]}
+    put("magl1", 100, 0.01, pruned["magl1"], 904, l1)
+    put("obd", 100, 0.01, pruned["obd"], 904, l2)
+    put("lth", 100, 0.01, pruned["lth"], 904)
+    dense = {"magl1": [0.70, 0.72, 0.71], "magl2": [0.97, 0.975, 0.98], "none": [0.40, 0.60, 0.50]}
+    put("magl1", 1, 1.0, dense["magl1"], 805, l1)
+    put("magl2", 1, 1.0, dense["magl2"], 805, l2)
+    put("none", 1, 1.0, dense["none"], 805)
+    put("magl1", 100, 1.0, [0.97, 0.97, 0.971], 79510, l1)  # a table's ratio-1 row: a control, never a cell
+    table = comparisons(load_results(store.root))
+    rows = table[table["claim"] == PRUNING_VS_DENSE].set_index("comparison")
+    assert sorted(rows.index) == ["lth vs dense h1 (none)", "magl1 vs dense h1 (magl1)", "obd vs dense h1 (magl2)"]
+    assert set(rows["ratio"]) == {0.01}
+    for comparison, (m, control) in {"magl1 vs dense h1 (magl1)": ("magl1", "magl1"), "obd vs dense h1 (magl2)": ("obd", "magl2"),
+                                     "lth vs dense h1 (none)": ("lth", "none")}.items():  # fmt: skip
+        a, b = 100 * np.array(pruned[m]), 100 * np.array(dense[control])
+        assert np.isclose(rows.loc[comparison, "A - B"], a.mean() - b.mean())
+        assert np.isclose(rows.loc[comparison, "p"], ttest_ind(a, b, equal_var=False).pvalue)
+    assert rows.loc["obd vs dense h1 (magl2)", "verdict"] == "CONTRADICTS"
 
 
 def test_a_control_is_compared_with_the_paper_methods_but_never_stands_for_pruning(tmp_path):
@@ -86,7 +119,7 @@ def test_a_control_is_compared_with_the_paper_methods_but_never_stands_for_pruni
         store.put(model_record({"name": "hashednet", "hidden": 100}, 0.01, seed, 0.9, 904))
         store.put(model_record({"name": "mlp", "hidden": 1}, 1.0, seed, 0.6, 805))
     table = comparisons(load_results(runs_dir))
-    assert set(table["comparison"]) == {"magl1 vs hashednet h100 r0.01 (fast)", "magl1 vs dense h1", "random vs magl1"}
+    assert set(table["comparison"]) == {"magl1 vs hashednet h100 r0.01 (fast)", "magl1 vs dense h1 (none)", "random vs magl1"}
     assert table.set_index("comparison").loc["random vs magl1", "verdict"] == "CONTRADICTS"
 
 
@@ -101,7 +134,8 @@ def test_verdicts_tell_a_supported_claim_from_one_merely_not_contradicted(tmp_pa
 
 def test_dense_control_preset_has_the_width_nearest_every_pruned_size_of_the_tables():
     """Every ratio row of the tables' MLPs (100 and 30 hidden units): the dense width of the nearest parameter count,
-    counted by hand (784 inputs, 10 classes: 795 h + 10 parameters dense; r x 794 h weights + h + 10 biases pruned)."""
+    counted by hand (784 inputs, 10 classes: 795 h + 10 parameters dense; r x 794 h weights + h + 10 biases pruned);
+    and each method's regularizer (none included) trained at every width."""
     needed = set()
     for hidden in (100, 30):
         ratios = OmegaConf.load(ROOT / "conf" / "preset" / f"mlp_h{hidden}.yaml").ratio
@@ -110,8 +144,13 @@ def test_dense_control_preset_has_the_width_nearest_every_pruned_size_of_the_tab
             needed.add(min(range(1, 200), key=lambda h: abs(math.log((795 * h + 10) / size))))
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["+experiment=dense_control"], return_hydra_config=True)
+        regularizer = {m.stem: OmegaConf.select(compose("train", overrides=[f"method={m.stem}"]), "method.regularizer._target_")
+                       for m in (ROOT / "conf" / "method").glob("*.yaml")}  # fmt: skip
     widths = {int(w) for w in str(cfg.hydra.sweeper.params["model.hidden"]).split(",")}
     assert widths == needed and cfg.method.name == "none" and cfg.ratio == 1.0
+    methods = str(cfg.hydra.sweeper.params["method"]).split(",")
+    regularizers, pruning = {regularizer[m] for m in methods}, set(regularizer.values())
+    assert pruning <= regularizers  # every method's regularizer has its dense runs
     assert list(cfg.seeds) == [0, 1, 2, 3, 4] and list(cfg.dataset.name) == ["mnist", "mnist_rot", "mnist_back_rand", "mnist_back_image"]
 
 
@@ -134,7 +173,7 @@ def test_a_deep_net_has_cells_and_tables_of_its_own(tmp_path):
     a, b = 100 * np.array(l1), 100 * np.array(l2)
     assert row["claim"] == claims.L1_VS_L2 and np.isclose(row["p"], ttest_rel(a, b).pvalue)
     assert np.isclose(row["A - B"], (a - b).mean())  # the one-layer magl1 (90 %) is not in it
-    assert table.loc[("h300-100", "magl1 vs dense h3"), "verdict"] == "supports"
+    assert table.loc[("h300-100", "magl1 vs dense h3 (none)"), "verdict"] == "supports"
     assert ("h300-100", "snip vs magl1") in table.index and ("h100", "magl1 vs magl2") not in table.index
     tables = write_tables(load_results(store.root), tmp_path, pd.read_csv(REFERENCE))
     for method in ("snip", "magl1", "obd"):  # the paper's methods too: no table of the paper holds a deep net

@@ -10,8 +10,10 @@ paper's in every cell they share, under a claim of its own per paper method, `<m
 
 The paper's headline claim, pruning beats HashedNet, sets each pruning method against the smallest HashedNet setting
 at least as large, per HashedNet protocol variant: paired by seed when both trained under one protocol at one ratio
-(the same data order per seed), by Welch's test otherwise. The dense control sets it against the dense MLP
-(`method=none`) of the nearest size trained under the same protocol and data (Welch: nothing is shared).
+(the same data order per seed), by Welch's test otherwise. The dense control sets each pruned cell (ratio < 1)
+against the unpruned MLP (ratio 1) of the nearest size trained as the pruning method trains, under the same protocol
+and data: with the same regularizer (MagL1's dense runs for MagL1; MagL2's, OBD's... for the L2 methods; method=none
+for LTH), as Blalock et al. ask a control to differ by the pruning alone (Welch: nothing is shared).
 """
 import numpy as np
 import pandas as pd
@@ -38,6 +40,23 @@ def controls(runs: pd.DataFrame) -> set[str]:
     if "method.control" not in runs:
         return set()
     return set(runs.loc[runs["method.control"].eq(True), "method"])
+
+
+def recipe(rows: pd.DataFrame) -> pd.Series:
+    """Each run's regularizer ("" for none): what a dense control must share with the pruned runs it stands beside."""
+    column = "method.regularizer._target_"
+    return rows[column].fillna("") if column in rows else pd.Series("", index=rows.index)
+
+
+def dense_control(dense: pd.DataFrame, pruned: pd.DataFrame, method: str, size: str) -> pd.DataFrame:
+    """The unpruned runs (`dense`: ratio 1, one protocol and data) nearest `pruned` in size among those trained with
+    its regularizer: the method's own where it has some at that size, else one other method's (the first by name)."""
+    same = dense[recipe(dense) == recipe(pruned).iloc[0]]
+    control = nearest_in_size(same, pruned[size].mean(), size)
+    if control.empty:
+        return control
+    methods = set(control["method"])
+    return control[control["method"] == (method if method in methods else min(methods))]
 
 
 def settings(rows: pd.DataFrame, size: str) -> pd.DataFrame:
@@ -90,7 +109,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                          "at chance": int(a_rows["at_chance"].sum() + b_rows["at_chance"].sum())})  # fmt: skip
 
     mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
-    hashed, dense, baselines = runs[runs["role"] == "sized"], mlp[mlp["method"] == "none"], controls(runs)
+    hashed, dense, baselines = runs[runs["role"] == "sized"], mlp[mlp["ratio"] == 1.0], controls(runs)
     for (protocol, net, dataset, ratio), cell in mlp.groupby(["protocol", "net", "dataset", "ratio"]):
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "net": net, "ratio": ratio}
@@ -106,9 +125,10 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                     add(PRUNING_VS_HASHEDNET, f"{m} vs hashednet {h_net} r{h_ratio:g} ({variant})", pruned, best,
                         paired, where)  # fmt: skip
             same = dense[(dense["protocol"] == protocol) & (dense["dataset"] == dataset) & dense["data_key"].isin(data)]
-            control = nearest_in_size(same, pruned[size].mean(), size)
+            control = dense_control(same, pruned, m, size) if ratio < 1 else same.iloc[:0]
             if len(control):
-                add(PRUNING_VS_DENSE, f"{m} vs dense {control.iloc[0]['net']}", pruned, control, False, where)
+                net_b, method_b = control.iloc[0][["net", "method"]]
+                add(PRUNING_VS_DENSE, f"{m} vs dense {net_b} ({method_b})", pruned, control, False, where)
         if ratio <= HIGH_COMPRESSION:
             for mag in ("magl1", "magl2"):
                 add(MAGNITUDE_VS_OBD, f"{mag} vs obd", acc[mag], acc["obd"], True, where)
