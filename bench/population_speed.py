@@ -7,9 +7,9 @@ when CUDA is present) the trainer replays a CUDA graph per step; a row shows it 
 population half of which is frozen (done pruning; paper protocol), computing every replica or leaving the frozen
 ones out, per model-epoch of those still training.
 
-Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP quantized to 4 bits, written
-dense, as CSR and coded, at ratios 0.1, 0.01 and 0.002: bytes, load time, and batch 1 and 1,000 (median of repeated
-calls).
+Then CPU inference latency of exported artefacts: a magnitude-pruned 784-100-10 MLP quantized to 4 bits at ratios
+0.1, 0.01 and 0.002, and a LeNet-300-100 at 8 % quantized to 5 bits (Deep Compression's point), written dense, as
+CSR and coded: bytes, load time, and batch 1 and 1,000 (median of repeated calls).
 
     python bench/population_speed.py [--replicas 70] [--epochs 2] [--samples 50000] [--accelerator cpu|gpu]
     python bench/population_speed.py --only inference
@@ -250,20 +250,20 @@ def paper_grid_estimate(accelerator: str, samples: int, results: str) -> str:
             f"{compacted / 60:.1f} min leaving out the frozen\n   " + "\n   ".join(parts))
 
 
-def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000), bits=4) -> list[str]:
-    """One replica pruned to each ratio by global magnitude, its non-zero weights rounded to 2^`bits` levels per
-    layer (what quantization leaves), exported dense, as CSR and coded (the same weights), each loaded and timed;
-    and the bytes of the coded file of the unquantized weights."""
+def inference_rows(sizes=(D, H, C), ratios=(0.1, 0.01, 0.002), bits=4, batches=(1, 1000)) -> list[str]:
+    """One MLP of these layer `sizes` pruned to each ratio by global magnitude, its non-zero weights rounded to
+    2^`bits` levels per layer (what quantization leaves), exported dense, as CSR and coded (the same weights), each
+    loaded and timed; and the bytes of the coded file of the unquantized weights."""
     pop = Population.grid([0], list(ratios))
-    model = PopulationMLP(pop.streams, pop.per_stream, [D, H, C], "relu")
+    model = PopulationMLP(pop.streams, pop.per_stream, list(sizes), "relu")
     model.init_([torch.Generator().manual_seed(s) for s in pop.seeds("init")], "kaiming")
     scores = [layer.replica_weight().abs() for layer in model.layers]
     masks = prune_masks(scores, [layer.replica_mask() for layer in model.layers], 1 - torch.tensor(ratios))
     for layer, mask in zip(model.layers, masks):
         layer.set_replica_mask_(mask)
-    x = {b: torch.rand(b, D) for b in batches}
+    x = {b: torch.rand(b, sizes[0]) for b in batches}
     kinds = ("dense", "CSR", "coded")
-    rows = [f"{'ratio':>6} {'unquantized coded bytes':>24} " + " ".join(f"{f'{k} bytes':>11}" for k in kinds)
+    rows = [f"{'-'.join(map(str, sizes))}, {bits}-bit weights", f"{'ratio':>6} {'unquantized coded bytes':>24} " + " ".join(f"{f'{k} bytes':>11}" for k in kinds)
             + f" {'load ms CSR':>12} {'coded':>6} " + " ".join(f"{f'{k} ms b={b}':>{len(k) + 9}}" for b in batches for k in kinds)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         records = []
@@ -276,14 +276,14 @@ def inference_rows(ratios=(0.1, 0.01, 0.002), batches=(1, 1000), bits=4) -> list
         lossless = [export(Path(tmp) / f"{r}.safetensors", model, r, rec, standardization) for r, rec in enumerate(records)]
         quantize_(model, 1 << bits)
         for r, ratio in enumerate(ratios):
-            sizes, models, load_ms = [], [], []
+            nbytes, models, load_ms = [], [], []
             for kind in kinds:
                 path = Path(tmp) / f"{r}{kind}.safetensors"
-                sizes.append(export(path, model, r, records[r], standardization, dense=kind == "dense", coded=kind == "coded"))
+                nbytes.append(export(path, model, r, records[r], standardization, dense=kind == "dense", coded=kind == "coded"))
                 models.append(artefact.load(path))
                 load_ms.append(median_ms(lambda _: artefact.load(path), None, repeats=20, warmup=2))
             cells = [f"{median_ms(m, x[b], repeats=200 if b == 1 else 50):>{len(k) + 9}.4f}" for b in batches for k, m in zip(kinds, models)]
-            rows.append(f"{ratio:>6g} {lossless[r]:>24} " + " ".join(f"{n:>11}" for n in sizes)
+            rows.append(f"{ratio:>6g} {lossless[r]:>24} " + " ".join(f"{n:>11}" for n in nbytes)
                         + f" {load_ms[1]:>12.2f} {load_ms[2]:>6.2f} " + " ".join(cells))  # fmt: skip
     return rows
 
@@ -323,9 +323,9 @@ def main():
         training(args)
     if args.only != "training":
         torch.set_num_threads(args.inference_threads)
-        print(f"-- CPU inference, artefacts of a magnitude-pruned {D}-{H}-{C} MLP quantized to 4 bits, "
-              f"{torch.get_num_threads()} threads, median ms per load or call")
-        print("\n".join(inference_rows()))
+        print(f"-- CPU inference, artefacts of magnitude-pruned quantized MLPs, {torch.get_num_threads()} threads, "
+              "median ms per load or call")
+        print("\n".join(inference_rows() + inference_rows((D, 300, 100, C), (0.08,), bits=5)))
 
 
 def training(args):
