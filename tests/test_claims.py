@@ -94,6 +94,7 @@ def test_the_dense_control_trains_as_the_pruning_method_trains(tmp_path):
     dense = {"magl1": [0.70, 0.72, 0.71], "magl2": [0.97, 0.975, 0.98], "none": [0.40, 0.60, 0.50]}
     put("magl1", 1, 1.0, dense["magl1"], 805, l1)
     put("magl2", 1, 1.0, dense["magl2"], 805, l2)
+    put("magl2", 10, 1.0, [0.99, 0.99, 0.99], 7960, l2)
     put("none", 1, 1.0, dense["none"], 805)
     put("magl1", 100, 1.0, [0.97, 0.97, 0.971], 79510, l1)  # a table's ratio-1 row: a control, never a cell
     table = comparisons(load_results(store.root))
@@ -180,3 +181,30 @@ def test_a_deep_net_has_cells_and_tables_of_its_own(tmp_path):
         deep_table = tmp_path / f"table_{method}_300-100_fast.md"
         assert deep_table in tables and f"{method}, 300-100 hidden units" in deep_table.read_text()
     assert tmp_path / "table_magl1_100_fast.md" not in tables  # the paper's Table 1 holds it
+
+
+def test_the_figures_draw_the_dense_control_a_curve_per_regularizer(tmp_path):
+    """The claim's controls are what the figures draw: one dense curve per regularizer, in the colour of the method
+    it is drawn as; a dense width is no pruned curve of its own."""
+    from nncompress.report.figures import accuracy_curves
+    from nncompress.report.style import styles
+
+    store = NamedStore(tmp_path / "store")
+    l1, l2 = "nncompress.compression.regularizers.L1", "nncompress.compression.regularizers.L2"
+    for method, hidden, ratio, acc, regularizer in [("magl1", 100, 0.01, 0.95, l1), ("magl1", 100, 1.0, 0.97, l1),
+                                                    ("magl1", 1, 1.0, 0.7, l1), ("magl1", 2, 1.0, 0.8, l1),
+                                                    ("obd", 1, 1.0, 0.75, l2), ("magl2", 1, 1.0, 0.75, l2),
+                                                    ("none", 1, 1.0, 0.5, None), ("none", 2, 1.0, 0.6, None)]:  # fmt: skip
+        for seed in range(2):
+            record = model_record({"name": "mlp", "hidden": hidden}, ratio, seed, acc, 795 * hidden + 10, method=method)
+            if regularizer:
+                record["config"]["method"]["regularizer"] = {"_target_": regularizer, "_partial_": True}
+            store.put(record)
+    runs = load_results(store.root)
+    curves, _ = accuracy_curves(runs, "mnist", [("magl1", "mlp"), ("obd", "mlp")], "fast")
+    assert sorted(curves) == ["dense MLP (magl1)", "dense MLP (magl2)", "dense MLP (none)", "magl1, 100 hidden"]
+    assert curves["dense MLP (magl1)"]["m"].tolist() == [70.0, 80.0, 97.0]  # widths 1, 2, 100: MagL1's own runs
+    assert curves["magl1, 100 hidden"]["m"].round(6).tolist() == [95.0, 97.0]
+    looks = styles(runs)
+    assert looks.marks["dense:magl1"] == (looks.marks["magl1"][0], looks.marks["dense"][1])
+    assert curves["dense MLP (magl2)"].attrs["style"] == "dense:magl2" and curves["dense MLP (none)"].attrs["style"] == "dense"

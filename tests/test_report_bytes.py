@@ -184,7 +184,7 @@ def test_the_figure_is_written_once_and_summary_and_page_hold_the_budgets_only_w
 def test_a_deeper_net_takes_the_line_style_after_the_one_layer_nets():
     from nncompress.report.style import styles
 
-    runs = pd.DataFrame({"role": "pruned", "model": "mlp", "method": "magl1", "protocol": "fast",
+    runs = pd.DataFrame({"role": "pruned", "model": "mlp", "method": "magl1", "protocol": "fast", "ratio": 0.1,
                          "hidden": pd.array([100, 50, None], dtype="Int64"), "net": ["h100", "h50", "h300-100"]})  # fmt: skip
     looks = styles(runs)
     assert looks.nets == {"h100": "-", "h50": "--", "h300-100": "-."}

@@ -20,6 +20,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from ..pareto import convnet_front, convnet_variants
+from .controls import controls, dense_control, dense_controls, settings
 from .paper import PRUNING, other_methods
 from .stats import ALPHA, by_seed, difference
 
@@ -34,36 +35,6 @@ CLAIMS = (PRUNING_VS_HASHEDNET, MAGNITUDE_VS_OBD, L1_VS_L2, PRUNING_VS_CONVNET, 
 VERDICTS = ("holds", "not contradicted", "fails", "not tested")
 
 
-def controls(runs: pd.DataFrame) -> set[str]:
-    """The methods whose config marks them as controls (`control: true`, random pruning): compared with each paper
-    method like any new method, but never standing for "pruning" in the claims against HashedNet and dense MLPs."""
-    if "method.control" not in runs:
-        return set()
-    return set(runs.loc[runs["method.control"].eq(True), "method"])
-
-
-def recipe(rows: pd.DataFrame) -> pd.Series:
-    """Each run's regularizer ("" for none): what a dense control must share with the pruned runs it stands beside."""
-    column = "method.regularizer._target_"
-    return rows[column].fillna("") if column in rows else pd.Series("", index=rows.index)
-
-
-def dense_control(dense: pd.DataFrame, pruned: pd.DataFrame, method: str, size: str) -> pd.DataFrame:
-    """The unpruned runs (`dense`: ratio 1, one protocol and data) nearest `pruned` in size among those trained with
-    its regularizer: the method's own where it has some at that size, else one other method's (the first by name)."""
-    same = dense[recipe(dense) == recipe(pruned).iloc[0]]
-    control = nearest_in_size(same, pruned[size].mean(), size)
-    if control.empty:
-        return control
-    methods = set(control["method"])
-    return control[control["method"] == (method if method in methods else min(methods))]
-
-
-def settings(rows: pd.DataFrame, size: str) -> pd.DataFrame:
-    """One row per (net, ratio) setting of `rows` (`replicas.net`: its hidden sizes): its mean `size`."""
-    return rows.groupby(["net", "ratio"])[size].mean().reset_index()
-
-
 def smallest_at_least(rows: pd.DataFrame, limit: float, size: str) -> pd.DataFrame:
     """The replicas of the smallest setting of `rows` with a mean `size` of at least `limit`; none if all are smaller."""
     options = settings(rows, size)
@@ -72,16 +43,6 @@ def smallest_at_least(rows: pd.DataFrame, limit: float, size: str) -> pd.DataFra
         return rows.iloc[:0]
     net, ratio = options.iloc[0][["net", "ratio"]]
     return rows[(rows["net"] == net) & (rows["ratio"] == ratio)]
-
-
-def nearest_in_size(rows: pd.DataFrame, target: float, size: str) -> pd.DataFrame:
-    """The replicas of the setting of `rows` whose mean `size` is nearest `target` (by ratio: 2x off is as far as
-    half); none if `rows` is empty."""
-    options = settings(rows, size)
-    if options.empty or target <= 0:
-        return rows.iloc[:0]
-    net = options.loc[np.abs(np.log(options[size] / target)).idxmin(), "net"]
-    return rows[rows["net"] == net]
 
 
 def best_convnet_within(conv: pd.DataFrame, limit: float, size: str = "parameters") -> pd.DataFrame:
@@ -109,7 +70,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                          "at chance": int(a_rows["at_chance"].sum() + b_rows["at_chance"].sum())})  # fmt: skip
 
     mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
-    hashed, dense, baselines = runs[runs["role"] == "sized"], mlp[mlp["ratio"] == 1.0], controls(runs)
+    hashed, dense, baselines = runs[runs["role"] == "sized"], dense_controls(mlp), controls(runs)
     for (protocol, net, dataset, ratio), cell in mlp.groupby(["protocol", "net", "dataset", "ratio"]):
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "net": net, "ratio": ratio}

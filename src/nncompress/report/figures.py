@@ -15,7 +15,8 @@ from ..pareto import convnet_front, convnet_variants
 from . import ondisk
 from .paper import PRUNING, REFERENCE, mlp_parameters, other_methods
 from .stats import compressed_protocols, variant_data
-from .style import LINES, Styles, log_x, styles, title
+from .controls import dense_controls, recipe
+from .style import LINES, Styles, dense_key, log_x, styles, title
 
 FIGURES = {  # number: (dataset, the role of the compressed models it draws, see `figure_models`)
     1: ("mnist", "sized"),  # HashedNet
@@ -69,18 +70,31 @@ def points(rows: pd.DataFrame, by: str, size: str, **attrs) -> pd.DataFrame:
 def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, size: str = "parameters",
                     dense: bool = True) -> tuple[dict, str]:  # fmt: skip
     """Curves label -> points (see `points`): each (method, model) of `models`, one curve per hidden size; with
-    `dense` the unpruned MLPs (`method=none`) of every width as one curve; and the Pareto front in `size` of each
+    `dense` the unpruned MLPs of every width, one curve per regularizer (`dense_curves`); and the Pareto front in `size` of each
     ConvNet variant trained and tested on the same data. With the data they were computed on."""
     mlps = runs[(runs["protocol"] == protocol) & (runs["dataset"] == dataset)].dropna(subset=[size])
     curves = {}
     for method, model in models:
         for hidden, sel in mlps[(mlps["method"] == method) & (mlps["model"] == model)].groupby("hidden"):
+            if sel["role"].iat[0] == "pruned" and not (sel["ratio"] < 1).any():
+                continue  # a dense control's width (`dense_curves`), not a pruned net
             key = method if sel["role"].iat[0] == "pruned" else model
             curves[f"{key}, {hidden} hidden"] = points(sel, "ratio", size, style=key, hidden=hidden)
-    unpruned = mlps[(mlps["role"] == "pruned") & (mlps["method"] == "none")]
-    if dense and len(unpruned):
-        curves["dense MLP"] = points(unpruned, "hidden", size, style="dense")
+    if dense:
+        for method, unpruned in dense_curves(mlps).items():
+            curves[f"dense MLP ({method})"] = points(unpruned, "hidden", size, style=dense_key(method))
     return curves | convnet_curves(runs, dataset, mlps, size), "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
+
+
+def dense_curves(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The dense control's runs (`controls.dense_controls`), one curve per regularizer, drawn as one method's (the
+    one with the most widths, then the first by name: at ratio 1, methods with one regularizer train alike, MagL2
+    and OBD to the same weights): method -> its rows."""
+    dense, curves = dense_controls(runs), {}
+    for _, g in dense.groupby(recipe(dense)):
+        widths = g.groupby("method")["net"].nunique().sort_index()
+        curves[widths.idxmax()] = g[g["method"] == widths.idxmax()]
+    return curves
 
 
 def convnet_curves(runs: pd.DataFrame, dataset: str, mlps: pd.DataFrame, size: str) -> dict:

@@ -59,7 +59,7 @@ class Styles:
         a grey line per hidden size, a dashed line per ConvNet front, and the paper's hollow marker when it is drawn:
         a handful of entries however many curves cross them."""
         keys = {c["style"] for c in drawn if c["style"] != "convnet" and "combination" not in c}
-        handles = [Line2D([], [], color=self.marks[k][0], marker=self.marks[k][1], ls="none", label=NAMES.get(k, k))
+        handles = [Line2D([], [], color=self.marks[k][0], marker=self.marks[k][1], ls="none", label=name(k))
                    for k in self.marks if k in keys]  # fmt: skip
         order = list(self.marks)  # a combination after its base, the bases in the order of their marks
         combinations = sorted({c["combination"] for c in drawn if "combination" in c},
@@ -79,6 +79,19 @@ class Styles:
         return handles
 
 
+def dense_key(method: str) -> str:
+    """The style key of the dense MLPs trained as `method` trains (ratio 1): its colour and the dense marker;
+    "dense" for method=none's."""
+    return "dense" if method == "none" else f"dense:{method}"
+
+
+def name(key: str) -> str:
+    """A style key's legend entry."""
+    if key.startswith("dense:"):
+        return f"dense MLP trained as {key.removeprefix('dense:')} (ratio 1, one point per width)"
+    return NAMES.get(key, key)
+
+
 def shipped_methods() -> list[str]:
     """The pruning methods the package ships but the paper's (and `none`, no pruning), sorted."""
     return sorted({p.stem for p in (CONF_DIR / "method").glob("*.yaml")} - FIXED.keys() - {"none"})
@@ -91,7 +104,9 @@ def styles(runs: pd.DataFrame) -> Styles:
     others = shipped + sorted((set(other_methods(runs)) | sized) - FIXED.keys() - set(shipped))
     marks = FIXED | {name: (OTHER_COLOURS[i % len(OTHER_COLOURS)], OTHER_MARKERS[i % len(OTHER_MARKERS)])
                      for i, name in enumerate(others)}  # fmt: skip
-    per_width = (runs["role"] == "sized") | (runs["role"] == "pruned") & (runs["method"] != "none")  # dense: one curve
+    marks |= {dense_key(m): (marks.get(m, FIXED["dense"])[0], FIXED["dense"][1])
+              for m in sorted(set(runs.loc[(runs["role"] == "pruned") & (runs["ratio"] == 1.0), "method"]))}  # fmt: skip
+    per_width = (runs["role"] == "sized") | (runs["role"] == "pruned") & (runs["ratio"] < 1)  # dense: a curve apiece
     hidden = sorted(set(runs.loc[per_width, "hidden"].dropna()), reverse=True)
     fronts = sorted(set(runs.loc[runs["role"] == "reference", "protocol"]))
     single = [net({"hidden": h}) for h in hidden]
