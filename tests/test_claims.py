@@ -97,7 +97,10 @@ def test_the_dense_control_trains_as_the_pruning_method_trains(tmp_path):
     put("magl2", 10, 1.0, [0.99, 0.99, 0.99], 7960, l2)
     put("none", 1, 1.0, dense["none"], 805)
     put("magl1", 100, 1.0, [0.97, 0.97, 0.971], 79510, l1)  # a table's ratio-1 row: a control, never a cell
+    for seed in range(3):  # a HashedNet as large as every ratio-1 net: no ratio-1 cell meets it either
+        store.put(model_record({"name": "hashednet", "hidden": 100}, 1.0, seed, 0.9, 79510))
     table = comparisons(load_results(store.root))
+    assert set(table["ratio"]) == {0.01} and set(table["net"]) == {"h100"}
     rows = table[table["claim"] == PRUNING_VS_DENSE].set_index("comparison")
     assert sorted(rows.index) == ["lth vs dense h1 (none)", "magl1 vs dense h1 (magl1)", "obd vs dense h1 (magl2)"]
     assert set(rows["ratio"]) == {0.01}
@@ -186,7 +189,7 @@ def test_a_deep_net_has_cells_and_tables_of_its_own(tmp_path):
 def test_the_figures_draw_the_dense_control_a_curve_per_regularizer(tmp_path):
     """The claim's controls are what the figures draw: one dense curve per regularizer, in the colour of the method
     it is drawn as; a dense width is no pruned curve of its own."""
-    from nncompress.report.figures import accuracy_curves
+    from nncompress.report.figures import accuracy_curves, bytes_curves
     from nncompress.report.style import styles
 
     store = NamedStore(tmp_path / "store")
@@ -197,10 +200,12 @@ def test_the_figures_draw_the_dense_control_a_curve_per_regularizer(tmp_path):
                                                     ("none", 1, 1.0, 0.5, None), ("none", 2, 1.0, 0.6, None)]:  # fmt: skip
         for seed in range(2):
             record = model_record({"name": "mlp", "hidden": hidden}, ratio, seed, acc, 795 * hidden + 10, method=method)
+            record["artefact_bytes"] = 4 * record["parameters"]
             if regularizer:
                 record["config"]["method"]["regularizer"] = {"_target_": regularizer, "_partial_": True}
             store.put(record)
     runs = load_results(store.root)
+    assert sorted(bytes_curves(runs, "mnist", "fast")[0]) == ["dense", "magl1, h100"]  # in bytes: none's widths
     curves, _ = accuracy_curves(runs, "mnist", [("magl1", "mlp"), ("obd", "mlp")], "fast")
     assert sorted(curves) == ["dense MLP (magl1)", "dense MLP (magl2)", "dense MLP (none)", "magl1, 100 hidden"]
     assert curves["dense MLP (magl1)"]["m"].tolist() == [70.0, 80.0, 97.0]  # widths 1, 2, 100: MagL1's own runs

@@ -75,7 +75,7 @@ CASES = {  # name: (shape, non-zero weights, distinct values, empty rows)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_streams_decode_bit_exact(case, dtype):
     """Both variants of each layer decode to its bits; export's is the shorter (raw for one weight: a codebook of
-    one costs its code table's byte more; the codebook wherever values repeat enough)."""
+    one adds its one code to the stream; the codebook wherever values repeat enough)."""
     shape, nonzero, levels, empty = CASES[case]
     w, bias = layer(shape, nonzero, levels, dtype, empty_rows=empty)
     raw, book = variants(w, bias)
@@ -110,7 +110,7 @@ def test_hand_counted_stream_and_file():
 
 
 def test_extra_bits_round_trip_at_every_width():
-    """Values of widths 0 to 25 (a 2^26-weight layer's gaps), packed one after another across byte boundaries,
+    """Values of widths 0 to 25 (beyond a 2^24-weight layer's gaps, 23 at most), packed one after another across byte boundaries,
     read back; one byte too many, or a set padding bit, is refused."""
     rng = np.random.default_rng(0)
     widths = rng.integers(0, 26, size=5000)
@@ -125,6 +125,21 @@ def test_extra_bits_round_trip_at_every_width():
     if widths.sum() % 8:
         with pytest.raises(ValueError, match="bits after"):
             codec.read_bits(np.append(packed[:-1], packed[-1] | 1).astype(np.uint8), widths)
+
+
+def test_a_forged_symbol_is_refused():
+    """A code past its codebook, or a gap class wider than the layer, is a ValueError (not an IndexError, nor a
+    shift past 64 bits); a gap that runs past the layer too."""
+    head, book = np.zeros(2, "<f4").tobytes(), np.array([0.5, 1.0], np.float32)
+    past = codec.stream(head, book, np.array([1, 2]), np.array([0, 2]))  # code 2 of a 2-value codebook
+    with pytest.raises(ValueError, match="a code 2 into a codebook of 2 values"):
+        codec.decode(past, 2, 20, 2, torch.float32)
+    wide = codec.stream(head, book, np.array([1, 40]), np.array([0, 1]))  # 40: 6 bits; a 20-weight layer's gaps: 5
+    with pytest.raises(ValueError, match="a gap of 6 bits in a 20-weight layer"):
+        codec.decode(wide, 2, 20, 2, torch.float32)
+    beyond = codec.stream(head, book, np.array([12, 10]), np.array([0, 1]))  # positions 12, 23
+    with pytest.raises(ValueError, match="a weight at position 23 of a 20-weight layer"):
+        codec.decode(beyond, 2, 20, 2, torch.float32)
 
 
 def test_symbols_inflate_to_their_count_and_no_further():

@@ -77,8 +77,8 @@ def deflated(parts: list[np.ndarray]) -> bytes:
 
 def decode(data: np.ndarray, outputs: int, size: int, nonzero: int, dtype: torch.dtype) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """(positions, values, bias) of the stream of a layer of `outputs` units whose `size`-long flat weights in
-    `dtype` hold `nonzero` non-zero values: positions ascending, int64. ValueError (one line) unless the stream is
-    exactly that."""
+    `dtype` hold `nonzero` non-zero values: positions ascending, int64. ValueError (one line) unless the stream
+    decodes to exactly that (DEFLATE's own padding bits are not checked)."""
     reader = Reader(np.asarray(data, dtype=np.uint8))
     bias = torch.from_numpy(np.frombuffer(reader.take(4 * outputs), dtype="<f4").astype(np.float32))
     k = reader.leb128()

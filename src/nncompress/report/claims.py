@@ -72,6 +72,8 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
     mlp, others = runs[runs["role"] == "pruned"], other_methods(runs)
     hashed, dense, baselines = runs[runs["role"] == "sized"], dense_controls(mlp), controls(runs)
     for (protocol, net, dataset, ratio), cell in mlp.groupby(["protocol", "net", "dataset", "ratio"]):
+        if ratio >= 1:
+            continue  # no weight pruned: a dense MLP (a table's first row, a dense control's width), never pruning
         acc = {m: cell[cell["method"] == m] for m in PRUNING + tuple(others)}
         where = {"protocol": protocol, "dataset": dataset, "net": net, "ratio": ratio}
         data = set(cell["data_key"])
@@ -86,7 +88,7 @@ def comparisons(runs: pd.DataFrame, size: str = "parameters") -> pd.DataFrame:
                     add(PRUNING_VS_HASHEDNET, f"{m} vs hashednet {h_net} r{h_ratio:g} ({variant})", pruned, best,
                         paired, where)  # fmt: skip
             same = dense[(dense["protocol"] == protocol) & (dense["dataset"] == dataset) & dense["data_key"].isin(data)]
-            control = dense_control(same, pruned, m, size) if ratio < 1 else same.iloc[:0]
+            control = dense_control(same, pruned, m, size)
             if len(control):
                 net_b, method_b = control.iloc[0][["net", "method"]]
                 add(PRUNING_VS_DENSE, f"{m} vs dense {net_b} ({method_b})", pruned, control, False, where)

@@ -81,8 +81,8 @@ def accuracy_curves(runs: pd.DataFrame, dataset: str, models, protocol: str, siz
             key = method if sel["role"].iat[0] == "pruned" else model
             curves[f"{key}, {hidden} hidden"] = points(sel, "ratio", size, style=key, hidden=hidden)
     if dense:
-        for method, unpruned in dense_curves(mlps).items():
-            curves[f"dense MLP ({method})"] = points(unpruned, "hidden", size, style=dense_key(method))
+        for name, unpruned in dense_curves(mlps).items():
+            curves[f"dense MLP ({name})"] = points(unpruned, "hidden", size, style=dense_key(unpruned["method"].iat[0]))
     return curves | convnet_curves(runs, dataset, mlps, size), "; ".join(sorted(set(mlps["data"]))) or "no MLP runs"
 
 
@@ -91,9 +91,10 @@ def dense_curves(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     one with the most widths, then the first by name: at ratio 1, methods with one regularizer train alike, MagL2
     and OBD to the same weights): method -> its rows."""
     dense, curves = dense_controls(runs), {}
-    for _, g in dense.groupby(recipe(dense)):
-        widths = g.groupby("method")["net"].nunique().sort_index()
-        curves[widths.idxmax()] = g[g["method"] == widths.idxmax()]
+    for regularizer, g in dense.groupby(recipe(dense)):
+        method = g.groupby("method")["net"].nunique().sort_index().idxmax()
+        name = method if method not in curves else f"{method}, {regularizer.rsplit('.', 1)[-1] or 'no regularizer'}"
+        curves[name] = g[g["method"] == method]  # (one method's runs under two regularizers: a curve each)
     return curves
 
 
@@ -119,6 +120,8 @@ def bytes_curves(runs: pd.DataFrame, dataset: str, protocol: str) -> tuple[dict,
     curves = {}
     for label, g in cells.groupby(cells["combination"].where(dense, cells["combination"] + ", " + cells["net"])):
         combination = g["combination"].iat[0]
+        if label != combination and not (g["ratio"] < 1).any():
+            continue  # a dense control's width (ratio 1), not a compressed net
         curves[label] = g.sort_values("bytes").rename(columns={"bytes": "p", "acc": "m", "std": "s"})
         curves[label].attrs.update(style=combination.split("+")[0], combination=combination,
                                    **({"net": g["net"].iat[0]} if label != combination else {}))  # fmt: skip
@@ -191,8 +194,8 @@ def size_panels(runs: pd.DataFrame, size: str) -> list[tuple[str, str]]:
 
 
 def size_curves(runs: pd.DataFrame, size: str, dataset: str, protocol: str) -> tuple[dict, str]:
-    """Accuracy vs `size` (`SIZES`): every compressed method and model that has it on `dataset`, the dense MLPs as
-    one curve."""
+    """Accuracy vs `size` (`SIZES`): every compressed method and model that has it on `dataset`, the dense MLPs a
+    curve per regularizer (`dense_curves`)."""
     sel = runs[(runs["dataset"] == dataset) & runs["role"].isin(["pruned", "sized"]) & runs[size].notna()]
     sel = sel[(sel["role"] == "sized") | (sel["method"] != "none")]
     models = sorted(set(zip(sel["method"], sel["model"])))
