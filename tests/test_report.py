@@ -694,3 +694,17 @@ def test_the_page_leaves_out_what_has_nothing_to_show_and_says_so_in_one_line(tm
             "the best at each byte budget (no artefacts); figures.") in page  # fmt: skip
     assert 'id="claims"' not in page and 'id="figures"' not in page and "Tables, protocol <code>hashednet</code>" not in page
     assert '>Tables, protocol <code>fast</code></h2>' in page and "12 claim rows not tested left out" in page
+
+
+def test_a_legend_of_long_labels_takes_fewer_columns_and_stays_within_its_figure():
+    from matplotlib.lines import Line2D
+
+    from nncompress.report.figures import canvas
+    from nncompress.report.style import legend_below
+
+    for label, columns in (("magl1", {4}), ("ConvNet front (convnet_dataset.val_size=5000, a long variant)", {1, 2, 3})):
+        fig, _ = canvas()
+        legend = legend_below(fig, [Line2D([], [], label=f"{label} {i}") for i in range(9)])
+        renderer = fig.canvas.get_renderer()
+        assert legend._ncols in columns and legend.get_window_extent(renderer).width <= fig.bbox.width
+        assert len(fig.legends) == 1  # the wider tries are gone

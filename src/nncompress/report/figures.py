@@ -16,7 +16,7 @@ from . import ondisk
 from .paper import PRUNING, REFERENCE, mlp_parameters, other_methods
 from .stats import compressed_protocols, variant_data
 from .controls import dense_controls, recipe
-from .style import LINES, Styles, dense_key, log_x, styles, title
+from .style import LINES, Styles, dense_key, legend_below, log_x, styles, title
 
 FIGURES = {  # number: (dataset, the role of the compressed models it draws, see `figure_models`)
     1: ("mnist", "sized"),  # HashedNet
@@ -225,7 +225,7 @@ def plot(curves: dict, paper: dict, xlabel: str, heading: str, looks: Styles, ex
     ax.set_ylabel("test accuracy (%)")
     fig.suptitle(title(heading), fontsize=9)
     handles = looks.legend([g.attrs for g in curves.values()], bool(paper)) + (extra(ax) if extra else [])
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    legend_below(fig, handles)
     ax.grid(True, which="both", alpha=0.3)
     log_x(ax)
     return fig

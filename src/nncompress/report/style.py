@@ -25,7 +25,7 @@ from .paper import other_methods
 # style key -> (colour, marker): the paper's methods, then the model families ("dense": unpruned MLPs of every width)
 FIXED = {"magl1": ("tab:blue", "o"), "magl2": ("tab:orange", "s"), "obd": ("tab:green", "^"),
          "hashednet": ("tab:purple", "D"), "convnet": ("tab:gray", "P"), "dense": ("tab:brown", "X")}  # fmt: skip
-NAMES = {"hashednet": "HashedNet", "dense": "dense MLP (method=none, one point per width)"}
+NAMES = {"hashednet": "HashedNet", "dense": "dense MLP (method=none)"}  # a dense curve: a point per width
 # tab10's colours that FIXED leaves (red, pink, olive, cyan), then Dark2's; the markers none of FIXED uses
 OTHER_COLOURS = tuple(colormaps["tab10"].colors[i] for i in (3, 6, 8, 9)) + tuple(colormaps["Dark2"].colors)
 OTHER_MARKERS = "v<>h*pd8H"
@@ -79,6 +79,17 @@ class Styles:
         return handles
 
 
+def legend_below(fig, handles: list, most: int = 4):
+    """The legend under the axes in as many columns (at most `most`) as fit the figure's width: long labels (a
+    ConvNet variant's) take fewer columns rather than run off its edges."""
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(most, 0, -1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=8)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return legend
+        legend.remove()
+
+
 def dense_key(method: str) -> str:
     """The style key of the dense MLPs trained as `method` trains (ratio 1): its colour and the dense marker;
     "dense" for method=none's."""
@@ -88,7 +99,7 @@ def dense_key(method: str) -> str:
 def name(key: str) -> str:
     """A style key's legend entry."""
     if key.startswith("dense:"):
-        return f"dense MLP trained as {key.removeprefix('dense:')} (ratio 1, one point per width)"
+        return f"dense MLP, as {key.removeprefix('dense:')} trains"
     return NAMES.get(key, key)
 
 
