@@ -73,6 +73,8 @@ def test_pruning_meets_the_dense_mlp_nearest_its_size(tmp_path):
     assert np.isclose(row["p"], ttest_ind(a, b, equal_var=False).pvalue) and row["verdict"] == "supports"
     apart = store_of(tmp_path / "apart", pruned, {}, dense, dense_protocol="paper")  # trained otherwise: no control
     assert comparisons(apart).empty  # the only comparison there would be the dense control's
+    larger = store_of(tmp_path / "larger", pruned, {}, {3: dense[1]})  # 2,395 parameters: 2.6x the pruned net's 904
+    assert comparisons(larger).empty  # no dense MLP of its size: not tested
 
 
 def test_the_dense_control_trains_as_the_pruning_method_trains(tmp_path):

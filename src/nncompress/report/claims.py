@@ -11,9 +11,10 @@ paper's in every cell they share, under a claim of its own per paper method, `<m
 The paper's headline claim, pruning beats HashedNet, sets each pruning method against the smallest HashedNet setting
 at least as large, per HashedNet protocol variant: paired by seed when both trained under one protocol at one ratio
 (the same data order per seed), by Welch's test otherwise. The dense control sets each pruned cell (ratio < 1)
-against the unpruned MLP (ratio 1) of the nearest size trained as the pruning method trains, under the same protocol
-and data: with the same regularizer (MagL1's dense runs for MagL1; MagL2's, OBD's... for the L2 methods; method=none
-for LTH), as Blalock et al. ask a control to differ by the pruning alone (Welch: nothing is shared).
+against the unpruned MLP (ratio 1) of the nearest size (within a factor of 2) trained as the pruning method trains,
+under the same protocol and data: with the same regularizer (MagL1's dense runs for MagL1; MagL2's, OBD's... for
+the L2 methods; method=none's for LTH), so that a control differs by as little as the runs allow (`controls`; Welch:
+nothing is shared).
 """
 import numpy as np
 import pandas as pd

@@ -4,6 +4,10 @@ trains (its regularizer, ratio 1), so that the two differ by the pruning alone."
 import numpy as np
 import pandas as pd
 
+# "Equal size" for the dense control: parameter counts within this factor (a dense MLP's widths step by 795 parameters,
+# and none is smaller than width 1's 805: a pruned net of fewer than half that has no dense net of its size).
+EQUAL_SIZE = 2.0
+
 
 def controls(runs: pd.DataFrame) -> set[str]:
     """The methods whose config marks them as controls (`control: true`, random pruning): compared with each paper
@@ -41,11 +45,13 @@ def settings(rows: pd.DataFrame, size: str) -> pd.DataFrame:
     return rows.groupby(["net", "ratio"])[size].mean().reset_index()
 
 
-def nearest_in_size(rows: pd.DataFrame, target: float, size: str) -> pd.DataFrame:
+def nearest_in_size(rows: pd.DataFrame, target: float, size: str, within: float = EQUAL_SIZE) -> pd.DataFrame:
     """The replicas of the setting of `rows` whose mean `size` is nearest `target` (by ratio: 2x off is as far as
-    half); none if `rows` is empty."""
+    half), if it is within a factor `within` of it; none otherwise."""
     options = settings(rows, size)
     if options.empty or target <= 0:
         return rows.iloc[:0]
-    net = options.loc[np.abs(np.log(options[size] / target)).idxmin(), "net"]
-    return rows[rows["net"] == net]
+    distance = np.abs(np.log(options[size] / target))
+    if distance.min() > np.log(within):
+        return rows.iloc[:0]
+    return rows[rows["net"] == options.loc[distance.idxmin(), "net"]]

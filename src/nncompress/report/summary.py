@@ -56,8 +56,8 @@ def write_summary(runs: pd.DataFrame, out: Path, missing: list[str] | None = Non
         "them per cell. A pruning method the paper did not test is A in a claim of its "
         "own against each of the paper's (`method >= paper method`), in every cell they share. Pruning is set against "
         "the smallest HashedNet at least as large (paired when both trained under one protocol at one ratio) and "
-        "against the unpruned MLP of the nearest size trained with the same regularizer under the same protocol "
-        "(Welch; the comparison names the method it was trained as: `obd vs dense h10 (magl2)`).",
+        "against the unpruned MLP of the nearest size (within a factor of 2) trained with the same regularizer under "
+        "the same protocol (Welch; the comparison names the method it was trained as: `obd vs dense h10 (magl2)`).",
         "",
         "Datasets regenerated from MNIST rather than the original files: " + (", ".join(regenerated) or "none") + ".",
         "",
